@@ -1,0 +1,164 @@
+import datetime
+
+from billing.v1 import plan_pb2 as _plan_pb2
+from billing.v1 import subscription_pb2 as _subscription_pb2
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DenialReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DENIAL_REASON_UNSPECIFIED: _ClassVar[DenialReason]
+    DENIAL_REASON_QUOTA_EXCEEDED: _ClassVar[DenialReason]
+    DENIAL_REASON_SUBSCRIPTION_INACTIVE: _ClassVar[DenialReason]
+    DENIAL_REASON_PRIMITIVE_NOT_PERMITTED: _ClassVar[DenialReason]
+DENIAL_REASON_UNSPECIFIED: DenialReason
+DENIAL_REASON_QUOTA_EXCEEDED: DenialReason
+DENIAL_REASON_SUBSCRIPTION_INACTIVE: DenialReason
+DENIAL_REASON_PRIMITIVE_NOT_PERMITTED: DenialReason
+
+class QuotaStanding(_message.Message):
+    __slots__ = ("used", "limit", "remaining", "unlimited", "period_start", "period_end", "plan_key")
+    USED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    UNLIMITED_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    PLAN_KEY_FIELD_NUMBER: _ClassVar[int]
+    used: int
+    limit: int
+    remaining: int
+    unlimited: bool
+    period_start: _timestamp_pb2.Timestamp
+    period_end: _timestamp_pb2.Timestamp
+    plan_key: str
+    def __init__(self, used: _Optional[int] = ..., limit: _Optional[int] = ..., remaining: _Optional[int] = ..., unlimited: _Optional[bool] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_key: _Optional[str] = ...) -> None: ...
+
+class CheckQuotaRequest(_message.Message):
+    __slots__ = ("tenant_id", "primitive", "quantity")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIMITIVE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    primitive: str
+    quantity: int
+    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class CheckQuotaResponse(_message.Message):
+    __slots__ = ("allowed", "reason", "standing")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STANDING_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    reason: DenialReason
+    standing: QuotaStanding
+    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[DenialReason, str]] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ...) -> None: ...
+
+class ConsumeQuotaRequest(_message.Message):
+    __slots__ = ("tenant_id", "primitive", "quantity", "idempotency_key")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIMITIVE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    primitive: str
+    quantity: int
+    idempotency_key: str
+    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class ConsumeQuotaResponse(_message.Message):
+    __slots__ = ("usage_event_id", "standing", "replayed")
+    USAGE_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STANDING_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    usage_event_id: str
+    standing: QuotaStanding
+    replayed: bool
+    def __init__(self, usage_event_id: _Optional[str] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class RecordUsageRequest(_message.Message):
+    __slots__ = ("tenant_id", "primitive", "quantity", "idempotency_key", "occurred_at")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIMITIVE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    primitive: str
+    quantity: int
+    idempotency_key: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordUsageResponse(_message.Message):
+    __slots__ = ("usage_event_id", "standing", "replayed")
+    USAGE_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STANDING_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    usage_event_id: str
+    standing: QuotaStanding
+    replayed: bool
+    def __init__(self, usage_event_id: _Optional[str] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class RefundUsageRequest(_message.Message):
+    __slots__ = ("usage_event_id",)
+    USAGE_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    usage_event_id: str
+    def __init__(self, usage_event_id: _Optional[str] = ...) -> None: ...
+
+class RefundUsageResponse(_message.Message):
+    __slots__ = ("refunded", "standing")
+    REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    STANDING_FIELD_NUMBER: _ClassVar[int]
+    refunded: bool
+    standing: QuotaStanding
+    def __init__(self, refunded: _Optional[bool] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("tenant_id", "as_of")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("plan", "status", "period", "quotas", "usage", "period_start", "period_end")
+    class QuotasEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class UsageEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    plan: str
+    status: _subscription_pb2.SubscriptionStatus
+    period: _plan_pb2.Period
+    quotas: _containers.ScalarMap[str, int]
+    usage: _containers.ScalarMap[str, int]
+    period_start: _timestamp_pb2.Timestamp
+    period_end: _timestamp_pb2.Timestamp
+    def __init__(self, plan: _Optional[str] = ..., status: _Optional[_Union[_subscription_pb2.SubscriptionStatus, str]] = ..., period: _Optional[_Union[_plan_pb2.Period, str]] = ..., quotas: _Optional[_Mapping[str, int]] = ..., usage: _Optional[_Mapping[str, int]] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

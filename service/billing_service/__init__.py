@@ -1,0 +1,1 @@
+"""Customer billing and quota service."""

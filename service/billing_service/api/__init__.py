@@ -1,0 +1,1 @@
+"""The gRPC API: servicers (proto <-> domain), the error table, the server."""

@@ -1,0 +1,143 @@
+"""proto <-> domain conversions, shared by the servicers."""
+
+from datetime import UTC, datetime
+
+from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
+from google.protobuf import timestamp_pb2
+
+from ..domain.errors import InvalidArgument
+from ..domain.models import (
+    AccountKit,
+    DenialReason,
+    Period,
+    Plan,
+    Standing,
+    SubscriptionStatus,
+    TenantTerms,
+    Window,
+)
+from ..domain.periods import window_at
+
+PERIOD_TO_PROTO = {
+    Period.DAY: plan_pb2.PERIOD_DAY,
+    Period.WEEK: plan_pb2.PERIOD_WEEK,
+    Period.MONTH: plan_pb2.PERIOD_MONTH,
+    Period.YEAR: plan_pb2.PERIOD_YEAR,
+}
+PERIOD_FROM_PROTO = {v: k for k, v in PERIOD_TO_PROTO.items()}
+
+STATUS_TO_PROTO = {
+    SubscriptionStatus.ACTIVE: subscription_pb2.SUBSCRIPTION_STATUS_ACTIVE,
+    SubscriptionStatus.TRIALING: subscription_pb2.SUBSCRIPTION_STATUS_TRIALING,
+    SubscriptionStatus.PAST_DUE: subscription_pb2.SUBSCRIPTION_STATUS_PAST_DUE,
+    SubscriptionStatus.CANCELED: subscription_pb2.SUBSCRIPTION_STATUS_CANCELED,
+    SubscriptionStatus.UNPAID: subscription_pb2.SUBSCRIPTION_STATUS_UNPAID,
+    SubscriptionStatus.INCOMPLETE: subscription_pb2.SUBSCRIPTION_STATUS_INCOMPLETE,
+    SubscriptionStatus.INCOMPLETE_EXPIRED: subscription_pb2.SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED,
+    SubscriptionStatus.PAUSED: subscription_pb2.SUBSCRIPTION_STATUS_PAUSED,
+}
+STATUS_FROM_PROTO = {v: k for k, v in STATUS_TO_PROTO.items()}
+
+DENIAL_TO_PROTO = {
+    None: usage_pb2.DENIAL_REASON_UNSPECIFIED,
+    DenialReason.QUOTA_EXCEEDED: usage_pb2.DENIAL_REASON_QUOTA_EXCEEDED,
+    DenialReason.SUBSCRIPTION_INACTIVE: usage_pb2.DENIAL_REASON_SUBSCRIPTION_INACTIVE,
+    DenialReason.PRIMITIVE_NOT_PERMITTED: usage_pb2.DENIAL_REASON_PRIMITIVE_NOT_PERMITTED,
+}
+
+
+def period_from_proto(field: str, value: int) -> Period | None:
+    """None for PERIOD_UNSPECIFIED (the default applies)."""
+    if value == plan_pb2.PERIOD_UNSPECIFIED:
+        return None
+    if value not in PERIOD_FROM_PROTO:
+        raise InvalidArgument(field, f"unknown period {value}")
+    return PERIOD_FROM_PROTO[value]  # type: ignore[index]
+
+
+def status_from_proto(field: str, value: int) -> SubscriptionStatus | None:
+    if value == subscription_pb2.SUBSCRIPTION_STATUS_UNSPECIFIED:
+        return None
+    if value not in STATUS_FROM_PROTO:
+        raise InvalidArgument(field, f"unknown subscription status {value}")
+    return STATUS_FROM_PROTO[value]  # type: ignore[index]
+
+
+def timestamp(at: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(at)
+    return ts
+
+
+def optional_datetime(field: str, message: object, name: str) -> datetime | None:
+    """A Timestamp field as an aware datetime, None when unset."""
+    if not message.HasField(name):  # type: ignore[attr-defined]
+        return None
+    ts: timestamp_pb2.Timestamp = getattr(message, name)
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(field, "is not a valid timestamp") from None
+
+
+def kit_to_proto(kit: AccountKit) -> account_kit_pb2.AccountKit:
+    return account_kit_pb2.AccountKit(
+        id=kit.id,
+        name=kit.name,
+        primitives=kit.primitives,
+        permissions=kit.permissions,
+        create_time=timestamp(kit.created_at),
+        update_time=timestamp(kit.updated_at),
+    )
+
+
+def plan_to_proto(plan: Plan) -> plan_pb2.Plan:
+    return plan_pb2.Plan(
+        key=plan.key,
+        name=plan.name,
+        account_kit_id=plan.account_kit_id or "",
+        stripe_price_id=plan.stripe_price_id or "",
+        quotas=plan.quotas,
+        period=PERIOD_TO_PROTO[plan.period],
+        archived=plan.archived,
+        create_time=timestamp(plan.created_at),
+        update_time=timestamp(plan.updated_at),
+    )
+
+
+def subscription_to_proto(terms: TenantTerms, now: datetime) -> subscription_pb2.Subscription:
+    sub, plan = terms.subscription, terms.plan
+    assert sub is not None and plan is not None
+    window = window_at(plan.period, sub.current_period_end, now)
+    message = subscription_pb2.Subscription(
+        tenant_id=sub.tenant_id,
+        plan_key=sub.plan_key,
+        status=STATUS_TO_PROTO[sub.status],
+        stripe_customer_id=sub.stripe_customer_id or "",
+        stripe_subscription_id=sub.stripe_subscription_id or "",
+        period=PERIOD_TO_PROTO[plan.period],
+        period_start=timestamp(window.start),
+        period_end=timestamp(window.end),
+        account_kit_id=sub.account_kit_id or "",
+        create_time=timestamp(sub.created_at),
+        update_time=timestamp(sub.updated_at),
+    )
+    if sub.current_period_end is not None:
+        message.current_period_end.CopyFrom(timestamp(sub.current_period_end))
+    return message
+
+
+def standing_to_proto(standing: Standing) -> usage_pb2.QuotaStanding:
+    return usage_pb2.QuotaStanding(
+        used=standing.used,
+        limit=standing.limit or 0,
+        remaining=standing.remaining,
+        unlimited=standing.limit is None,
+        period_start=timestamp(standing.window.start),
+        period_end=timestamp(standing.window.end),
+        plan_key=standing.plan_key or "",
+    )
+
+
+def window_fields(window: Window) -> dict[str, timestamp_pb2.Timestamp]:
+    return {"period_start": timestamp(window.start), "period_end": timestamp(window.end)}

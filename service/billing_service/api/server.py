@@ -1,0 +1,99 @@
+"""The gRPC server: servicers, health, reflection, graceful shutdown."""
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from billing.v1 import (
+    account_kit_pb2,
+    account_kit_pb2_grpc,
+    plan_pb2,
+    plan_pb2_grpc,
+    subscription_pb2,
+    subscription_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..app import App
+from .interceptor import ApiInterceptor
+from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    account_kit_pb2.DESCRIPTOR.services_by_name["AccountKitService"].full_name,
+    plan_pb2.DESCRIPTOR.services_by_name["PlanService"].full_name,
+    subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"].full_name,
+    usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
+)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, then let in-flight RPCs finish within `grace`."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(app: App, address: str) -> RunningServer:
+    server = grpc.aio.server(
+        interceptors=[ApiInterceptor(app.authenticator)],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    account_kit_pb2_grpc.add_AccountKitServiceServicer_to_server(
+        AccountKitServicer(app.catalog), server
+    )
+    plan_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(app.catalog), server)
+    subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
+        SubscriptionServicer(app.subscriptions, app.clock), server
+    )
+    usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(app.engine), server)
+
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {address}")
+    await server.start()
+    return RunningServer(server, health_servicer, port)
+
+
+async def serve_until_signalled(app: App) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start_server(app, app.settings.grpc_addr)
+    log.info("gRPC listening on %s", app.settings.grpc_addr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    gateway = None
+    if app.settings.http_addr:
+        from ..gateway.server import start_gateway
+
+        gateway = await start_gateway(app.settings.http_addr, f"127.0.0.1:{running.port}")
+        log.info("REST gateway listening on %s", app.settings.http_addr)
+    try:
+        await stop.wait()
+    finally:
+        log.info(
+            "shutting down: NOT_SERVING, draining for %ss", app.settings.shutdown_grace_seconds
+        )
+        if gateway is not None:
+            await gateway.stop()
+        await running.stop(app.settings.shutdown_grace_seconds)
+        await app.close()

@@ -1,0 +1,124 @@
+"""The `billing-service` command."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+
+from .app import App, open_app
+from .clock import SystemClock
+from .config import Settings
+from .domain.errors import DomainError
+from .logic.auth import mint_key
+from .storage import migrate
+from .storage.engine import create_engines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="billing-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gRPC server (and the REST gateway)")
+    commands.add_parser("migrate", help="apply the database migrations")
+
+    operators = commands.add_parser("operators", help="manage operators").add_subparsers(
+        dest="action", required=True
+    )
+    operators.add_parser("create", help="create an operator").add_argument("name")
+
+    keys = commands.add_parser("keys", help="manage operators' API keys").add_subparsers(
+        dest="action", required=True
+    )
+    create = keys.add_parser("create", help="mint a key; the key alone is the last line")
+    create.add_argument("--operator", required=True, help="the operator's name")
+    listing = keys.add_parser("list", help="list an operator's keys (never the secrets)")
+    listing.add_argument("--operator", required=True)
+    keys.add_parser("revoke", help="revoke a key by its id").add_argument("key_id")
+
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if args.command == "serve":
+        return _run_serve(settings)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    return asyncio.run(_with_app(settings, _ADMIN[(args.command, args.action)], args))
+
+
+def _run_serve(settings: Settings) -> int:
+    from .api.server import serve_until_signalled
+
+    async def run() -> None:
+        app = await open_app(settings)
+        await serve_until_signalled(app)
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        asyncio.run(run())
+    else:
+        uvloop.run(run())
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    writer, reader = create_engines(settings.database_url)
+    try:
+        await migrate.upgrade(writer)
+        print(f"database at revision {await migrate.current_revision(writer)}")
+    finally:
+        await writer.dispose()
+        await reader.dispose()
+    return 0
+
+
+async def _with_app(
+    settings: Settings, action: Callable[[App, argparse.Namespace], Awaitable[None]], args: object
+) -> int:
+    app = await open_app(settings)
+    try:
+        await action(app, args)  # type: ignore[arg-type]
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        await app.close()
+    return 0
+
+
+async def _create_operator(app: App, args: argparse.Namespace) -> None:
+    operator = await app.store.create_operator(args.name, app.clock.now())
+    print(f"created operator '{operator.name}' (id {operator.id})")
+
+
+async def _create_key(app: App, args: argparse.Namespace) -> None:
+    operator = await app.store.get_operator(args.operator)
+    key = mint_key()
+    await app.store.add_api_key(operator.id, key.id, key.hash, key.prefix, app.clock.now())
+    print(f"created key {key.id} for operator '{operator.name}'; it is shown only once:")
+    print(key.secret)
+
+
+async def _list_keys(app: App, args: argparse.Namespace) -> None:
+    operator = await app.store.get_operator(args.operator)
+    for key in await app.store.list_api_keys(operator.id):
+        state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+        print(f"{key.id}\t{key.prefix}...\tcreated {key.created_at.isoformat()}\t{state}")
+
+
+async def _revoke_key(app: App, args: argparse.Namespace) -> None:
+    key = await app.store.revoke_api_key(args.key_id, SystemClock().now())
+    print(f"key {key.id} revoked at {key.revoked_at.isoformat() if key.revoked_at else '?'}")
+
+
+_ADMIN: dict[tuple[str, str], Callable[[App, argparse.Namespace], Awaitable[None]]] = {
+    ("operators", "create"): _create_operator,
+    ("keys", "create"): _create_key,
+    ("keys", "list"): _list_keys,
+    ("keys", "revoke"): _revoke_key,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Settings: one flat object, read from BILLING_* environment variables."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told at start-up. See README, Configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
+
+    # SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...
+    database_url: str = "sqlite+aiosqlite:///./billing.db"
+    grpc_addr: str = "127.0.0.1:50051"
+    # host:port of the REST gateway started beside the gRPC server; empty disables it.
+    http_addr: str = "127.0.0.1:8080"
+    # Seconds SIGTERM waits for in-flight RPCs before cancelling them.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # Seconds an authenticated API key is trusted before it is looked up again:
+    # the longest a revoked key keeps working on a replica that saw it.
+    auth_cache_seconds: float = Field(default=2.0, ge=0)
+    # Apply migrations at start-up. Unset: only on SQLite (the embedded default);
+    # PostgreSQL deployments run `billing-service migrate` as a release step.
+    migrate_on_start: bool | None = None
+    # Size of the database connection pool (PostgreSQL).
+    db_pool_size: int = Field(default=10, ge=1)
+    log_level: str = "INFO"

@@ -1,0 +1,1 @@
+"""The domain: models, errors, validation rules and period arithmetic. No I/O."""

@@ -1,0 +1,98 @@
+"""Domain errors. Each carries a stable upper-case reason and metadata; the API
+layer maps them to status codes from one table (api/errors.py)."""
+
+from collections.abc import Mapping
+
+
+class DomainError(Exception):
+    """Base of every error a client is meant to see."""
+
+    reason = "ERROR"
+
+    def __init__(self, message: str, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgument(DomainError):
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", {"field": field})
+        self.field = field
+        self.description = message
+
+
+class NotFound(DomainError):
+    reason = "NOT_FOUND"
+
+    def __init__(self, resource: str, name: str) -> None:
+        super().__init__(f"{resource} '{name}' not found", {"resource": resource, "name": name})
+
+
+class Unauthenticated(DomainError):
+    reason = "UNAUTHENTICATED"
+
+
+class PlanArchived(DomainError):
+    reason = "PLAN_ARCHIVED"
+
+    def __init__(self, plan_key: str) -> None:
+        super().__init__(f"plan '{plan_key}' is archived", {"plan_key": plan_key})
+
+
+class IdempotencyKeyReused(DomainError):
+    reason = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"idempotency_key '{key}' was already used for a different request",
+            {"idempotency_key": key},
+        )
+
+
+class QuotaExceeded(DomainError):
+    reason = "RATE_LIMITED"
+
+    def __init__(self, primitive: str, used: int, limit: int) -> None:
+        super().__init__(
+            f"Plan quota exceeded for '{primitive}' ({used}/{limit} this period)",
+            {"primitive": primitive, "used": str(used), "limit": str(limit)},
+        )
+        self.primitive = primitive
+        self.used = used
+        self.limit = limit
+
+
+class SubscriptionInactive(DomainError):
+    reason = "SUBSCRIPTION_INACTIVE"
+
+    def __init__(self, tenant_id: str, status: str) -> None:
+        super().__init__(
+            f"subscription of tenant '{tenant_id}' is {status}: metered calls are refused",
+            {"tenant_id": tenant_id, "status": status},
+        )
+
+
+class PrimitiveNotPermitted(DomainError):
+    reason = "PRIMITIVE_NOT_PERMITTED"
+
+    def __init__(self, primitive: str, account_kit_id: str) -> None:
+        super().__init__(
+            f"account kit '{account_kit_id}' does not grant '{primitive}'",
+            {"primitive": primitive, "account_kit_id": account_kit_id},
+        )
+
+
+class StorageUnavailable(DomainError):
+    reason = "STORAGE_UNAVAILABLE"
+
+
+class AlreadyExists(DomainError):
+    reason = "ALREADY_EXISTS"
+
+    def __init__(self, resource: str, name: str) -> None:
+        super().__init__(
+            f"{resource} '{name}' already exists", {"resource": resource, "name": name}
+        )

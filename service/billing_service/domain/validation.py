@@ -1,0 +1,123 @@
+"""Input rules, one function per kind of value. Each raises InvalidArgument
+naming the field, so that no bad value reaches storage."""
+
+import re
+from collections.abc import Iterable, Mapping
+
+from .errors import InvalidArgument
+from .models import ALL_PRIMITIVES
+
+KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+PRIMITIVE_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+# Tenant ids appear in REST paths, so '/' is excluded; control characters are too.
+TENANT_RE = re.compile(r"[^/\x00-\x1f\x7f]{1,200}")
+
+MAX_NAME = 200
+MAX_EXTERNAL_ID = 255
+MAX_QUANTITY = 1_000_000
+MAX_QUOTA = 1_000_000_000_000
+MAX_QUOTAS = 100
+MAX_LIST_ENTRIES = 100
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def key(field: str, value: str) -> str:
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if not KEY_RE.fullmatch(value):
+        raise InvalidArgument(field, f"'{_clip(value)}' must match {KEY_RE.pattern}")
+    return value
+
+
+def primitive(field: str, value: str) -> str:
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if not PRIMITIVE_RE.fullmatch(value):
+        raise InvalidArgument(field, f"'{_clip(value)}' must match {PRIMITIVE_RE.pattern}")
+    return value
+
+
+def tenant_id(field: str, value: str) -> str:
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if not TENANT_RE.fullmatch(value) or value.strip() != value:
+        raise InvalidArgument(
+            field, "must be 1 to 200 characters, without '/', control characters or edge spaces"
+        )
+    return value
+
+
+def name(field: str, value: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(field, "is required")
+    if len(value) > MAX_NAME:
+        raise InvalidArgument(field, f"must be at most {MAX_NAME} characters")
+    return value
+
+
+def external_id(field: str, value: str) -> str | None:
+    """An optional id of another system (Stripe): empty means none."""
+    if len(value) > MAX_EXTERNAL_ID:
+        raise InvalidArgument(field, f"must be at most {MAX_EXTERNAL_ID} characters")
+    if value != value.strip():
+        raise InvalidArgument(field, "must not start or end with spaces")
+    return value or None
+
+
+def quantity(field: str, value: int, *, default_one: bool) -> int:
+    if value == 0 and default_one:
+        return 1
+    if not 1 <= value <= MAX_QUANTITY:
+        raise InvalidArgument(field, f"must be between 1 and {MAX_QUANTITY}, got {value}")
+    return value
+
+
+def quotas(field: str, value: Mapping[str, int]) -> dict[str, int]:
+    if len(value) > MAX_QUOTAS:
+        raise InvalidArgument(field, f"must have at most {MAX_QUOTAS} entries")
+    for prim, limit in value.items():
+        primitive(f"{field}[{prim}]", prim)
+        if not 0 <= limit <= MAX_QUOTA:
+            raise InvalidArgument(
+                f"{field}[{prim}]", f"must be between 0 and {MAX_QUOTA}, got {limit}"
+            )
+    return dict(sorted(value.items()))
+
+
+def kit_primitives(field: str, value: Iterable[str]) -> tuple[str, ...]:
+    items = sorted(set(value))
+    if len(items) > MAX_LIST_ENTRIES:
+        raise InvalidArgument(field, f"must have at most {MAX_LIST_ENTRIES} entries")
+    for item in items:
+        if item != ALL_PRIMITIVES:
+            primitive(field, item)
+    return tuple(items)
+
+
+def permissions(field: str, value: Iterable[str]) -> tuple[str, ...]:
+    items = sorted(set(value))
+    if len(items) > MAX_LIST_ENTRIES:
+        raise InvalidArgument(field, f"must have at most {MAX_LIST_ENTRIES} entries")
+    for item in items:
+        if not item or len(item) > MAX_NAME:
+            raise InvalidArgument(field, f"entries must be 1 to {MAX_NAME} characters")
+    return tuple(items)
+
+
+def idempotency_key(field: str, value: str) -> str | None:
+    if len(value) > MAX_EXTERNAL_ID:
+        raise InvalidArgument(field, f"must be at most {MAX_EXTERNAL_ID} characters")
+    return value or None
+
+
+def page_size(field: str, value: int) -> int:
+    if value == 0:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise InvalidArgument(field, f"must be between 1 and {MAX_PAGE_SIZE}, got {value}")
+    return value
+
+
+def _clip(value: str, limit: int = 70) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."

@@ -1,0 +1,1 @@
+"""Domain logic: validation, policy and orchestration over the Store."""

@@ -1,0 +1,53 @@
+"""Engines for the two supported databases, with the settings each needs."""
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEngine]:
+    """(writer, reader) engines.
+
+    SQLite: the writer starts every transaction with BEGIN IMMEDIATE, taking the
+    database's write lock up front, so that concurrent writers (in this process
+    or another) queue on busy_timeout instead of failing on a lock upgrade; the
+    reader uses plain deferred transactions, which WAL lets run beside a writer.
+    PostgreSQL: one engine serves both.
+    """
+    if not is_sqlite(url):
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+        return engine, engine
+    writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+    reader = _sqlite_engine(url, begin="BEGIN")
+    return writer, reader
+
+
+def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine

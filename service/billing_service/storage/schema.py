@@ -1,0 +1,133 @@
+"""The relational schema (SQLAlchemy Core). Alembic migrations create it.
+
+Instants are stored as integer microseconds since the Unix epoch (UTC): exact,
+ordered and the same on SQLite and PostgreSQL.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("operator_id", Integer, ForeignKey("operators.id"), nullable=False, index=True),
+    # SHA-256 of the whole key: keys are 256-bit random secrets, so a fast hash
+    # is safe, and a deterministic one lets the key be looked up by its hash.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+account_kits = Table(
+    "account_kits",
+    metadata,
+    Column("operator_id", Integer, ForeignKey("operators.id"), primary_key=True),
+    Column("id", String(63), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("primitives", Text, nullable=False),  # JSON list
+    Column("permissions", Text, nullable=False),  # JSON list
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("operator_id", Integer, ForeignKey("operators.id"), primary_key=True),
+    Column("key", String(63), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("account_kit_id", String(63), nullable=True),
+    Column("stripe_price_id", String(255), nullable=True),
+    Column("quotas", Text, nullable=False),  # JSON object primitive -> limit
+    Column("period", String(16), nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("operator_id", Integer, ForeignKey("operators.id"), primary_key=True),
+    Column("tenant_id", String(200), primary_key=True),
+    Column("plan_key", String(63), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("stripe_customer_id", String(255), nullable=True),
+    Column("stripe_subscription_id", String(255), nullable=True),
+    Column("current_period_end", BigInteger, nullable=True),
+    # The tenant's assigned account kit (set by SetSubscription with assign_kit).
+    Column("account_kit_id", String(63), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_subscriptions_plan", "operator_id", "plan_key", "tenant_id"),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("operator_id", Integer, nullable=False),
+    Column("tenant_id", String(200), nullable=False),
+    Column("primitive", String(63), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("occurred_at", BigInteger, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("refunded_at", BigInteger, nullable=True),
+    # The figures answered to the first call, replayed to retries.
+    Column("used_after", BigInteger, nullable=False),
+    Column("quota_limit", BigInteger, nullable=True),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Column("plan_key", String(63), nullable=True),
+    UniqueConstraint("operator_id", "idempotency_key"),
+    Index("ix_usage_events_tenant_time", "operator_id", "tenant_id", "primitive", "occurred_at"),
+)
+
+# One row per (operator, tenant, primitive): the sum of the unrefunded events
+# whose occurred_at lies in [window_start, window_end). When the window in
+# force moves on, the row is re-keyed and recomputed from the events. Every
+# writer of events locks this row first, which is what makes quotas exact
+# under concurrency, across processes too.
+usage_counters = Table(
+    "usage_counters",
+    metadata,
+    Column("operator_id", Integer, primary_key=True),
+    Column("tenant_id", String(200), primary_key=True),
+    Column("primitive", String(63), primary_key=True),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Column("used", BigInteger, nullable=False),
+)

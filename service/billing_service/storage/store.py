@@ -1,0 +1,852 @@
+"""The Store: every read and write of the service, as short transactions.
+
+The quota decision itself lives here, in SQL, because only the database can
+make "count it if it stays within the limit" atomic across processes: the
+counter row of (operator, tenant, primitive) is updated with the limit in the
+WHERE clause, and every writer of usage events locks that row first.
+"""
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..domain.errors import (
+    AlreadyExists,
+    IdempotencyKeyReused,
+    NotFound,
+    PlanArchived,
+    QuotaExceeded,
+    StorageUnavailable,
+)
+from ..domain.models import (
+    AccountKit,
+    ApiKeyInfo,
+    Operator,
+    Page,
+    Period,
+    Plan,
+    Standing,
+    Subscription,
+    SubscriptionStatus,
+    TenantTerms,
+    UsageRecorded,
+    Window,
+)
+from .schema import (
+    account_kits,
+    api_keys,
+    operators,
+    plans,
+    subscriptions,
+    usage_counters,
+    usage_events,
+)
+
+T = TypeVar("T")
+
+# PostgreSQL SQLSTATEs after which a transaction is simply run again.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+_MAX_ATTEMPTS = 5
+
+
+def to_micros(at: datetime) -> int:
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageKey:
+    operator_id: int
+    tenant_id: str
+    primitive: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundedEvent:
+    key: UsageKey
+    occurred_at: datetime
+    refunded: bool
+
+
+class _ConcurrentReplayError(Exception):
+    """Another transaction committed the same idempotency key first: run again."""
+
+
+class Store:
+    def __init__(self, writer: AsyncEngine, reader: AsyncEngine) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._postgres = writer.dialect.name == "postgresql"
+
+    async def close(self) -> None:
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+    # -- transactions -------------------------------------------------------
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` in a write transaction, again on deadlock or a concurrent
+        idempotent replay, translating database failures once."""
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                async with self._translate(), self._writer.begin() as conn:
+                    return await work(conn)
+            except _ConcurrentReplayError:
+                continue
+            except DBAPIError as exc:
+                if attempt == _MAX_ATTEMPTS or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
+                    raise
+        raise StorageUnavailable("storage kept conflicting; try again")
+
+    async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with self._translate(), self._reader.connect() as conn:
+            return await work(conn)
+
+    @asynccontextmanager
+    async def _translate(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError, OSError) as exc:
+            if isinstance(exc, DBAPIError) and _sqlstate(exc) in _RETRYABLE_SQLSTATES:
+                raise
+            raise StorageUnavailable(f"storage unavailable: {type(exc).__name__}") from exc
+
+    def _insert(self, table: Any) -> Any:
+        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
+
+    # -- operators and keys -------------------------------------------------
+
+    async def create_operator(self, name: str, now: datetime) -> Operator:
+        async def work(conn: AsyncConnection) -> Operator:
+            row = (
+                await conn.execute(
+                    self._insert(operators)
+                    .values(name=name, created_at=to_micros(now))
+                    .on_conflict_do_nothing()
+                    .returning(operators.c.id)
+                )
+            ).first()
+            if row is None:
+                raise AlreadyExists("operator", name)
+            return Operator(id=row.id, name=name, created_at=now)
+
+        return await self._write(work)
+
+    async def get_operator(self, name: str) -> Operator:
+        async def work(conn: AsyncConnection) -> Operator:
+            row = (await conn.execute(select(operators).where(operators.c.name == name))).first()
+            if row is None:
+                raise NotFound("operator", name)
+            return Operator(id=row.id, name=row.name, created_at=from_micros(row.created_at))
+
+        return await self._read(work)
+
+    async def add_api_key(
+        self, operator_id: int, key_id: str, key_hash: str, prefix: str, now: datetime
+    ) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                api_keys.insert().values(
+                    id=key_id,
+                    operator_id=operator_id,
+                    key_hash=key_hash,
+                    prefix=prefix,
+                    created_at=to_micros(now),
+                )
+            )
+
+        await self._write(work)
+
+    async def list_api_keys(self, operator_id: int) -> list[ApiKeyInfo]:
+        async def work(conn: AsyncConnection) -> list[ApiKeyInfo]:
+            rows = await conn.execute(
+                select(api_keys)
+                .where(api_keys.c.operator_id == operator_id)
+                .order_by(api_keys.c.created_at, api_keys.c.id)
+            )
+            return [_api_key(r) for r in rows]
+
+        return await self._read(work)
+
+    async def revoke_api_key(self, key_id: str, now: datetime) -> ApiKeyInfo:
+        async def work(conn: AsyncConnection) -> ApiKeyInfo:
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=to_micros(now))
+            )
+            row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+            if row is None:
+                raise NotFound("api key", key_id)
+            return _api_key(row)
+
+        return await self._write(work)
+
+    async def operator_for_key_hash(self, key_hash: str) -> int | None:
+        async def work(conn: AsyncConnection) -> int | None:
+            return (
+                await conn.execute(
+                    select(api_keys.c.operator_id).where(
+                        api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+                    )
+                )
+            ).scalar()
+
+        return await self._read(work)
+
+    # -- account kits -------------------------------------------------------
+
+    async def upsert_kit(
+        self,
+        operator_id: int,
+        kit_id: str,
+        name: str,
+        primitives: tuple[str, ...],
+        permissions: tuple[str, ...],
+        now: datetime,
+    ) -> tuple[AccountKit, bool]:
+        values = {
+            "name": name,
+            "primitives": json.dumps(list(primitives)),
+            "permissions": json.dumps(list(permissions)),
+            "updated_at": to_micros(now),
+        }
+        where = (account_kits.c.operator_id == operator_id, account_kits.c.id == kit_id)
+
+        async def work(conn: AsyncConnection) -> tuple[AccountKit, bool]:
+            created = (
+                await conn.execute(
+                    self._insert(account_kits)
+                    .values(operator_id=operator_id, id=kit_id, created_at=to_micros(now), **values)
+                    .on_conflict_do_nothing()
+                    .returning(account_kits.c.id)
+                )
+            ).first() is not None
+            if not created:
+                await conn.execute(update(account_kits).where(*where).values(**values))
+            row = (await conn.execute(select(account_kits).where(*where))).one()
+            return _kit(row), created
+
+        return await self._write(work)
+
+    async def get_kit(self, operator_id: int, kit_id: str) -> AccountKit:
+        async def work(conn: AsyncConnection) -> AccountKit:
+            row = (
+                await conn.execute(
+                    select(account_kits).where(
+                        account_kits.c.operator_id == operator_id, account_kits.c.id == kit_id
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound("account kit", kit_id)
+            return _kit(row)
+
+        return await self._read(work)
+
+    async def list_kits(self, operator_id: int, after: str | None, limit: int) -> Page[AccountKit]:
+        query = select(account_kits).where(account_kits.c.operator_id == operator_id)
+        if after is not None:
+            query = query.where(account_kits.c.id > after)
+        query = query.order_by(account_kits.c.id).limit(limit + 1)
+
+        async def work(conn: AsyncConnection) -> Page[AccountKit]:
+            rows = (await conn.execute(query)).all()
+            return _page([_kit(r) for r in rows], limit, lambda k: k.id)
+
+        return await self._read(work)
+
+    # -- plans --------------------------------------------------------------
+
+    async def upsert_plan(
+        self,
+        operator_id: int,
+        key: str,
+        name: str,
+        account_kit_id: str | None,
+        stripe_price_id: str | None,
+        quotas: dict[str, int],
+        period: Period,
+        now: datetime,
+    ) -> tuple[Plan, bool]:
+        values = {
+            "name": name,
+            "account_kit_id": account_kit_id,
+            "stripe_price_id": stripe_price_id,
+            "quotas": json.dumps(quotas),
+            "period": period.value,
+            "archived": False,
+            "updated_at": to_micros(now),
+        }
+        where = (plans.c.operator_id == operator_id, plans.c.key == key)
+
+        async def work(conn: AsyncConnection) -> tuple[Plan, bool]:
+            if account_kit_id is not None:
+                await self._require_kit(conn, operator_id, account_kit_id)
+            created = (
+                await conn.execute(
+                    self._insert(plans)
+                    .values(operator_id=operator_id, key=key, created_at=to_micros(now), **values)
+                    .on_conflict_do_nothing()
+                    .returning(plans.c.key)
+                )
+            ).first() is not None
+            if not created:
+                await conn.execute(update(plans).where(*where).values(**values))
+            row = (await conn.execute(select(plans).where(*where))).one()
+            return _plan(row), created
+
+        return await self._write(work)
+
+    async def _require_kit(self, conn: AsyncConnection, operator_id: int, kit_id: str) -> None:
+        found = (
+            await conn.execute(
+                select(account_kits.c.id).where(
+                    account_kits.c.operator_id == operator_id, account_kits.c.id == kit_id
+                )
+            )
+        ).first()
+        if found is None:
+            raise NotFound("account kit", kit_id)
+
+    async def get_plan(self, operator_id: int, key: str) -> Plan:
+        async def work(conn: AsyncConnection) -> Plan:
+            row = (
+                await conn.execute(
+                    select(plans).where(plans.c.operator_id == operator_id, plans.c.key == key)
+                )
+            ).first()
+            if row is None:
+                raise NotFound("plan", key)
+            return _plan(row)
+
+        return await self._read(work)
+
+    async def list_plans(
+        self, operator_id: int, after: str | None, limit: int, include_archived: bool
+    ) -> Page[Plan]:
+        query = select(plans).where(plans.c.operator_id == operator_id)
+        if not include_archived:
+            query = query.where(plans.c.archived.is_(False))
+        if after is not None:
+            query = query.where(plans.c.key > after)
+        query = query.order_by(plans.c.key).limit(limit + 1)
+
+        async def work(conn: AsyncConnection) -> Page[Plan]:
+            rows = (await conn.execute(query)).all()
+            return _page([_plan(r) for r in rows], limit, lambda p: p.key)
+
+        return await self._read(work)
+
+    async def archive_plan(self, operator_id: int, key: str, now: datetime) -> Plan:
+        where = (plans.c.operator_id == operator_id, plans.c.key == key)
+
+        async def work(conn: AsyncConnection) -> Plan:
+            await conn.execute(
+                update(plans)
+                .where(*where, plans.c.archived.is_(False))
+                .values(archived=True, updated_at=to_micros(now))
+            )
+            row = (await conn.execute(select(plans).where(*where))).first()
+            if row is None:
+                raise NotFound("plan", key)
+            return _plan(row)
+
+        return await self._write(work)
+
+    # -- subscriptions ------------------------------------------------------
+
+    async def set_subscription(
+        self,
+        operator_id: int,
+        tenant_id: str,
+        plan_key: str,
+        status: SubscriptionStatus,
+        stripe_customer_id: str | None,
+        stripe_subscription_id: str | None,
+        current_period_end: datetime | None,
+        assign_kit: bool,
+        now: datetime,
+    ) -> TenantTerms:
+        where = (subscriptions.c.operator_id == operator_id, subscriptions.c.tenant_id == tenant_id)
+
+        async def work(conn: AsyncConnection) -> TenantTerms:
+            plan_row = (
+                await conn.execute(
+                    select(plans).where(plans.c.operator_id == operator_id, plans.c.key == plan_key)
+                )
+            ).first()
+            if plan_row is None:
+                raise NotFound("plan", plan_key)
+            plan = _plan(plan_row)
+            current = (await conn.execute(select(subscriptions).where(*where))).first()
+            # An archived plan takes no new tenants, but a tenant already on it
+            # keeps receiving its webhooks' updates.
+            if plan.archived and (current is None or current.plan_key != plan_key):
+                raise PlanArchived(plan_key)
+            if assign_kit:
+                kit_id = plan.account_kit_id
+            else:
+                kit_id = current.account_kit_id if current is not None else None
+            values = {
+                "plan_key": plan_key,
+                "status": status.value,
+                "stripe_customer_id": stripe_customer_id,
+                "stripe_subscription_id": stripe_subscription_id,
+                "current_period_end": (
+                    None if current_period_end is None else to_micros(current_period_end)
+                ),
+                "account_kit_id": kit_id,
+                "updated_at": to_micros(now),
+            }
+            if current is None:
+                await conn.execute(
+                    subscriptions.insert().values(
+                        operator_id=operator_id,
+                        tenant_id=tenant_id,
+                        created_at=to_micros(now),
+                        **values,
+                    )
+                )
+            else:
+                await conn.execute(update(subscriptions).where(*where).values(**values))
+            query = _terms_query(operator_id).where(subscriptions.c.tenant_id == tenant_id)
+            return _terms((await conn.execute(query)).one())
+
+        return await self._write(work)
+
+    async def get_terms(self, operator_id: int, tenant_id: str) -> TenantTerms:
+        """The tenant's subscription, plan and kit, in one query."""
+        query = (
+            select(subscriptions, plans, account_kits)
+            .select_from(subscriptions)
+            .join(
+                plans,
+                and_(
+                    plans.c.operator_id == subscriptions.c.operator_id,
+                    plans.c.key == subscriptions.c.plan_key,
+                ),
+            )
+            .outerjoin(
+                account_kits,
+                and_(
+                    account_kits.c.operator_id == subscriptions.c.operator_id,
+                    account_kits.c.id == subscriptions.c.account_kit_id,
+                ),
+            )
+            .where(
+                subscriptions.c.operator_id == operator_id, subscriptions.c.tenant_id == tenant_id
+            )
+        )
+
+        async def work(conn: AsyncConnection) -> TenantTerms:
+            row = (await conn.execute(query)).first()
+            return _terms(row) if row is not None else TenantTerms(None, None, None)
+
+        return await self._read(work)
+
+    async def list_subscriptions(
+        self, operator_id: int, after: str | None, limit: int, plan_key: str | None
+    ) -> Page[TenantTerms]:
+        query = _terms_query(operator_id)
+        if plan_key is not None:
+            query = query.where(subscriptions.c.plan_key == plan_key)
+        if after is not None:
+            query = query.where(subscriptions.c.tenant_id > after)
+        query = query.order_by(subscriptions.c.tenant_id).limit(limit + 1)
+
+        async def work(conn: AsyncConnection) -> Page[TenantTerms]:
+            rows = (await conn.execute(query)).all()
+            return _page(
+                [_terms(r) for r in rows],
+                limit,
+                lambda t: t.subscription.tenant_id if t.subscription else "",
+            )
+
+        return await self._read(work)
+
+    # -- usage --------------------------------------------------------------
+
+    async def add_usage(
+        self,
+        key: UsageKey,
+        quantity: int,
+        limit: int | None,
+        enforce: bool,
+        window: Window,
+        plan_key: str | None,
+        occurred_at: datetime,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> UsageRecorded:
+        """Count `quantity` in `window` and store the event, atomically.
+
+        With `enforce`, nothing is written and QuotaExceeded is raised when the
+        window's usage would pass `limit` (stored either way, for replays).
+        With an idempotency key already used for the same request, the first
+        result is returned and nothing is written.
+        """
+
+        async def work(conn: AsyncConnection) -> UsageRecorded:
+            if idempotency_key is not None:
+                replay = await self._replay(conn, key, quantity, idempotency_key)
+                if replay is not None:
+                    return replay
+            used = await self._count(conn, key, quantity, limit if enforce else None, window)
+            event_id = (
+                await conn.execute(
+                    self._insert(usage_events)
+                    .values(
+                        operator_id=key.operator_id,
+                        tenant_id=key.tenant_id,
+                        primitive=key.primitive,
+                        quantity=quantity,
+                        occurred_at=to_micros(occurred_at),
+                        recorded_at=to_micros(now),
+                        idempotency_key=idempotency_key,
+                        used_after=used,
+                        quota_limit=limit,
+                        window_start=to_micros(window.start),
+                        window_end=to_micros(window.end),
+                        plan_key=plan_key,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(usage_events.c.id)
+                )
+            ).scalar()
+            if event_id is None:
+                # The same key was committed by a concurrent transaction after
+                # our replay check: undo by rolling back, and run again.
+                raise _ConcurrentReplayError
+            return UsageRecorded(event_id, Standing(used, limit, window, plan_key), replayed=False)
+
+        return await self._write(work)
+
+    async def find_replay(
+        self, key: UsageKey, quantity: int, idempotency_key: str
+    ) -> UsageRecorded | None:
+        """The first result of a request with this idempotency key, if any."""
+
+        async def work(conn: AsyncConnection) -> UsageRecorded | None:
+            return await self._replay(conn, key, quantity, idempotency_key)
+
+        return await self._read(work)
+
+    async def _replay(
+        self, conn: AsyncConnection, key: UsageKey, quantity: int, idempotency_key: str
+    ) -> UsageRecorded | None:
+        row = (
+            await conn.execute(
+                select(usage_events).where(
+                    usage_events.c.operator_id == key.operator_id,
+                    usage_events.c.idempotency_key == idempotency_key,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if (row.tenant_id, row.primitive, row.quantity) != (key.tenant_id, key.primitive, quantity):
+            raise IdempotencyKeyReused(idempotency_key)
+        window = Window(from_micros(row.window_start), from_micros(row.window_end))
+        standing = Standing(row.used_after, row.quota_limit, window, row.plan_key)
+        return UsageRecorded(row.id, standing, replayed=True)
+
+    async def _count(
+        self, conn: AsyncConnection, key: UsageKey, quantity: int, limit: int | None, window: Window
+    ) -> int:
+        """Add `quantity` to the counter of `window` (locking it) and return the
+        new usage; raise QuotaExceeded if that would pass `limit`."""
+        start, end = to_micros(window.start), to_micros(window.end)
+        counter = _counter_where(key)
+        fits = [] if limit is None else [usage_counters.c.used + quantity <= limit]
+        used = (
+            await conn.execute(
+                update(usage_counters)
+                .where(
+                    *counter,
+                    usage_counters.c.window_start == start,
+                    usage_counters.c.window_end == end,
+                    *fits,
+                )
+                .values(used=usage_counters.c.used + quantity)
+                .returning(usage_counters.c.used)
+            )
+        ).scalar()
+        if used is not None:
+            return int(used)
+        # Slow path: no counter yet, the window moved on, or over the limit.
+        current = await self._locked_counter(conn, key, window)
+        if limit is not None and current + quantity > limit:
+            raise QuotaExceeded(key.primitive, current, limit)
+        return int(
+            (
+                await conn.execute(
+                    update(usage_counters)
+                    .where(*counter)
+                    .values(used=usage_counters.c.used + quantity)
+                    .returning(usage_counters.c.used)
+                )
+            ).scalar_one()
+        )
+
+    async def _locked_counter(self, conn: AsyncConnection, key: UsageKey, window: Window) -> int:
+        """Lock the counter row (creating it), re-key it to `window` if it holds
+        another one, and return the window's usage."""
+        start, end = to_micros(window.start), to_micros(window.end)
+        counter = _counter_where(key)
+        await conn.execute(
+            self._insert(usage_counters)
+            .values(
+                operator_id=key.operator_id,
+                tenant_id=key.tenant_id,
+                primitive=key.primitive,
+                window_start=0,
+                window_end=0,
+                used=0,
+            )
+            .on_conflict_do_nothing()
+        )
+        query = select(usage_counters).where(*counter)
+        if self._postgres:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).one()
+        if (row.window_start, row.window_end) == (start, end):
+            return int(row.used)
+        # Every writer holds this row's lock, so the sum cannot miss a
+        # concurrent event.
+        used = await self._sum_events(conn, key, start, end)
+        await conn.execute(
+            update(usage_counters)
+            .where(*counter)
+            .values(window_start=start, window_end=end, used=used)
+        )
+        return used
+
+    async def _sum_events(self, conn: AsyncConnection, key: UsageKey, start: int, end: int) -> int:
+        return int(
+            (
+                await conn.execute(
+                    select(func.coalesce(func.sum(usage_events.c.quantity), 0)).where(
+                        usage_events.c.operator_id == key.operator_id,
+                        usage_events.c.tenant_id == key.tenant_id,
+                        usage_events.c.primitive == key.primitive,
+                        usage_events.c.occurred_at >= start,
+                        usage_events.c.occurred_at < end,
+                        usage_events.c.refunded_at.is_(None),
+                    )
+                )
+            ).scalar_one()
+        )
+
+    async def refund_usage(self, operator_id: int, event_id: int, now: datetime) -> RefundedEvent:
+        async def work(conn: AsyncConnection) -> RefundedEvent:
+            event_where = (usage_events.c.operator_id == operator_id, usage_events.c.id == event_id)
+            row = (await conn.execute(select(usage_events).where(*event_where))).first()
+            if row is None:
+                raise NotFound("usage event", str(event_id))
+            key = UsageKey(operator_id, row.tenant_id, row.primitive)
+            # Lock the counter before touching the event, in the same order as
+            # add_usage, so that the two cannot deadlock.
+            counter = (
+                await conn.execute(
+                    update(usage_counters)
+                    .where(*_counter_where(key))
+                    .values(used=usage_counters.c.used)
+                    .returning(usage_counters.c.window_start, usage_counters.c.window_end)
+                )
+            ).first()
+            refunded = (
+                await conn.execute(
+                    update(usage_events)
+                    .where(*event_where, usage_events.c.refunded_at.is_(None))
+                    .values(refunded_at=to_micros(now))
+                    .returning(usage_events.c.id)
+                )
+            ).first() is not None
+            if (
+                refunded
+                and counter is not None
+                and counter.window_start <= row.occurred_at < counter.window_end
+            ):
+                await conn.execute(
+                    update(usage_counters)
+                    .where(*_counter_where(key))
+                    .values(used=usage_counters.c.used - row.quantity)
+                )
+            return RefundedEvent(key, from_micros(row.occurred_at), refunded)
+
+        return await self._write(work)
+
+    async def used_in_window(self, key: UsageKey, window: Window) -> int:
+        start, end = to_micros(window.start), to_micros(window.end)
+
+        async def work(conn: AsyncConnection) -> int:
+            row = (
+                await conn.execute(
+                    select(
+                        usage_counters.c.window_start,
+                        usage_counters.c.window_end,
+                        usage_counters.c.used,
+                    ).where(*_counter_where(key))
+                )
+            ).first()
+            if row is not None and (row.window_start, row.window_end) == (start, end):
+                return int(row.used)
+            return await self._sum_events(conn, key, start, end)
+
+        return await self._read(work)
+
+    async def usage_by_primitive(
+        self, operator_id: int, tenant_id: str, window: Window
+    ) -> dict[str, int]:
+        """Usage of every primitive the tenant used in `window`."""
+        start, end = to_micros(window.start), to_micros(window.end)
+
+        async def work(conn: AsyncConnection) -> dict[str, int]:
+            rows = await conn.execute(
+                select(usage_events.c.primitive, func.sum(usage_events.c.quantity))
+                .where(
+                    usage_events.c.operator_id == operator_id,
+                    usage_events.c.tenant_id == tenant_id,
+                    usage_events.c.occurred_at >= start,
+                    usage_events.c.occurred_at < end,
+                    usage_events.c.refunded_at.is_(None),
+                )
+                .group_by(usage_events.c.primitive)
+            )
+            return {primitive: int(total) for primitive, total in rows}
+
+        return await self._read(work)
+
+
+def _terms_query(operator_id: int) -> Any:
+    """subscriptions ⋈ plans ⟕ account_kits of one operator: a tenant's terms."""
+    return (
+        select(subscriptions, plans, account_kits)
+        .select_from(subscriptions)
+        .join(
+            plans,
+            and_(
+                plans.c.operator_id == subscriptions.c.operator_id,
+                plans.c.key == subscriptions.c.plan_key,
+            ),
+        )
+        .outerjoin(
+            account_kits,
+            and_(
+                account_kits.c.operator_id == subscriptions.c.operator_id,
+                account_kits.c.id == subscriptions.c.account_kit_id,
+            ),
+        )
+        .where(subscriptions.c.operator_id == operator_id)
+    )
+
+
+def _counter_where(key: UsageKey) -> tuple[Any, ...]:
+    return (
+        usage_counters.c.operator_id == key.operator_id,
+        usage_counters.c.tenant_id == key.tenant_id,
+        usage_counters.c.primitive == key.primitive,
+    )
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def _page(items: list[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
+    if len(items) > limit:
+        return Page(items[:limit], cursor_of(items[limit - 1]))
+    return Page(items, None)
+
+
+def _api_key(row: Row[Any]) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=row.id,
+        operator_id=row.operator_id,
+        prefix=row.prefix,
+        created_at=from_micros(row.created_at),
+        revoked_at=None if row.revoked_at is None else from_micros(row.revoked_at),
+    )
+
+
+def _kit(row: Any) -> AccountKit:
+    return AccountKit(
+        id=row.id,
+        name=row.name,
+        primitives=tuple(json.loads(row.primitives)),
+        permissions=tuple(json.loads(row.permissions)),
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+def _plan(row: Any) -> Plan:
+    return Plan(
+        key=row.key,
+        name=row.name,
+        account_kit_id=row.account_kit_id,
+        stripe_price_id=row.stripe_price_id,
+        quotas=json.loads(row.quotas),
+        period=Period(row.period),
+        archived=bool(row.archived),
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+def _subscription(row: Any) -> Subscription:
+    return Subscription(
+        tenant_id=row.tenant_id,
+        plan_key=row.plan_key,
+        status=SubscriptionStatus(row.status),
+        stripe_customer_id=row.stripe_customer_id,
+        stripe_subscription_id=row.stripe_subscription_id,
+        current_period_end=(
+            None if row.current_period_end is None else from_micros(row.current_period_end)
+        ),
+        account_kit_id=row.account_kit_id,
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+def _terms(row: Row[Any]) -> TenantTerms:
+    """A subscriptions ⋈ plans ⟕ account_kits row, split by table."""
+    mapping = row._mapping
+    sub = _Columns(mapping, subscriptions)
+    plan = _Columns(mapping, plans)
+    kit = _Columns(mapping, account_kits)
+    return TenantTerms(
+        subscription=_subscription(sub),
+        plan=_plan(plan),
+        kit=_kit(kit) if mapping[account_kits.c.id] is not None else None,
+    )
+
+
+class _Columns:
+    """Attribute access to one table's columns of a joined row."""
+
+    def __init__(self, mapping: Any, table: Any) -> None:
+        self._mapping = mapping
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        return self._mapping[self._table.c[name]]
