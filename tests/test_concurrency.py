@@ -1,0 +1,110 @@
+"""Exactness under concurrency: quotas admit exactly their limit, idempotency
+keys count once, across one server and across two server processes sharing
+one database. On both backends."""
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+
+import grpc
+from billing.v1 import usage_pb2
+
+from billing_service.clock import FixedClock
+
+from .conftest import Client, make_client
+from .service_process import running_service
+from .usage_helpers import consume, subscribe, usage_of
+
+CALLS = 200
+LIMIT = 50
+
+
+async def _outcomes(calls: Sequence[Awaitable[object]]) -> Counter[str]:
+    """Run the calls at once; count successes ("OK") and failures by code."""
+    outcomes: Counter[str] = Counter()
+    for result in await asyncio.gather(*calls, return_exceptions=True):
+        if isinstance(result, grpc.aio.AioRpcError):
+            outcomes[result.code().name] += 1
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            outcomes["OK"] += 1
+    return outcomes
+
+
+async def test_200_concurrent_consumes_admit_exactly_the_limit(client: Client) -> None:
+    await subscribe(client, "hot", {"seo": LIMIT})
+    outcomes = await _outcomes([consume(client, "hot") for _ in range(CALLS)])
+    assert outcomes == {"OK": LIMIT, "RESOURCE_EXHAUSTED": CALLS - LIMIT}
+    assert await usage_of(client, "hot") == {"seo": LIMIT}
+
+
+async def test_concurrent_quantities_never_overshoot(client: Client) -> None:
+    await subscribe(client, "hot", {"seo": LIMIT})
+    quantities = [1 + i % 7 for i in range(CALLS)]
+    results = await asyncio.gather(
+        *(consume(client, "hot", quantity=q) for q in quantities), return_exceptions=True
+    )
+    admitted = sum(
+        q
+        for q, r in zip(quantities, results, strict=True)
+        if isinstance(r, usage_pb2.ConsumeQuotaResponse)
+    )
+    assert admitted <= LIMIT
+    # Once 50 units were nearly reached, small requests still fill the rest.
+    assert admitted >= LIMIT - 6
+    assert await usage_of(client, "hot") == {"seo": admitted}
+
+
+async def test_concurrent_retries_with_one_key_count_once(client: Client) -> None:
+    await subscribe(client, "hot", {"seo": LIMIT})
+    responses = await asyncio.gather(*(consume(client, "hot", key="same") for _ in range(50)))
+    assert len({r.usage_event_id for r in responses}) == 1
+    assert sum(not r.replayed for r in responses) == 1
+    assert await usage_of(client, "hot") == {"seo": 1}
+
+
+async def test_concurrent_consumes_and_refunds_stay_exact(client: Client) -> None:
+    await subscribe(client, "hot", {"seo": LIMIT})
+    first = [await consume(client, "hot") for _ in range(20)]
+    refunds = [
+        client.usage.RefundUsage(
+            usage_pb2.RefundUsageRequest(usage_event_id=e.usage_event_id), metadata=client.auth
+        )
+        for e in first
+    ]
+    consumes = [consume(client, "hot") for _ in range(CALLS)]
+    # Interleave: the refunds run among the first consumes.
+    mixed: list[Awaitable[object]] = []
+    for i, call in enumerate(consumes):
+        mixed.append(call)
+        if i < len(refunds):
+            mixed.append(refunds[i])
+    results = await asyncio.gather(*mixed, return_exceptions=True)
+    admitted = sum(isinstance(r, usage_pb2.ConsumeQuotaResponse) for r in results)
+    # 20 consumed then all refunded: whatever the interleaving, usage is exactly
+    # what the concurrent consumes were told they got, and never above the limit.
+    assert LIMIT - 20 <= admitted <= LIMIT
+    assert await usage_of(client, "hot") == {"seo": admitted}
+
+
+async def test_two_server_processes_on_one_database_admit_exactly_the_limit(
+    client: Client, database_url: str, clock: FixedClock
+) -> None:
+    clock.set(datetime.now(UTC))  # the replicas run on the system clock
+    await subscribe(client, "hot", {"seo": LIMIT})
+    async with (
+        running_service(database_url) as first,
+        running_service(database_url) as second,
+        grpc.aio.insecure_channel(first.target) as channel_a,
+        grpc.aio.insecure_channel(second.target) as channel_b,
+    ):
+        a, b = make_client(channel_a, client.key), make_client(channel_b, client.key)
+        calls = [consume(a if i % 2 else b, "hot") for i in range(CALLS)]
+        calls += [consume(a if i % 2 else b, "hot", key=f"retry-{i % 10}") for i in range(40)]
+        outcomes = await _outcomes(calls)
+    # 10 distinct idempotency keys, each counted at most once.
+    assert outcomes["OK"] >= LIMIT
+    assert outcomes["OK"] + outcomes["RESOURCE_EXHAUSTED"] == CALLS + 40
+    assert await usage_of(client, "hot") == {"seo": LIMIT}
