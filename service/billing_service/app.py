@@ -4,12 +4,14 @@ from dataclasses import dataclass
 
 from .clock import Clock, SystemClock
 from .config import Settings
+from .domain.policy import enforcement
 from .logic.auth import Authenticator
 from .logic.catalog import Catalog
 from .logic.subscriptions import Subscriptions
 from .logic.usage import QuotaEngine
 from .storage import migrate
 from .storage.engine import create_engines, is_sqlite
+from .storage.hot_path import UsageBatcher, open_hot_path
 from .storage.store import Store
 
 
@@ -22,8 +24,10 @@ class App:
     catalog: Catalog
     subscriptions: Subscriptions
     engine: QuotaEngine
+    batcher: UsageBatcher
 
     async def close(self) -> None:
+        await self.batcher.close()
         await self.store.close()
 
 
@@ -36,6 +40,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     if migrate_now:
         await migrate.upgrade(writer)
     store = Store(writer, reader)
+    batcher = UsageBatcher(open_hot_path(settings.database_url), enforcement)
     return App(
         settings=settings,
         clock=clock,
@@ -43,5 +48,6 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         authenticator=Authenticator(store, settings.auth_cache_seconds),
         catalog=Catalog(store, clock),
         subscriptions=Subscriptions(store, clock),
-        engine=QuotaEngine(store, clock),
+        engine=QuotaEngine(store, batcher, clock),
+        batcher=batcher,
     )

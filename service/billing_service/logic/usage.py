@@ -1,65 +1,27 @@
-"""The quota engine: who may use what, how much, in which period.
+"""The quota engine: validates metered calls, hands them to the batched hot
+path with the metering policy (domain/policy.py), and serves refunds and
+usage reports."""
 
-The policy (subscription status, account kit, plan quota, period) is decided
-here from the tenant's terms; the atomic "count it if it fits" is the Store's.
-"""
-
-from dataclasses import dataclass
+import asyncio
 from datetime import datetime, timedelta
 
 from ..clock import Clock
 from ..domain import validation as v
-from ..domain.errors import InvalidArgument, PrimitiveNotPermitted, SubscriptionInactive
-from ..domain.models import (
-    DenialReason,
-    Period,
-    QuotaDecision,
-    RefundResult,
-    Standing,
-    TenantTerms,
-    UsageRecorded,
-    UsageReport,
-    Window,
-)
-from ..domain.periods import window_at
-from ..storage.store import Store, UsageKey
+from ..domain.errors import InvalidArgument
+from ..domain.models import QuotaDecision, RefundResult, UsageRecorded, UsageReport
+from ..domain.policy import enforcement
+from ..storage.hot_path import OpKind, UsageBatcher, UsageOp
+from ..storage.rows import UsageKey
+from ..storage.store import Store
 
 # Recorded usage may be stamped a little ahead of this server's clock (skew).
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
-@dataclass(frozen=True, slots=True)
-class Enforcement:
-    """What the tenant's terms say about one primitive."""
-
-    denial: DenialReason | None
-    limit: int | None  # None: unlimited
-    period: Period
-    anchor: datetime | None
-    plan_key: str | None
-
-    def window(self, at: datetime) -> Window:
-        return window_at(self.period, self.anchor, at)
-
-
-def enforcement(terms: TenantTerms, primitive: str) -> Enforcement:
-    sub, plan, kit = terms.subscription, terms.plan, terms.kit
-    if sub is None or plan is None:
-        # Not subscribed: metered in calendar months, never limited.
-        return Enforcement(None, None, Period.MONTH, None, None)
-    denial = None
-    if not sub.status.enforces_plan:
-        denial = DenialReason.SUBSCRIPTION_INACTIVE
-    elif sub.account_kit_id is not None and (kit is None or not kit.grants(primitive)):
-        denial = DenialReason.PRIMITIVE_NOT_PERMITTED
-    return Enforcement(
-        denial, plan.quotas.get(primitive), plan.period, sub.current_period_end, plan.key
-    )
-
-
 class QuotaEngine:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, batcher: UsageBatcher, clock: Clock) -> None:
         self._store = store
+        self._batcher = batcher
         self._clock = clock
 
     async def check(
@@ -67,14 +29,8 @@ class QuotaEngine:
     ) -> QuotaDecision:
         key = _usage_key(operator_id, tenant_id, primitive)
         quantity = v.quantity("quantity", quantity, default_one=True)
-        rule = enforcement(await self._store.get_terms(operator_id, key.tenant_id), key.primitive)
-        window = rule.window(self._clock.now())
-        used = await self._store.used_in_window(key, window)
-        standing = Standing(used, rule.limit, window, rule.plan_key)
-        reason = rule.denial
-        if reason is None and rule.limit is not None and used + quantity > rule.limit:
-            reason = DenialReason.QUOTA_EXCEEDED
-        return QuotaDecision(reason is None, reason, standing)
+        now = self._clock.now()
+        return await self._submit_check(key, quantity, now)
 
     async def consume(
         self,
@@ -88,18 +44,7 @@ class QuotaEngine:
         quantity = v.quantity("quantity", quantity, default_one=True)
         idem = v.idempotency_key("idempotency_key", idempotency_key)
         now = self._clock.now()
-        terms = await self._store.get_terms(operator_id, key.tenant_id)
-        rule = enforcement(terms, key.primitive)
-        if rule.denial is not None:
-            # A retry of a call that succeeded before the terms changed still
-            # gets its first answer.
-            replay = None if idem is None else await self._store.find_replay(key, quantity, idem)
-            if replay is not None:
-                return replay
-            raise _denial_error(rule.denial, terms, key)
-        return await self._store.add_usage(
-            key, quantity, rule.limit, True, rule.window(now), rule.plan_key, now, idem, now
-        )
+        return await self._submit_usage(OpKind.CONSUME, key, quantity, now, now, idem)
 
     async def record(
         self,
@@ -117,10 +62,7 @@ class QuotaEngine:
         at = occurred_at or now
         if at > now + MAX_FUTURE_SKEW:
             raise InvalidArgument("occurred_at", "must not be more than 5 minutes in the future")
-        rule = enforcement(await self._store.get_terms(operator_id, key.tenant_id), key.primitive)
-        return await self._store.add_usage(
-            key, quantity, rule.limit, False, rule.window(at), rule.plan_key, at, idem, now
-        )
+        return await self._submit_usage(OpKind.RECORD, key, quantity, at, now, idem)
 
     async def refund(self, operator_id: int, usage_event_id: str) -> RefundResult:
         if not usage_event_id:
@@ -128,11 +70,9 @@ class QuotaEngine:
         if not usage_event_id.isdigit() or len(usage_event_id) > 18:
             raise InvalidArgument("usage_event_id", "is not an id returned by this service")
         event = await self._store.refund_usage(operator_id, int(usage_event_id), self._clock.now())
-        key = event.key
-        rule = enforcement(await self._store.get_terms(operator_id, key.tenant_id), key.primitive)
-        window = rule.window(event.occurred_at)
-        used = await self._store.used_in_window(key, window)
-        return RefundResult(event.refunded, Standing(used, rule.limit, window, rule.plan_key))
+        # The standing in the event's period, as the hot path counts it.
+        decision = await self._submit_check(event.key, 1, event.occurred_at)
+        return RefundResult(event.refunded, decision.standing)
 
     async def usage(self, operator_id: int, tenant_id: str, as_of: datetime | None) -> UsageReport:
         tenant_id = v.tenant_id("tenant_id", tenant_id)
@@ -144,17 +84,33 @@ class QuotaEngine:
         usage = {primitive: used.get(primitive, 0) for primitive in quotas} | used
         return UsageReport(terms, rule.period, window, dict(sorted(usage.items())))
 
+    async def _submit_check(self, key: UsageKey, quantity: int, at: datetime) -> QuotaDecision:
+        op = UsageOp(OpKind.CHECK, key, quantity, at, self._clock.now(), None, _future())
+        result = await self._batcher.submit(op)
+        assert isinstance(result, QuotaDecision)
+        return result
+
+    async def _submit_usage(
+        self,
+        kind: OpKind,
+        key: UsageKey,
+        quantity: int,
+        at: datetime,
+        now: datetime,
+        idempotency_key: str | None,
+    ) -> UsageRecorded:
+        result = await self._batcher.submit(
+            UsageOp(kind, key, quantity, at, now, idempotency_key, _future())
+        )
+        assert isinstance(result, UsageRecorded)
+        return result
+
+
+def _future() -> "asyncio.Future[QuotaDecision | UsageRecorded]":
+    return asyncio.get_running_loop().create_future()
+
 
 def _usage_key(operator_id: int, tenant_id: str, primitive: str) -> UsageKey:
     return UsageKey(
         operator_id, v.tenant_id("tenant_id", tenant_id), v.primitive("primitive", primitive)
     )
-
-
-def _denial_error(
-    reason: DenialReason, terms: TenantTerms, key: UsageKey
-) -> SubscriptionInactive | PrimitiveNotPermitted:
-    assert terms.subscription is not None
-    if reason is DenialReason.SUBSCRIPTION_INACTIVE:
-        return SubscriptionInactive(key.tenant_id, terms.subscription.status.value)
-    return PrimitiveNotPermitted(key.primitive, terms.subscription.account_kit_id or "")

@@ -33,6 +33,10 @@ operators = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
+    # Bumped in the same transaction as any change to the operator's plans,
+    # kits or subscriptions: replicas caching tenants' terms compare it once
+    # per batch of metered calls to know their cache is still true.
+    Column("terms_version", BigInteger, nullable=False, server_default="0"),
 )
 
 api_keys = Table(

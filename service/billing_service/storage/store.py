@@ -1,16 +1,15 @@
 """The Store: every read and write of the service, as short transactions.
 
-The quota decision itself lives here, in SQL, because only the database can
-make "count it if it stays within the limit" atomic across processes: the
-counter row of (operator, tenant, primitive) is updated with the limit in the
-WHERE clause, and every writer of usage events locks that row first.
+The metered hot path (check, consume, record) is not here but in
+storage/hot_path.py, which batches it; refunds and reports are here, and take
+the same counter-row lock as the hot path.
 """
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, and_, func, select, update
@@ -20,10 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..domain.errors import (
     AlreadyExists,
-    IdempotencyKeyReused,
     NotFound,
     PlanArchived,
-    QuotaExceeded,
     StorageUnavailable,
 )
 from ..domain.models import (
@@ -33,12 +30,17 @@ from ..domain.models import (
     Page,
     Period,
     Plan,
-    Standing,
-    Subscription,
     SubscriptionStatus,
     TenantTerms,
-    UsageRecorded,
     Window,
+)
+from .rows import (
+    UsageKey,
+    from_micros,
+    kit_from_row,
+    plan_from_row,
+    subscription_from_row,
+    to_micros,
 )
 from .schema import (
     account_kits,
@@ -57,34 +59,11 @@ _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_det
 _MAX_ATTEMPTS = 5
 
 
-def to_micros(at: datetime) -> int:
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class UsageKey:
-    operator_id: int
-    tenant_id: str
-    primitive: str
-
-
 @dataclass(frozen=True, slots=True)
 class RefundedEvent:
     key: UsageKey
     occurred_at: datetime
     refunded: bool
-
-
-class _ConcurrentReplayError(Exception):
-    """Another transaction committed the same idempotency key first: run again."""
 
 
 class Store:
@@ -107,8 +86,6 @@ class Store:
             try:
                 async with self._translate(), self._writer.begin() as conn:
                     return await work(conn)
-            except _ConcurrentReplayError:
-                continue
             except DBAPIError as exc:
                 if attempt == _MAX_ATTEMPTS or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
                     raise
@@ -126,6 +103,14 @@ class Store:
             if isinstance(exc, DBAPIError) and _sqlstate(exc) in _RETRYABLE_SQLSTATES:
                 raise
             raise StorageUnavailable(f"storage unavailable: {type(exc).__name__}") from exc
+
+    async def _bump_terms_version(self, conn: AsyncConnection, operator_id: int) -> None:
+        """Tell every replica's terms cache that this operator's terms changed."""
+        await conn.execute(
+            update(operators)
+            .where(operators.c.id == operator_id)
+            .values(terms_version=operators.c.terms_version + 1)
+        )
 
     def _insert(self, table: Any) -> Any:
         return postgresql.insert(table) if self._postgres else sqlite.insert(table)
@@ -240,8 +225,9 @@ class Store:
             ).first() is not None
             if not created:
                 await conn.execute(update(account_kits).where(*where).values(**values))
+            await self._bump_terms_version(conn, operator_id)
             row = (await conn.execute(select(account_kits).where(*where))).one()
-            return _kit(row), created
+            return kit_from_row(row), created
 
         return await self._write(work)
 
@@ -256,7 +242,7 @@ class Store:
             ).first()
             if row is None:
                 raise NotFound("account kit", kit_id)
-            return _kit(row)
+            return kit_from_row(row)
 
         return await self._read(work)
 
@@ -268,7 +254,7 @@ class Store:
 
         async def work(conn: AsyncConnection) -> Page[AccountKit]:
             rows = (await conn.execute(query)).all()
-            return _page([_kit(r) for r in rows], limit, lambda k: k.id)
+            return _page([kit_from_row(r) for r in rows], limit, lambda k: k.id)
 
         return await self._read(work)
 
@@ -309,12 +295,15 @@ class Store:
             ).first() is not None
             if not created:
                 await conn.execute(update(plans).where(*where).values(**values))
+            await self._bump_terms_version(conn, operator_id)
             row = (await conn.execute(select(plans).where(*where))).one()
-            return _plan(row), created
+            return plan_from_row(row), created
 
         return await self._write(work)
 
-    async def _require_kit(self, conn: AsyncConnection, operator_id: int, kit_id: str) -> None:
+    async def _require_kit(
+        self, conn: AsyncConnection, operator_id: int, kit_id: str
+    ) -> None:
         found = (
             await conn.execute(
                 select(account_kits.c.id).where(
@@ -334,7 +323,7 @@ class Store:
             ).first()
             if row is None:
                 raise NotFound("plan", key)
-            return _plan(row)
+            return plan_from_row(row)
 
         return await self._read(work)
 
@@ -350,7 +339,7 @@ class Store:
 
         async def work(conn: AsyncConnection) -> Page[Plan]:
             rows = (await conn.execute(query)).all()
-            return _page([_plan(r) for r in rows], limit, lambda p: p.key)
+            return _page([plan_from_row(r) for r in rows], limit, lambda p: p.key)
 
         return await self._read(work)
 
@@ -363,10 +352,11 @@ class Store:
                 .where(*where, plans.c.archived.is_(False))
                 .values(archived=True, updated_at=to_micros(now))
             )
+            await self._bump_terms_version(conn, operator_id)
             row = (await conn.execute(select(plans).where(*where))).first()
             if row is None:
                 raise NotFound("plan", key)
-            return _plan(row)
+            return plan_from_row(row)
 
         return await self._write(work)
 
@@ -394,7 +384,7 @@ class Store:
             ).first()
             if plan_row is None:
                 raise NotFound("plan", plan_key)
-            plan = _plan(plan_row)
+            plan = plan_from_row(plan_row)
             current = (await conn.execute(select(subscriptions).where(*where))).first()
             # An archived plan takes no new tenants, but a tenant already on it
             # keeps receiving its webhooks' updates.
@@ -426,6 +416,7 @@ class Store:
                 )
             else:
                 await conn.execute(update(subscriptions).where(*where).values(**values))
+            await self._bump_terms_version(conn, operator_id)
             query = _terms_query(operator_id).where(subscriptions.c.tenant_id == tenant_id)
             return _terms((await conn.execute(query)).one())
 
@@ -483,177 +474,6 @@ class Store:
 
     # -- usage --------------------------------------------------------------
 
-    async def add_usage(
-        self,
-        key: UsageKey,
-        quantity: int,
-        limit: int | None,
-        enforce: bool,
-        window: Window,
-        plan_key: str | None,
-        occurred_at: datetime,
-        idempotency_key: str | None,
-        now: datetime,
-    ) -> UsageRecorded:
-        """Count `quantity` in `window` and store the event, atomically.
-
-        With `enforce`, nothing is written and QuotaExceeded is raised when the
-        window's usage would pass `limit` (stored either way, for replays).
-        With an idempotency key already used for the same request, the first
-        result is returned and nothing is written.
-        """
-
-        async def work(conn: AsyncConnection) -> UsageRecorded:
-            if idempotency_key is not None:
-                replay = await self._replay(conn, key, quantity, idempotency_key)
-                if replay is not None:
-                    return replay
-            used = await self._count(conn, key, quantity, limit if enforce else None, window)
-            event_id = (
-                await conn.execute(
-                    self._insert(usage_events)
-                    .values(
-                        operator_id=key.operator_id,
-                        tenant_id=key.tenant_id,
-                        primitive=key.primitive,
-                        quantity=quantity,
-                        occurred_at=to_micros(occurred_at),
-                        recorded_at=to_micros(now),
-                        idempotency_key=idempotency_key,
-                        used_after=used,
-                        quota_limit=limit,
-                        window_start=to_micros(window.start),
-                        window_end=to_micros(window.end),
-                        plan_key=plan_key,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(usage_events.c.id)
-                )
-            ).scalar()
-            if event_id is None:
-                # The same key was committed by a concurrent transaction after
-                # our replay check: undo by rolling back, and run again.
-                raise _ConcurrentReplayError
-            return UsageRecorded(event_id, Standing(used, limit, window, plan_key), replayed=False)
-
-        return await self._write(work)
-
-    async def find_replay(
-        self, key: UsageKey, quantity: int, idempotency_key: str
-    ) -> UsageRecorded | None:
-        """The first result of a request with this idempotency key, if any."""
-
-        async def work(conn: AsyncConnection) -> UsageRecorded | None:
-            return await self._replay(conn, key, quantity, idempotency_key)
-
-        return await self._read(work)
-
-    async def _replay(
-        self, conn: AsyncConnection, key: UsageKey, quantity: int, idempotency_key: str
-    ) -> UsageRecorded | None:
-        row = (
-            await conn.execute(
-                select(usage_events).where(
-                    usage_events.c.operator_id == key.operator_id,
-                    usage_events.c.idempotency_key == idempotency_key,
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        if (row.tenant_id, row.primitive, row.quantity) != (key.tenant_id, key.primitive, quantity):
-            raise IdempotencyKeyReused(idempotency_key)
-        window = Window(from_micros(row.window_start), from_micros(row.window_end))
-        standing = Standing(row.used_after, row.quota_limit, window, row.plan_key)
-        return UsageRecorded(row.id, standing, replayed=True)
-
-    async def _count(
-        self, conn: AsyncConnection, key: UsageKey, quantity: int, limit: int | None, window: Window
-    ) -> int:
-        """Add `quantity` to the counter of `window` (locking it) and return the
-        new usage; raise QuotaExceeded if that would pass `limit`."""
-        start, end = to_micros(window.start), to_micros(window.end)
-        counter = _counter_where(key)
-        fits = [] if limit is None else [usage_counters.c.used + quantity <= limit]
-        used = (
-            await conn.execute(
-                update(usage_counters)
-                .where(
-                    *counter,
-                    usage_counters.c.window_start == start,
-                    usage_counters.c.window_end == end,
-                    *fits,
-                )
-                .values(used=usage_counters.c.used + quantity)
-                .returning(usage_counters.c.used)
-            )
-        ).scalar()
-        if used is not None:
-            return int(used)
-        # Slow path: no counter yet, the window moved on, or over the limit.
-        current = await self._locked_counter(conn, key, window)
-        if limit is not None and current + quantity > limit:
-            raise QuotaExceeded(key.primitive, current, limit)
-        return int(
-            (
-                await conn.execute(
-                    update(usage_counters)
-                    .where(*counter)
-                    .values(used=usage_counters.c.used + quantity)
-                    .returning(usage_counters.c.used)
-                )
-            ).scalar_one()
-        )
-
-    async def _locked_counter(self, conn: AsyncConnection, key: UsageKey, window: Window) -> int:
-        """Lock the counter row (creating it), re-key it to `window` if it holds
-        another one, and return the window's usage."""
-        start, end = to_micros(window.start), to_micros(window.end)
-        counter = _counter_where(key)
-        await conn.execute(
-            self._insert(usage_counters)
-            .values(
-                operator_id=key.operator_id,
-                tenant_id=key.tenant_id,
-                primitive=key.primitive,
-                window_start=0,
-                window_end=0,
-                used=0,
-            )
-            .on_conflict_do_nothing()
-        )
-        query = select(usage_counters).where(*counter)
-        if self._postgres:
-            query = query.with_for_update()
-        row = (await conn.execute(query)).one()
-        if (row.window_start, row.window_end) == (start, end):
-            return int(row.used)
-        # Every writer holds this row's lock, so the sum cannot miss a
-        # concurrent event.
-        used = await self._sum_events(conn, key, start, end)
-        await conn.execute(
-            update(usage_counters)
-            .where(*counter)
-            .values(window_start=start, window_end=end, used=used)
-        )
-        return used
-
-    async def _sum_events(self, conn: AsyncConnection, key: UsageKey, start: int, end: int) -> int:
-        return int(
-            (
-                await conn.execute(
-                    select(func.coalesce(func.sum(usage_events.c.quantity), 0)).where(
-                        usage_events.c.operator_id == key.operator_id,
-                        usage_events.c.tenant_id == key.tenant_id,
-                        usage_events.c.primitive == key.primitive,
-                        usage_events.c.occurred_at >= start,
-                        usage_events.c.occurred_at < end,
-                        usage_events.c.refunded_at.is_(None),
-                    )
-                )
-            ).scalar_one()
-        )
-
     async def refund_usage(self, operator_id: int, event_id: int, now: datetime) -> RefundedEvent:
         async def work(conn: AsyncConnection) -> RefundedEvent:
             event_where = (usage_events.c.operator_id == operator_id, usage_events.c.id == event_id)
@@ -692,25 +512,6 @@ class Store:
             return RefundedEvent(key, from_micros(row.occurred_at), refunded)
 
         return await self._write(work)
-
-    async def used_in_window(self, key: UsageKey, window: Window) -> int:
-        start, end = to_micros(window.start), to_micros(window.end)
-
-        async def work(conn: AsyncConnection) -> int:
-            row = (
-                await conn.execute(
-                    select(
-                        usage_counters.c.window_start,
-                        usage_counters.c.window_end,
-                        usage_counters.c.used,
-                    ).where(*_counter_where(key))
-                )
-            ).first()
-            if row is not None and (row.window_start, row.window_end) == (start, end):
-                return int(row.used)
-            return await self._sum_events(conn, key, start, end)
-
-        return await self._read(work)
 
     async def usage_by_primitive(
         self, operator_id: int, tenant_id: str, window: Window
@@ -787,47 +588,6 @@ def _api_key(row: Row[Any]) -> ApiKeyInfo:
     )
 
 
-def _kit(row: Any) -> AccountKit:
-    return AccountKit(
-        id=row.id,
-        name=row.name,
-        primitives=tuple(json.loads(row.primitives)),
-        permissions=tuple(json.loads(row.permissions)),
-        created_at=from_micros(row.created_at),
-        updated_at=from_micros(row.updated_at),
-    )
-
-
-def _plan(row: Any) -> Plan:
-    return Plan(
-        key=row.key,
-        name=row.name,
-        account_kit_id=row.account_kit_id,
-        stripe_price_id=row.stripe_price_id,
-        quotas=json.loads(row.quotas),
-        period=Period(row.period),
-        archived=bool(row.archived),
-        created_at=from_micros(row.created_at),
-        updated_at=from_micros(row.updated_at),
-    )
-
-
-def _subscription(row: Any) -> Subscription:
-    return Subscription(
-        tenant_id=row.tenant_id,
-        plan_key=row.plan_key,
-        status=SubscriptionStatus(row.status),
-        stripe_customer_id=row.stripe_customer_id,
-        stripe_subscription_id=row.stripe_subscription_id,
-        current_period_end=(
-            None if row.current_period_end is None else from_micros(row.current_period_end)
-        ),
-        account_kit_id=row.account_kit_id,
-        created_at=from_micros(row.created_at),
-        updated_at=from_micros(row.updated_at),
-    )
-
-
 def _terms(row: Row[Any]) -> TenantTerms:
     """A subscriptions ⋈ plans ⟕ account_kits row, split by table."""
     mapping = row._mapping
@@ -835,9 +595,9 @@ def _terms(row: Row[Any]) -> TenantTerms:
     plan = _Columns(mapping, plans)
     kit = _Columns(mapping, account_kits)
     return TenantTerms(
-        subscription=_subscription(sub),
-        plan=_plan(plan),
-        kit=_kit(kit) if mapping[account_kits.c.id] is not None else None,
+        subscription=subscription_from_row(sub),
+        plan=plan_from_row(plan),
+        kit=kit_from_row(kit) if mapping[account_kits.c.id] is not None else None,
     )
 
 

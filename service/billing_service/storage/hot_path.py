@@ -1,0 +1,747 @@
+"""The metered hot path: CheckQuota, ConsumeQuota and RecordUsage, batched.
+
+Every call waits for an answer from the database, but calls that arrive while
+a batch is in the database are answered together by the next one: one
+transaction, a handful of statements, whatever the batch's size (group
+commit). Within a batch the calls are decided one after the other, in arrival
+order, exactly as if each had had its own transaction:
+
+1. Tenants' terms (subscription, plan, kit) come from a per-process cache,
+   checked against `operators.terms_version` in the batch's own transaction,
+   so a plan change on any replica applies from the next batch on.
+2. The counter rows of the batch are locked (SELECT ... FOR UPDATE on
+   PostgreSQL; SQLite's BEGIN IMMEDIATE locks the database), re-keyed when the
+   period moved on (recounted from the events), then every call is decided in
+   memory against them.
+3. The new events are inserted (an idempotency key already committed by
+   another replica turns the call into a replay of that answer) and the
+   counters written back, then the transaction commits and the callers get
+   their answers.
+
+One dedicated connection per process runs the batches: sqlite3 itself,
+called inline (a statement is a few microseconds; a thread hop would cost
+more), or asyncpg on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from ..domain.errors import (
+    DomainError,
+    IdempotencyKeyReused,
+    PrimitiveNotPermitted,
+    QuotaExceeded,
+    StorageUnavailable,
+    SubscriptionInactive,
+)
+from ..domain.models import (
+    DenialReason,
+    QuotaDecision,
+    Standing,
+    TenantTerms,
+    UsageRecorded,
+    Window,
+)
+from ..domain.policy import Enforcement
+from .rows import (
+    UsageKey,
+    from_micros,
+    kit_from_row,
+    plan_from_row,
+    subscription_from_row,
+    to_micros,
+)
+
+log = logging.getLogger(__name__)
+
+NO_TERMS = TenantTerms(None, None, None)
+MAX_BATCH = 512
+MAX_CACHED_TENANTS = 200_000
+_MAX_ATTEMPTS = 12
+
+
+class OpKind(enum.Enum):
+    CHECK = "check"
+    CONSUME = "consume"
+    RECORD = "record"
+
+
+@dataclass(eq=False, slots=True)
+class UsageOp:
+    """One metered call waiting for its batch."""
+
+    kind: OpKind
+    key: UsageKey
+    quantity: int
+    at: datetime  # when the usage happens (now, or RecordUsage's occurred_at)
+    now: datetime
+    idempotency_key: str | None
+    future: asyncio.Future[QuotaDecision | UsageRecorded]
+    # Set while the batch is decided.
+    rule: Enforcement | None = None
+    window: Window | None = None
+    start: int = 0
+    end: int = 0
+
+
+@dataclass(slots=True)
+class Counter:
+    """A counter row as the batch sees it: usage in [start, end)."""
+
+    start: int
+    end: int
+    used: int
+    dirty: bool = False
+    touched: bool = False  # decided against in this round
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    tenant_id: str
+    primitive: str
+    quantity: int
+    used_after: int
+    quota_limit: int | None
+    window_start: int
+    window_end: int
+    plan_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    op: UsageOp
+    used_after: int
+    quota_limit: int | None
+
+
+class RetryBatch(Exception):
+    """A transient conflict (lock busy, deadlock): run the batch again."""
+
+
+class HotPathDb(ABC):
+    """The statements the hot path needs, for one database engine."""
+
+    @abstractmethod
+    def transaction(self, write: bool) -> Any:
+        """An async context manager around one transaction."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def terms_versions(self, operator_ids: Sequence[int]) -> dict[int, int]: ...
+
+    @abstractmethod
+    async def load_terms(self, operator_id: int, tenant_ids: Sequence[str]) -> list[Any]:
+        """Rows of subscriptions ⋈ plans ⟕ account_kits, columns prefixed s_, p_, k_."""
+
+    @abstractmethod
+    async def find_events(self, operator_id: int, keys: Sequence[str]) -> dict[str, EventRow]: ...
+
+    @abstractmethod
+    async def counters(self, keys: Sequence[UsageKey], lock: bool) -> dict[UsageKey, Counter]:
+        """The counter rows of `keys`, created (empty, window 0-0) and locked
+        when `lock`; a missing row reads as an empty counter otherwise."""
+
+    @abstractmethod
+    async def sum_events(self, key: UsageKey, start: int, end: int) -> int: ...
+
+    @abstractmethod
+    async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
+        """Ids of the inserted events; None where the idempotency key was taken."""
+
+    @abstractmethod
+    async def write_counters(self, counters: Iterable[tuple[UsageKey, Counter]]) -> None: ...
+
+
+class UsageBatcher:
+    """Queues metered calls and answers them a batch at a time."""
+
+    def __init__(self, db: HotPathDb, rule_for: Callable[[TenantTerms, str], Enforcement]) -> None:
+        self._db = db
+        self._rule_for = rule_for
+        self._queue: list[UsageOp] = []
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._terms: dict[tuple[int, str], TenantTerms] = {}
+        self._versions: dict[int, int] = {}
+
+    async def submit(self, op: UsageOp) -> QuotaDecision | UsageRecorded:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="usage-batcher")
+        self._queue.append(op)
+        self._wakeup.set()
+        return await op.future
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        await self._db.close()
+
+    async def _work(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                batch = [op for op in batch if not op.future.done()]  # cancelled callers
+                if batch:
+                    await self._run(batch)
+
+    async def _run(self, batch: list[UsageOp]) -> None:
+        write = any(op.kind is not OpKind.CHECK for op in batch)
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                async with self._db.transaction(write):
+                    answers = await self._decide(batch, write)
+                break
+            except RetryBatch:
+                if attempt == _MAX_ATTEMPTS:
+                    answers = {id(op): StorageUnavailable("storage is busy") for op in batch}
+                    break
+                await asyncio.sleep(min(0.0005 * 2**attempt, 0.05))
+            except DomainError as error:
+                answers = {id(op): error for op in batch}
+                break
+            except Exception as error:  # a broken connection, a bug: fail this batch only
+                log.exception("usage batch failed")
+                failure = StorageUnavailable(f"storage unavailable: {type(error).__name__}")
+                answers = {id(op): failure for op in batch}
+                break
+        for op in batch:
+            if op.future.done():
+                continue
+            answer = answers[id(op)]
+            if isinstance(answer, BaseException):
+                op.future.set_exception(answer)
+            else:
+                op.future.set_result(answer)
+
+    async def _decide(self, batch: list[UsageOp], write: bool) -> dict[int, Any]:
+        await self._refresh_terms(batch)
+        answers: dict[int, Any] = {}
+        pending = batch
+        for _ in range(len(batch) + 1):
+            pending = await self._round(pending, write, answers)
+            if not pending:
+                return answers
+        raise AssertionError("usage batch did not converge")
+
+    async def _refresh_terms(self, batch: list[UsageOp]) -> None:
+        operator_ids = sorted({op.key.operator_id for op in batch})
+        versions = await self._db.terms_versions(operator_ids)
+        for operator_id in operator_ids:
+            version = versions.get(operator_id, 0)
+            if self._versions.get(operator_id) != version:
+                self._terms = {k: t for k, t in self._terms.items() if k[0] != operator_id}
+                self._versions[operator_id] = version
+        missing: dict[int, set[str]] = {}
+        for op in batch:
+            if (op.key.operator_id, op.key.tenant_id) not in self._terms:
+                missing.setdefault(op.key.operator_id, set()).add(op.key.tenant_id)
+        if len(self._terms) > MAX_CACHED_TENANTS:
+            self._terms.clear()
+        for operator_id, tenants in missing.items():
+            found = {
+                row["s_tenant_id"]: _terms_from_row(row)
+                for row in await self._db.load_terms(operator_id, sorted(tenants))
+            }
+            for tenant in tenants:
+                self._terms[(operator_id, tenant)] = found.get(tenant, NO_TERMS)
+
+    async def _round(
+        self, ops: list[UsageOp], write: bool, answers: dict[int, Any]
+    ) -> list[UsageOp]:
+        """Decide what can be decided now; return the calls for the next round."""
+        for op in ops:
+            if op.rule is None:
+                op.rule = self._rule_for(
+                    self._terms[(op.key.operator_id, op.key.tenant_id)], op.key.primitive
+                )
+                op.window = op.rule.window(op.at)
+                op.start, op.end = to_micros(op.window.start), to_micros(op.window.end)
+        replays = await self._find_replays(ops)
+        counters = await self._db.counters(
+            sorted({op.key for op in ops}, key=_sort_key), lock=write
+        )
+        deferred: list[UsageOp] = []
+        new_events: list[NewEvent] = []
+        keys_in_round: set[tuple[int, str]] = set()
+        for op in ops:
+            rule = op.rule
+            assert rule is not None and op.window is not None
+            idem = op.idempotency_key
+            if idem is not None and op.kind is not OpKind.CHECK:
+                found = replays.get((op.key.operator_id, idem))
+                if found is not None:
+                    answers[id(op)] = _replay(op, found)
+                    continue
+                if (op.key.operator_id, idem) in keys_in_round:
+                    deferred.append(op)  # answered from the first one's event next round
+                    continue
+            if rule.denial is not None and op.kind is OpKind.CONSUME:
+                answers[id(op)] = _denial(op, rule)
+                continue
+            counter = counters[op.key]
+            if (counter.start, counter.end) != (op.start, op.end):
+                if counter.touched:
+                    deferred.append(op)  # one window per counter and round
+                    continue
+                counter.used = await self._db.sum_events(op.key, op.start, op.end)
+                counter.start, counter.end, counter.dirty = op.start, op.end, True
+            counter.touched = True
+            standing = Standing(counter.used, rule.limit, op.window, rule.plan_key)
+            if op.kind is OpKind.CHECK:
+                answers[id(op)] = _check(op, rule, standing)
+                continue
+            if (
+                op.kind is OpKind.CONSUME
+                and rule.limit is not None
+                and counter.used + op.quantity > rule.limit
+            ):
+                answers[id(op)] = QuotaExceeded(op.key.primitive, counter.used, rule.limit)
+                continue
+            counter.used += op.quantity
+            counter.dirty = True
+            if idem is not None:
+                keys_in_round.add((op.key.operator_id, idem))
+            new_events.append(NewEvent(op, counter.used, rule.limit))
+        if not write:
+            return deferred
+        ids = await self._db.insert_events(new_events) if new_events else []
+        for event, event_id in zip(new_events, ids, strict=True):
+            op = event.op
+            assert op.window is not None and op.rule is not None
+            if event_id is None:
+                # Another replica committed this idempotency key meanwhile: it
+                # is a replay, found in the next round. Give the units back.
+                counters[op.key].used -= op.quantity
+                deferred.append(op)
+                continue
+            standing = Standing(event.used_after, op.rule.limit, op.window, op.rule.plan_key)
+            answers[id(op)] = UsageRecorded(event_id, standing, replayed=False)
+        await self._db.write_counters((k, c) for k, c in counters.items() if c.dirty)
+        return deferred
+
+    async def _find_replays(self, ops: list[UsageOp]) -> dict[tuple[int, str], EventRow]:
+        wanted: dict[int, set[str]] = {}
+        for op in ops:
+            if op.idempotency_key is not None and op.kind is not OpKind.CHECK:
+                wanted.setdefault(op.key.operator_id, set()).add(op.idempotency_key)
+        found: dict[tuple[int, str], EventRow] = {}
+        for operator_id, keys in wanted.items():
+            for key, row in (await self._db.find_events(operator_id, sorted(keys))).items():
+                found[(operator_id, key)] = row
+        return found
+
+
+def _sort_key(key: UsageKey) -> tuple[int, str, str]:
+    # One lock order for every replica, so that batches cannot deadlock.
+    return (key.operator_id, key.tenant_id, key.primitive)
+
+
+def _check(op: UsageOp, rule: Enforcement, standing: Standing) -> QuotaDecision:
+    reason = rule.denial
+    if reason is None and rule.limit is not None and standing.used + op.quantity > rule.limit:
+        reason = DenialReason.QUOTA_EXCEEDED
+    return QuotaDecision(reason is None, reason, standing)
+
+
+def _denial(op: UsageOp, rule: Enforcement) -> DomainError:
+    if rule.denial is DenialReason.SUBSCRIPTION_INACTIVE:
+        return SubscriptionInactive(op.key.tenant_id, str(rule.status))
+    return PrimitiveNotPermitted(op.key.primitive, rule.account_kit_id or "")
+
+
+def _replay(op: UsageOp, row: EventRow) -> UsageRecorded | DomainError:
+    if (row.tenant_id, row.primitive, row.quantity) != (
+        op.key.tenant_id,
+        op.key.primitive,
+        op.quantity,
+    ):
+        return IdempotencyKeyReused(op.idempotency_key or "")
+    window = Window(from_micros(row.window_start), from_micros(row.window_end))
+    return UsageRecorded(
+        row.id, Standing(row.used_after, row.quota_limit, window, row.plan_key), replayed=True
+    )
+
+
+def _terms_from_row(row: Any) -> TenantTerms:
+    def table(prefix: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            **{name[2:]: row[name] for name in row.keys() if name.startswith(prefix)}  # noqa: SIM118
+        )
+
+    kit = table("k_")
+    return TenantTerms(
+        subscription=subscription_from_row(table("s_")),
+        plan=plan_from_row(table("p_")),
+        kit=kit_from_row(kit) if kit.id is not None else None,
+    )
+
+
+_TERMS_COLUMNS = """
+    s.tenant_id AS s_tenant_id, s.plan_key AS s_plan_key, s.status AS s_status,
+    s.stripe_customer_id AS s_stripe_customer_id,
+    s.stripe_subscription_id AS s_stripe_subscription_id,
+    s.current_period_end AS s_current_period_end, s.account_kit_id AS s_account_kit_id,
+    s.created_at AS s_created_at, s.updated_at AS s_updated_at,
+    p.key AS p_key, p.name AS p_name, p.account_kit_id AS p_account_kit_id,
+    p.stripe_price_id AS p_stripe_price_id, p.quotas AS p_quotas, p.period AS p_period,
+    p.archived AS p_archived, p.created_at AS p_created_at, p.updated_at AS p_updated_at,
+    k.id AS k_id, k.name AS k_name, k.primitives AS k_primitives,
+    k.permissions AS k_permissions, k.created_at AS k_created_at, k.updated_at AS k_updated_at
+FROM subscriptions s
+JOIN plans p ON p.operator_id = s.operator_id AND p.key = s.plan_key
+LEFT JOIN account_kits k ON k.operator_id = s.operator_id AND k.id = s.account_kit_id
+"""
+
+_EVENT_COLUMNS = (
+    "id, tenant_id, primitive, quantity, used_after, quota_limit, window_start, window_end,"
+    " plan_key, idempotency_key"
+)
+
+_SUM_EVENTS = """
+SELECT COALESCE(SUM(quantity), 0) FROM usage_events
+WHERE operator_id = {0} AND tenant_id = {1} AND primitive = {2}
+  AND occurred_at >= {3} AND occurred_at < {4} AND refunded_at IS NULL
+"""
+
+
+def _event_row(row: Any) -> EventRow:
+    return EventRow(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        primitive=row["primitive"],
+        quantity=row["quantity"],
+        used_after=row["used_after"],
+        quota_limit=row["quota_limit"],
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        plan_key=row["plan_key"],
+    )
+
+
+def _event_values(event: NewEvent) -> tuple[Any, ...]:
+    op = event.op
+    assert op.rule is not None
+    return (
+        op.key.operator_id,
+        op.key.tenant_id,
+        op.key.primitive,
+        op.quantity,
+        to_micros(op.at),
+        to_micros(op.now),
+        op.idempotency_key,
+        event.used_after,
+        event.quota_limit,
+        op.start,
+        op.end,
+        op.rule.plan_key,
+    )
+
+
+_INSERT_EVENT_COLUMNS = (
+    "operator_id, tenant_id, primitive, quantity, occurred_at, recorded_at, idempotency_key,"
+    " used_after, quota_limit, window_start, window_end, plan_key"
+)
+
+
+class SqliteHotPath(HotPathDb):
+    """sqlite3 called inline on the event loop: statements take microseconds.
+    The busy handler is off (it would sleep on the loop); a busy database
+    makes the batch retry after an asynchronous pause instead."""
+
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=0")
+
+    @asynccontextmanager
+    async def transaction(self, write: bool) -> AsyncIterator[None]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.OperationalError as error:
+            raise _busy_or(error) from error
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            self._conn.execute("ROLLBACK")
+            raise _busy_or(error) from error
+
+    async def close(self) -> None:
+        self._conn.close()
+
+    async def terms_versions(self, operator_ids: Sequence[int]) -> dict[int, int]:
+        rows = self._conn.execute(
+            f"SELECT id, terms_version FROM operators WHERE id IN ({_marks(operator_ids)})",
+            tuple(operator_ids),
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def load_terms(self, operator_id: int, tenant_ids: Sequence[str]) -> list[Any]:
+        return self._conn.execute(
+            f"SELECT {_TERMS_COLUMNS} WHERE s.operator_id = ? "
+            f"AND s.tenant_id IN ({_marks(tenant_ids)})",
+            (operator_id, *tenant_ids),
+        ).fetchall()
+
+    async def find_events(self, operator_id: int, keys: Sequence[str]) -> dict[str, EventRow]:
+        rows = self._conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM usage_events WHERE operator_id = ? "
+            f"AND idempotency_key IN ({_marks(keys)})",
+            (operator_id, *keys),
+        )
+        return {row["idempotency_key"]: _event_row(row) for row in rows}
+
+    async def counters(self, keys: Sequence[UsageKey], lock: bool) -> dict[UsageKey, Counter]:
+        found: dict[UsageKey, Counter] = {}
+        for key in keys:
+            row = self._conn.execute(
+                "SELECT window_start, window_end, used FROM usage_counters "
+                "WHERE operator_id = ? AND tenant_id = ? AND primitive = ?",
+                (key.operator_id, key.tenant_id, key.primitive),
+            ).fetchone()
+            found[key] = Counter(row[0], row[1], row[2]) if row else Counter(0, 0, 0)
+        return found
+
+    async def sum_events(self, key: UsageKey, start: int, end: int) -> int:
+        row = self._conn.execute(
+            _SUM_EVENTS.format("?", "?", "?", "?", "?"),
+            (key.operator_id, key.tenant_id, key.primitive, start, end),
+        ).fetchone()
+        return int(row[0])
+
+    async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
+        ids: list[int | None] = []
+        sql = (
+            f"INSERT INTO usage_events ({_INSERT_EVENT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING id"
+        )
+        for event in events:
+            row = self._conn.execute(sql, _event_values(event)).fetchone()
+            ids.append(row[0] if row else None)
+        return ids
+
+    async def write_counters(self, counters: Iterable[tuple[UsageKey, Counter]]) -> None:
+        self._conn.executemany(
+            "INSERT INTO usage_counters "
+            "(operator_id, tenant_id, primitive, window_start, window_end, used) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (operator_id, tenant_id, primitive) DO UPDATE SET "
+            "window_start = excluded.window_start, window_end = excluded.window_end, "
+            "used = excluded.used",
+            [
+                (k.operator_id, k.tenant_id, k.primitive, c.start, c.end, c.used)
+                for k, c in counters
+            ],
+        )
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _busy_or(error: sqlite3.OperationalError) -> Exception:
+    if "locked" in str(error) or "busy" in str(error):
+        return RetryBatch()
+    return error
+
+
+class PostgresHotPath(HotPathDb):
+    """asyncpg on one dedicated connection; set-based statements over arrays,
+    so a batch costs the same few round trips whatever its size."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self._connect_args = {
+            "host": parsed.host,
+            "port": parsed.port,
+            "user": parsed.username,
+            "password": parsed.password,
+            "database": parsed.database,
+        }
+        self._conn: asyncpg.Connection | None = None
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            try:
+                self._conn = await asyncpg.connect(**self._connect_args)
+            except (OSError, asyncpg.PostgresError) as error:
+                raise StorageUnavailable(f"storage unavailable: {error}") from error
+        return self._conn
+
+    @asynccontextmanager
+    async def transaction(self, write: bool) -> AsyncIterator[None]:
+        conn = await self._connection()
+        try:
+            async with conn.transaction():
+                yield
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
+            raise RetryBatch() from error
+        except (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
+            await self._reset()
+            raise
+
+    async def _reset(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+        self._conn = None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def terms_versions(self, operator_ids: Sequence[int]) -> dict[int, int]:
+        conn = await self._connection()
+        rows = await conn.fetch(
+            "SELECT id, terms_version FROM operators WHERE id = ANY($1::int[])", operator_ids
+        )
+        return {row["id"]: row["terms_version"] for row in rows}
+
+    async def load_terms(self, operator_id: int, tenant_ids: Sequence[str]) -> list[Any]:
+        conn = await self._connection()
+        return list(
+            await conn.fetch(
+                f"SELECT {_TERMS_COLUMNS} WHERE s.operator_id = $1 "
+                "AND s.tenant_id = ANY($2::text[])",
+                operator_id,
+                tenant_ids,
+            )
+        )
+
+    async def find_events(self, operator_id: int, keys: Sequence[str]) -> dict[str, EventRow]:
+        conn = await self._connection()
+        rows = await conn.fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM usage_events WHERE operator_id = $1 "
+            "AND idempotency_key = ANY($2::text[])",
+            operator_id,
+            keys,
+        )
+        return {row["idempotency_key"]: _event_row(row) for row in rows}
+
+    async def counters(self, keys: Sequence[UsageKey], lock: bool) -> dict[UsageKey, Counter]:
+        conn = await self._connection()
+        columns = (
+            [k.operator_id for k in keys],
+            [k.tenant_id for k in keys],
+            [k.primitive for k in keys],
+        )
+        if lock:
+            # Rows must exist to be locked: create the missing ones empty.
+            await conn.execute(
+                "INSERT INTO usage_counters "
+                "(operator_id, tenant_id, primitive, window_start, window_end, used) "
+                "SELECT o, t, p, 0, 0, 0 FROM unnest($1::int[], $2::text[], $3::text[]) "
+                "AS k(o, t, p) ORDER BY o, t, p ON CONFLICT DO NOTHING",
+                *columns,
+            )
+        rows = await conn.fetch(
+            "SELECT c.operator_id, c.tenant_id, c.primitive, c.window_start, c.window_end, c.used "
+            "FROM usage_counters c "
+            "JOIN unnest($1::int[], $2::text[], $3::text[]) AS k(o, t, p) "
+            "ON c.operator_id = k.o AND c.tenant_id = k.t AND c.primitive = k.p "
+            "ORDER BY c.operator_id, c.tenant_id, c.primitive"
+            + (" FOR UPDATE OF c" if lock else ""),
+            *columns,
+        )
+        found = {
+            UsageKey(r["operator_id"], r["tenant_id"], r["primitive"]): Counter(
+                r["window_start"], r["window_end"], r["used"]
+            )
+            for r in rows
+        }
+        return {key: found.get(key) or Counter(0, 0, 0) for key in keys}
+
+    async def sum_events(self, key: UsageKey, start: int, end: int) -> int:
+        conn = await self._connection()
+        total = await conn.fetchval(
+            _SUM_EVENTS.format("$1", "$2", "$3", "$4", "$5"),
+            key.operator_id,
+            key.tenant_id,
+            key.primitive,
+            start,
+            end,
+        )
+        return int(total)
+
+    async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
+        conn = await self._connection()
+        # Ids are drawn first, so that each event's id is known exactly, even
+        # when a taken idempotency key skips its row.
+        ids = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT nextval(pg_get_serial_sequence('usage_events', 'id')) "
+                "FROM generate_series(1, $1)",
+                len(events),
+            )
+        ]
+        values = list(zip(*(_event_values(e) for e in events), strict=True))
+        inserted = {
+            row["id"]
+            for row in await conn.fetch(
+                f"INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS}) "
+                "SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],"
+                " $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[],"
+                " $10::bigint[], $11::bigint[], $12::bigint[], $13::text[]) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                ids,
+                *values,
+            )
+        }
+        return [i if i in inserted else None for i in ids]
+
+    async def write_counters(self, counters: Iterable[tuple[UsageKey, Counter]]) -> None:
+        rows = list(counters)
+        if not rows:
+            return
+        conn = await self._connection()
+        await conn.execute(
+            "UPDATE usage_counters c SET window_start = v.s, window_end = v.e, used = v.u "
+            "FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],"
+            " $6::bigint[]) AS v(o, t, p, s, e, u) "
+            "WHERE c.operator_id = v.o AND c.tenant_id = v.t AND c.primitive = v.p",
+            [k.operator_id for k, _ in rows],
+            [k.tenant_id for k, _ in rows],
+            [k.primitive for k, _ in rows],
+            [c.start for _, c in rows],
+            [c.end for _, c in rows],
+            [c.used for _, c in rows],
+        )
+
+
+def open_hot_path(url: str) -> HotPathDb:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ValueError("the SQLite database must be a file (shared by connections)")
+        return SqliteHotPath(parsed.database)
+    return PostgresHotPath(url)

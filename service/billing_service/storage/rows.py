@@ -1,0 +1,70 @@
+"""Conversions between rows and domain records, shared by the Store and the
+hot path. Instants are integer microseconds since the Unix epoch (UTC)."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..domain.models import AccountKit, Period, Plan, Subscription, SubscriptionStatus
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(at: datetime) -> int:
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageKey:
+    """What a usage counter counts: one primitive of one operator's tenant."""
+
+    operator_id: int
+    tenant_id: str
+    primitive: str
+
+
+def kit_from_row(row: Any) -> AccountKit:
+    return AccountKit(
+        id=row.id,
+        name=row.name,
+        primitives=tuple(json.loads(row.primitives)),
+        permissions=tuple(json.loads(row.permissions)),
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+def plan_from_row(row: Any) -> Plan:
+    return Plan(
+        key=row.key,
+        name=row.name,
+        account_kit_id=row.account_kit_id,
+        stripe_price_id=row.stripe_price_id,
+        quotas=json.loads(row.quotas),
+        period=Period(row.period),
+        archived=bool(row.archived),
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+def subscription_from_row(row: Any) -> Subscription:
+    return Subscription(
+        tenant_id=row.tenant_id,
+        plan_key=row.plan_key,
+        status=SubscriptionStatus(row.status),
+        stripe_customer_id=row.stripe_customer_id,
+        stripe_subscription_id=row.stripe_subscription_id,
+        current_period_end=(
+            None if row.current_period_end is None else from_micros(row.current_period_end)
+        ),
+        account_kit_id=row.account_kit_id,
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+    )
