@@ -4,6 +4,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from billing.v1 import (
@@ -16,20 +17,27 @@ from billing.v1 import (
     usage_pb2,
     usage_pb2_grpc,
 )
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..app import App
-from .interceptor import ApiInterceptor
+from .guard import guard
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
 
 log = logging.getLogger(__name__)
 
+
+def _service(module: Any, name: str) -> ServiceDescriptor:
+    descriptor: ServiceDescriptor = module.DESCRIPTOR.services_by_name[name]
+    return descriptor
+
+
 SERVICE_NAMES = (
-    account_kit_pb2.DESCRIPTOR.services_by_name["AccountKitService"].full_name,
-    plan_pb2.DESCRIPTOR.services_by_name["PlanService"].full_name,
-    subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"].full_name,
-    usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
+    _service(account_kit_pb2, "AccountKitService").full_name,
+    _service(plan_pb2, "PlanService").full_name,
+    _service(subscription_pb2, "SubscriptionService").full_name,
+    _service(usage_pb2, "UsageService").full_name,
 )
 
 
@@ -46,18 +54,28 @@ class RunningServer:
 
 
 async def start_server(app: App, address: str) -> RunningServer:
-    server = grpc.aio.server(
-        interceptors=[ApiInterceptor(app.authenticator)],
-        options=[("grpc.so_reuseport", 0)],
-    )
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    auth = app.authenticator
     account_kit_pb2_grpc.add_AccountKitServiceServicer_to_server(
-        AccountKitServicer(app.catalog), server
+        guard(
+            AccountKitServicer(app.catalog), _service(account_kit_pb2, "AccountKitService"), auth
+        ),
+        server,
     )
-    plan_pb2_grpc.add_PlanServiceServicer_to_server(PlanServicer(app.catalog), server)
+    plan_pb2_grpc.add_PlanServiceServicer_to_server(
+        guard(PlanServicer(app.catalog), _service(plan_pb2, "PlanService"), auth), server
+    )
     subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
-        SubscriptionServicer(app.subscriptions, app.clock), server
+        guard(
+            SubscriptionServicer(app.subscriptions, app.clock),
+            _service(subscription_pb2, "SubscriptionService"),
+            auth,
+        ),
+        server,
     )
-    usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(app.engine), server)
+    usage_pb2_grpc.add_UsageServiceServicer_to_server(
+        guard(UsageServicer(app.engine), _service(usage_pb2, "UsageService"), auth), server
+    )
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -21,7 +21,7 @@ from ..logic.pagination import encode
 from ..logic.subscriptions import Subscriptions
 from ..logic.usage import QuotaEngine
 from . import convert as c
-from .interceptor import current_operator
+from .guard import current_operator
 
 Context: TypeAlias = grpc.aio.ServicerContext
 

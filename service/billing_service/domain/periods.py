@@ -16,8 +16,25 @@ _FIXED = {Period.DAY: timedelta(days=1), Period.WEEK: timedelta(weeks=1)}
 _MONTHS = {Period.MONTH: 1, Period.YEAR: 12}
 
 
+_MAX_REMEMBERED = 50_000
+# The last window computed per (period, anchor): nearly every call of the hot
+# path falls in the same window as the previous call of the same terms.
+_last_window: dict[tuple[Period, datetime | None], Window] = {}
+
+
 def window_at(period: Period, anchor: datetime | None, at: datetime) -> Window:
     """The period of `period` length that contains `at`."""
+    last = _last_window.get((period, anchor))
+    if last is not None and last.start <= at < last.end:
+        return last
+    window = _compute_window(period, anchor, at)
+    if len(_last_window) >= _MAX_REMEMBERED:
+        _last_window.clear()
+    _last_window[(period, anchor)] = window
+    return window
+
+
+def _compute_window(period: Period, anchor: datetime | None, at: datetime) -> Window:
     if anchor is None:
         return _calendar_window(period, at)
     if period in _FIXED:

@@ -73,6 +73,7 @@ NO_TERMS = TenantTerms(None, None, None)
 MAX_BATCH = 512
 MAX_CACHED_TENANTS = 200_000
 _MAX_ATTEMPTS = 12
+_MAX_GATHER_PASSES = 8
 
 
 class OpKind(enum.Enum):
@@ -200,6 +201,14 @@ class UsageBatcher:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            # Let calls already on their way through the event loop join this
+            # batch: yield while each pass of the loop brings more. One pass
+            # when calls come one at a time.
+            for _ in range(_MAX_GATHER_PASSES):
+                queued = len(self._queue)
+                await asyncio.sleep(0)
+                if len(self._queue) == queued or len(self._queue) >= MAX_BATCH:
+                    break
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 batch = [op for op in batch if not op.future.done()]  # cancelled callers
@@ -479,8 +488,13 @@ class SqliteHotPath(HotPathDb):
 
     @asynccontextmanager
     async def transaction(self, write: bool) -> AsyncIterator[None]:
+        if not write:
+            # Reads only: each statement sees committed data, which is all a
+            # check needs; an explicit transaction would cost two statements.
+            yield
+            return
         try:
-            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             raise _busy_or(error) from error
         try:
