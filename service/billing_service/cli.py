@@ -4,11 +4,13 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from .app import App, open_app
 from .clock import SystemClock
 from .config import Settings
+from .domain import validation
 from .domain.errors import DomainError
 from .logic.auth import mint_key
 from .storage import migrate
@@ -20,6 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gRPC server (and the REST gateway)")
     commands.add_parser("migrate", help="apply the database migrations")
+    gateway = commands.add_parser("gateway", help="run the REST gateway alone, as a sidecar")
+    gateway.add_argument(
+        "--grpc-target",
+        help="HOST:PORT of the gRPC server (default: BILLING_GATEWAY_GRPC_TARGET, else "
+        "BILLING_GRPC_ADDR)",
+    )
+    gateway.add_argument("--http-addr", help="HOST:PORT to serve on (default: BILLING_HTTP_ADDR)")
 
     operators = commands.add_parser("operators", help="manage operators").add_subparsers(
         dest="action", required=True
@@ -42,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "serve":
         return _run_serve(settings)
+    if args.command == "gateway":
+        return _run_gateway(settings, args)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     return asyncio.run(_with_app(settings, _ADMIN[(args.command, args.action)], args))
@@ -54,13 +65,29 @@ def _run_serve(settings: Settings) -> int:
         app = await open_app(settings)
         await serve_until_signalled(app)
 
+    _run_loop(run())
+    return 0
+
+
+def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
+    from .gateway.server import serve_gateway_until_signalled
+
+    http_addr = args.http_addr or settings.http_addr
+    if not http_addr:
+        print("error: no HTTP address (BILLING_HTTP_ADDR or --http-addr)", file=sys.stderr)
+        return 2
+    grpc_target = args.grpc_target or settings.gateway_grpc_target or settings.grpc_addr
+    _run_loop(serve_gateway_until_signalled(http_addr, grpc_target))
+    return 0
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        asyncio.run(run())
+        asyncio.run(main)
     else:
-        uvloop.run(run())
-    return 0
+        uvloop.run(main)
 
 
 async def _migrate(settings: Settings) -> int:
@@ -89,7 +116,8 @@ async def _with_app(
 
 
 async def _create_operator(app: App, args: argparse.Namespace) -> None:
-    operator = await app.store.create_operator(args.name, app.clock.now())
+    name = validation.name("name", args.name)
+    operator = await app.store.create_operator(name, app.clock.now())
     print(f"created operator '{operator.name}' (id {operator.id})")
 
 

@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     grpc_addr: str = "127.0.0.1:50051"
     # host:port of the REST gateway started beside the gRPC server; empty disables it.
     http_addr: str = "127.0.0.1:8080"
+    # gRPC address `billing-service gateway` (the gateway alone) calls; empty: grpc_addr.
+    gateway_grpc_target: str = ""
     # Seconds SIGTERM waits for in-flight RPCs before cancelling them.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # Seconds an authenticated API key is trusted before it is looked up again:

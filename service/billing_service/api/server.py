@@ -104,7 +104,6 @@ async def serve_until_signalled(app: App) -> None:
         from ..gateway.server import start_gateway
 
         gateway = await start_gateway(app.settings.http_addr, f"127.0.0.1:{running.port}")
-        log.info("REST gateway listening on %s", app.settings.http_addr)
     try:
         await stop.wait()
     finally:

@@ -1,0 +1,191 @@
+"""How messages look in JSON over HTTP: protobuf's own JSON mapping, plus two
+generic rules applied by walking the message descriptors (never per RPC).
+
+Output (responses): `json_format.MessageToDict` with camelCase field names and
+every field without presence included, so zeros, empty strings, empty lists
+and empty maps appear. Then:
+
+- enum values are lower-case without their type's prefix: PERIOD_MONTH is
+  "month", SUBSCRIPTION_STATUS_PAST_DUE is "past_due",
+  DENIAL_REASON_QUOTA_EXCEEDED is "quota_exceeded"; the zero value
+  `*_UNSPECIFIED` is null;
+- 64-bit integers are JSON numbers (protobuf's mapping makes them strings).
+
+Well-known types keep protobuf's mapping (a Timestamp is an RFC 3339 string).
+
+Input (request bodies, path and query parameters): `json_format.ParseDict`, so
+camelCase and original field names are both accepted and unknown fields are
+refused. Enum values may be given in the short form ("month", any case), in
+full ("PERIOD_MONTH") or as numbers. 64-bit integers may be numbers or strings.
+"""
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any, cast
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+INT64_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+
+
+class JsonMappingError(ValueError):
+    """JSON that cannot become the request message (the client's mistake)."""
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    raw = json_format.MessageToDict(
+        message, always_print_fields_with_no_presence=True, use_integers_for_enums=True
+    )
+    return _present_message(descriptor_of(message), raw)
+
+
+def merge_json(data: Mapping[str, Any], message: Message) -> None:
+    """Merge a JSON object into `message`; a field given here replaces its value."""
+    try:
+        json_format.ParseDict(_accept_message(descriptor_of(message), data), message)
+    except json_format.ParseError as error:
+        # The first line says what is wrong; later ones list every field.
+        raise JsonMappingError(str(error).split("\n", 1)[0]) from error
+
+
+def descriptor_of(message: Message) -> Descriptor:
+    # The stubs type DESCRIPTOR as a union with upb's class of the same API.
+    return cast(Descriptor, message.DESCRIPTOR)
+
+
+def map_value_field(field: FieldDescriptor) -> FieldDescriptor:
+    """The `value` field of a map field's entry."""
+    assert field.message_type is not None
+    return field.message_type.fields_by_name["value"]
+
+
+def enum_of(field: FieldDescriptor) -> EnumDescriptor:
+    assert field.enum_type is not None
+    return field.enum_type
+
+
+def is_repeated(field: FieldDescriptor) -> bool:
+    # protobuf 7 drops `label` for `is_repeated`; 5.x has only `label`.
+    flag = getattr(field, "is_repeated", None)
+    if flag is not None:
+        return bool(flag)
+    return bool(field.label == FieldDescriptor.LABEL_REPEATED)  # type: ignore[attr-defined]
+
+
+def is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def is_well_known(message: Descriptor) -> bool:
+    """Types whose JSON form protobuf defines specially (Timestamp, Duration...)."""
+    return message.file.name.startswith("google/protobuf/")
+
+
+@functools.cache
+def enum_prefix(enum: EnumDescriptor) -> str:
+    """`SubscriptionStatus` -> `SUBSCRIPTION_STATUS_`, the prefix of its values."""
+    snake = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", enum.name)
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", snake)
+    return snake.upper() + "_"
+
+
+def enum_short_name(enum: EnumDescriptor, number: int) -> str | None:
+    """The shown name of an enum value; None for the *_UNSPECIFIED zero value."""
+    value = enum.values_by_number.get(number)
+    if value is None:
+        # A value newer than these descriptors: no name to show.
+        return str(number)
+    if number == 0 and value.name.endswith("_UNSPECIFIED"):
+        return None
+    prefix = enum_prefix(enum)
+    name = value.name[len(prefix) :] if value.name.startswith(prefix) else value.name
+    return name.lower()
+
+
+def enum_short_names(enum: EnumDescriptor) -> list[str]:
+    """Every shown name of the enum, in declaration order, without the null one."""
+    names = [enum_short_name(enum, value.number) for value in enum.values]
+    return [name for name in names if name is not None]
+
+
+def _present_message(message: Descriptor, raw: dict[str, Any]) -> dict[str, Any]:
+    for field in message.fields:
+        if field.json_name in raw:
+            raw[field.json_name] = _present_field(field, raw[field.json_name])
+    return raw
+
+
+def _present_field(field: FieldDescriptor, raw: Any) -> Any:
+    if is_map(field):
+        value_field = map_value_field(field)
+        return {key: _present_value(value_field, item) for key, item in raw.items()}
+    if is_repeated(field):
+        return [_present_value(field, item) for item in raw]
+    return _present_value(field, raw)
+
+
+def _present_value(field: FieldDescriptor, raw: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return enum_short_name(enum_of(field), raw) if isinstance(raw, int) else raw
+    if field.type in INT64_TYPES:
+        return int(raw)
+    if field.message_type is not None and not is_well_known(field.message_type):
+        return _present_message(field.message_type, raw)
+    return raw
+
+
+@functools.cache
+def _fields_by_any_name(message: Descriptor) -> dict[str, FieldDescriptor]:
+    fields = {field.name: field for field in message.fields}
+    fields.update({field.json_name: field for field in message.fields})
+    return fields
+
+
+def _accept_message(message: Descriptor, data: Any) -> Any:
+    if is_well_known(message):
+        return data
+    if not isinstance(data, Mapping):
+        raise JsonMappingError(f"expected a JSON object for {message.name}")
+    accepted = dict(data)
+    fields = _fields_by_any_name(message)
+    for name, value in data.items():
+        field = fields.get(name)
+        if field is not None and value is not None:
+            accepted[name] = _accept_field(field, value)
+    return accepted
+
+
+def _accept_field(field: FieldDescriptor, raw: Any) -> Any:
+    if is_map(field):
+        if not isinstance(raw, Mapping):
+            return raw
+        value_field = map_value_field(field)
+        return {key: _accept_value(value_field, item) for key, item in raw.items()}
+    if is_repeated(field):
+        if not isinstance(raw, list):
+            return raw
+        return [_accept_value(field, item) for item in raw]
+    return _accept_value(field, raw)
+
+
+def _accept_value(field: FieldDescriptor, raw: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_ENUM and isinstance(raw, str):
+        enum = enum_of(field)
+        for candidate in (raw.upper(), enum_prefix(enum) + raw.upper()):
+            if candidate in enum.values_by_name:
+                return candidate
+        return raw
+    if field.message_type is not None and not is_well_known(field.message_type):
+        return _accept_message(field.message_type, raw)
+    return raw

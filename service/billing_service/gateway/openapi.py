@@ -1,0 +1,240 @@
+"""The OpenAPI 3.1 document served at /openapi.json, generated from the same
+bindings and message descriptors the gateway routes by, following the JSON
+presentation rules of jsonmap.py."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from google.api import field_behavior_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from .errors import EXTRA_FIELDS_BY_REASON
+from .jsonmap import (
+    INT64_TYPES,
+    enum_of,
+    enum_short_names,
+    is_map,
+    is_repeated,
+    is_well_known,
+    map_value_field,
+)
+from .routes import Binding
+
+DESCRIPTION = """\
+HTTP/JSON gateway of the billing.v1 gRPC services. Every call needs
+`Authorization: Bearer <key>`.
+
+JSON follows protobuf's JSON mapping (camelCase names; original snake_case names are
+accepted in requests; fields without presence are always present in responses), except
+that enum values are lower-case without their type prefix (`PERIOD_MONTH` is `"month"`,
+the `*_UNSPECIFIED` value is `null`; requests also accept full names) and 64-bit integers
+are JSON numbers (requests also accept strings).
+
+Errors are `{"error": {"code": "<snake_case>", "message": "..."}}`, where `code` is the
+ErrorInfo reason or gRPC code lower-cased. `rate_limited` (429) adds `used` and `limit`;
+`invalid_argument` may add `field`. HTTP statuses: invalid_argument 400, unauthenticated 401,
+subscription_inactive 402, permission denied 403, not found 404, already exists or aborted
+409, other failed preconditions 400, resource exhausted 429, unavailable 503, deadline
+exceeded 504, others 500.
+"""
+
+_INTEGER_RANGES: dict[int, tuple[int, int]] = {
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+}
+_WELL_KNOWN_SCHEMAS: dict[str, dict[str, Any]] = {
+    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$"},
+    "google.protobuf.FieldMask": {"type": "string"},
+    "google.protobuf.Empty": {"type": "object"},
+    "google.protobuf.Struct": {"type": "object"},
+    "google.protobuf.ListValue": {"type": "array"},
+}
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "snake_case reason or gRPC code"},
+                "message": {"type": "string"},
+                **{
+                    name: {"type": "integer" if convert is int else "string"}
+                    for extra in EXTRA_FIELDS_BY_REASON.values()
+                    for name, convert in extra.items()
+                },
+            },
+        }
+    },
+}
+
+
+def openapi_document(bindings: Sequence[Binding]) -> dict[str, Any]:
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    operation_ids: set[str] = set()
+    for binding in bindings:
+        path = binding.template
+        for variable in binding.path_variables:
+            # OpenAPI has no `{field=**}`; the variable is named alone.
+            path = path.replace(f"{{{variable.name}=**}}", f"{{{variable.name}}}")
+            path = path.replace(f"{{{variable.name}=*}}", f"{{{variable.name}}}")
+        operation_id = binding.method.name
+        while operation_id in operation_ids:
+            operation_id += "_"
+        operation_ids.add(operation_id)
+        paths.setdefault(path, {})[binding.http_method.lower()] = _operation(
+            binding, operation_id, schemas
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Billing REST gateway", "version": "v1", "description": DESCRIPTION},
+        "paths": paths,
+        "components": {
+            "schemas": {**schemas.defined, "Error": ERROR_SCHEMA},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+
+def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict[str, Any]:
+    method = binding.method
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": variable.name,
+            "in": "path",
+            "required": True,
+            "schema": schemas.field(variable.field_path[-1], output=False),
+        }
+        for variable in binding.path_variables
+    ]
+    parameters += [
+        {
+            "name": field.json_name,
+            "in": "query",
+            "required": False,
+            "schema": schemas.field(field, output=False),
+        }
+        for field in binding.query_fields
+    ]
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": method.full_name,
+        "tags": [method.containing_service.name],
+        "parameters": parameters,
+        "responses": {
+            "200": {
+                "description": f"a {method.output_type.full_name}",
+                "content": {"application/json": {"schema": schemas.ref(method.output_type)}},
+            },
+            "default": {
+                "description": "an error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        },
+    }
+    if binding.body == "*":
+        bound = {variable.field_path[0].name for variable in binding.path_variables}
+        body_schema = schemas.input_message(method.input_type, exclude=bound)
+    elif binding.body:
+        body_schema = schemas.field(method.input_type.fields_by_name[binding.body], output=False)
+    else:
+        return operation
+    operation["requestBody"] = {
+        "required": False,
+        "content": {"application/json": {"schema": body_schema}},
+    }
+    return operation
+
+
+class _Schemas:
+    """Component schemas of messages, named by full name; input ones (request
+    messages nested in a request) end in `.Input`."""
+
+    def __init__(self) -> None:
+        self.defined: dict[str, dict[str, Any]] = {}
+
+    def ref(self, message: Descriptor, output: bool = True) -> dict[str, Any]:
+        if message.full_name in _WELL_KNOWN_SCHEMAS:
+            return dict(_WELL_KNOWN_SCHEMAS[message.full_name])
+        if is_well_known(message):
+            return {}
+        name = message.full_name if output else f"{message.full_name}.Input"
+        if name not in self.defined:
+            self.defined[name] = {}  # a placeholder stops recursion
+            self.defined[name] = (
+                self.output_message(message) if output else self.input_message(message)
+            )
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def output_message(self, message: Descriptor) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                field.json_name: self.field(field, output=True) for field in message.fields
+            },
+            # Fields without presence are always printed.
+            "required": [field.json_name for field in message.fields if not field.has_presence],
+        }
+
+    def input_message(self, message: Descriptor, exclude: set[str] | None = None) -> dict[str, Any]:
+        fields = [
+            field
+            for field in message.fields
+            if field.name not in (exclude or set())
+            and field_behavior_pb2.OUTPUT_ONLY not in _behaviors(field)
+        ]
+        return {
+            "type": "object",
+            "properties": {field.json_name: self.field(field, output=False) for field in fields},
+            "required": [
+                field.json_name
+                for field in fields
+                if field_behavior_pb2.REQUIRED in _behaviors(field)
+            ],
+            "additionalProperties": False,
+        }
+
+    def field(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
+        if is_map(field):
+            value = map_value_field(field)
+            return {"type": "object", "additionalProperties": self._single(value, output)}
+        if is_repeated(field):
+            return {"type": "array", "items": self._single(field, output)}
+        return self._single(field, output)
+
+    def _single(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
+        if field.type == FieldDescriptor.TYPE_ENUM:
+            names: list[str | None] = list(enum_short_names(enum_of(field)))
+            if output:
+                return {"type": ["string", "null"], "enum": [*names, None]}
+            return {"type": "string", "enum": names}
+        if field.type in _INTEGER_RANGES:
+            low, high = _INTEGER_RANGES[field.type]
+            schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
+            schema["format"] = "int64" if field.type in INT64_TYPES else "int32"
+            return schema
+        if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+            return {"type": "number"}
+        if field.type == FieldDescriptor.TYPE_BOOL:
+            return {"type": "boolean"}
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            return {"type": "string", "contentEncoding": "base64"}
+        if field.message_type is not None:
+            return self.ref(field.message_type, output)
+        return {"type": "string"}
+
+
+def _behaviors(field: FieldDescriptor) -> list[int]:
+    return list(field.GetOptions().Extensions[field_behavior_pb2.field_behavior])
