@@ -3,6 +3,9 @@
 import argparse
 import asyncio
 import logging
+import multiprocessing
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -14,7 +17,7 @@ from .domain import validation
 from .domain.errors import DomainError
 from .logic.auth import mint_key
 from .storage import migrate
-from .storage.engine import create_engines
+from .storage.engine import create_engines, is_sqlite
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,14 +62,56 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_serve(settings: Settings) -> int:
+    workers = settings.workers or os.cpu_count() or 1
+    if workers == 1:
+        _run_loop(_serve(settings, reuse_port=False))
+        return 0
+    # Several processes on one address: migrate once here, then spawn them.
+    if settings.migrate_on_start is not False:
+        asyncio.run(_migrate_if_embedded(settings))
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_serve_worker, args=(settings.model_dump(), index), daemon=False)
+        for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+    return max(process.exitcode or 0 for process in processes)
+
+
+def _serve_worker(settings_values: dict[str, Any], index: int) -> None:
+    settings = Settings(**settings_values)
+    settings.migrate_on_start = False
+    if index > 0:
+        settings.http_addr = ""  # one gateway, in the first worker
+    _run_loop(_serve(settings, reuse_port=True))
+
+
+async def _serve(settings: Settings, reuse_port: bool) -> None:
     from .api.server import serve_until_signalled
 
-    async def run() -> None:
-        app = await open_app(settings)
-        await serve_until_signalled(app)
+    app = await open_app(settings)
+    await serve_until_signalled(app, reuse_port)
 
-    _run_loop(run())
-    return 0
+
+async def _migrate_if_embedded(settings: Settings) -> None:
+    if settings.migrate_on_start or is_sqlite(settings.database_url):
+        writer, reader = create_engines(settings.database_url)
+        try:
+            await migrate.upgrade(writer)
+        finally:
+            await writer.dispose()
+            await reader.dispose()
 
 
 def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Apply migrations at start-up. Unset: only on SQLite (the embedded default);
     # PostgreSQL deployments run `billing-service migrate` as a release step.
     migrate_on_start: bool | None = None
+    # Server processes sharing grpc_addr with SO_REUSEPORT (the kernel spreads
+    # connections); 0 means one per CPU core. The REST gateway runs in the first.
+    workers: int = Field(default=1, ge=0)
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"

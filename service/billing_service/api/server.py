@@ -53,8 +53,10 @@ class RunningServer:
         await self.server.stop(grace)
 
 
-async def start_server(app: App, address: str) -> RunningServer:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+async def start_server(app: App, address: str, reuse_port: bool = False) -> RunningServer:
+    """Start serving on `address`; with `reuse_port`, beside other processes
+    listening on the same address (SO_REUSEPORT)."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", int(reuse_port))])
     auth = app.authenticator
     account_kit_pb2_grpc.add_AccountKitServiceServicer_to_server(
         guard(
@@ -91,9 +93,9 @@ async def start_server(app: App, address: str) -> RunningServer:
     return RunningServer(server, health_servicer, port)
 
 
-async def serve_until_signalled(app: App) -> None:
+async def serve_until_signalled(app: App, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    running = await start_server(app, app.settings.grpc_addr)
+    running = await start_server(app, app.settings.grpc_addr, reuse_port)
     log.info("gRPC listening on %s", app.settings.grpc_addr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
