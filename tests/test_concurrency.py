@@ -6,14 +6,15 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 from billing.v1 import usage_pb2
 
 from billing_service.clock import FixedClock
 
+from .cli_subprocess import serve, service_env
 from .conftest import Client, make_client
-from .service_process import running_service
 from .usage_helpers import consume, subscribe, usage_of
 
 CALLS = 200
@@ -90,13 +91,14 @@ async def test_concurrent_consumes_and_refunds_stay_exact(client: Client) -> Non
 
 
 async def test_two_server_processes_on_one_database_admit_exactly_the_limit(
-    client: Client, database_url: str, clock: FixedClock
+    client: Client, database_url: str, clock: FixedClock, tmp_path: Path
 ) -> None:
     clock.set(datetime.now(UTC))  # the replicas run on the system clock
+    replica_env = service_env(database_url, auth_cache_seconds="0")
     await subscribe(client, "hot", {"seo": LIMIT})
     async with (
-        running_service(database_url) as first,
-        running_service(database_url) as second,
+        serve(replica_env, tmp_path) as first,
+        serve(replica_env, tmp_path) as second,
         grpc.aio.insecure_channel(first.target) as channel_a,
         grpc.aio.insecure_channel(second.target) as channel_b,
     ):

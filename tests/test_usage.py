@@ -12,7 +12,8 @@ from billing_service.clock import FixedClock
 from billing_service.storage.schema import usage_counters, usage_events
 
 from .conftest import Client
-from .usage_helpers import consume, details_of, subscribe, timestamp, usage_of, utc
+from .rpc_errors import failure_of
+from .usage_helpers import consume, subscribe, timestamp, usage_of, utc
 
 
 async def test_usage_has_the_documented_shape(client: Client) -> None:
@@ -56,14 +57,12 @@ async def test_over_quota_is_resource_exhausted_with_the_documented_details(
         assert response.standing.remaining == 3 - expected
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await consume(client, "t1")
-    details = details_of(refused.value)
+    details = failure_of(refused.value)
     assert details.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert details.message == "Plan quota exceeded for 'seo' (3/3 this period)"
     assert details.reason == "RATE_LIMITED"
     assert details.metadata == {"used": "3", "limit": "3", "primitive": "seo"}
-    assert details.quota_failure is not None
-    [violation] = details.quota_failure.violations
-    assert violation.subject == "primitive:seo"
+    assert details.quota_subjects == ("primitive:seo",)
     assert await usage_of(client, "t1") == {"seo": 3}
 
 
@@ -72,7 +71,7 @@ async def test_a_quantity_that_would_pass_the_limit_records_nothing(client: Clie
     await consume(client, "t1", quantity=8)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await consume(client, "t1", quantity=3)
-    assert details_of(refused.value).message == "Plan quota exceeded for 'seo' (8/10 this period)"
+    assert failure_of(refused.value).message == "Plan quota exceeded for 'seo' (8/10 this period)"
     assert (await consume(client, "t1", quantity=2)).standing.used == 10
 
 
@@ -82,7 +81,7 @@ async def test_absent_primitive_is_unlimited_and_zero_quota_refuses(client: Clie
     assert email.standing.unlimited and email.standing.used == 500
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await consume(client, "t1", "seo")
-    assert details_of(refused.value).message == "Plan quota exceeded for 'seo' (0/0 this period)"
+    assert failure_of(refused.value).message == "Plan quota exceeded for 'seo' (0/0 this period)"
 
 
 @pytest.mark.parametrize(
@@ -101,7 +100,7 @@ async def test_inactive_subscription_refuses_metered_calls(
     await subscribe(client, "t1", {"seo": 10}, status=status)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await consume(client, "t1")
-    details = details_of(refused.value)
+    details = failure_of(refused.value)
     assert details.code == grpc.StatusCode.FAILED_PRECONDITION
     assert details.reason == "SUBSCRIPTION_INACTIVE"
     check = await client.usage.CheckQuota(
@@ -135,7 +134,7 @@ async def test_primitive_not_granted_by_the_kit_is_permission_denied(client: Cli
     await consume(client, "t1", "seo")
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await consume(client, "t1", "email")
-    details = details_of(refused.value)
+    details = failure_of(refused.value)
     assert details.code == grpc.StatusCode.PERMISSION_DENIED
     assert details.reason == "PRIMITIVE_NOT_PERMITTED"
     assert details.metadata == {"primitive": "email", "account_kit_id": "pro-kit"}
@@ -190,11 +189,10 @@ async def test_bad_usage_input_is_invalid_argument(
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await consume(client, "t1", primitive, quantity=quantity)
-    details = details_of(refused.value)
+    details = failure_of(refused.value)
     assert details.code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.metadata["field"] == field
-    assert details.bad_request is not None
-    assert details.bad_request.field_violations[0].field == field
+    assert details.fields == (field,)
 
 
 async def test_record_usage_may_pass_the_limit_and_later_calls_are_refused(
@@ -209,7 +207,7 @@ async def test_record_usage_may_pass_the_limit_and_later_calls_are_refused(
     assert recorded.standing.remaining == 0
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await consume(client, "t1")
-    assert details_of(refused.value).message == "Plan quota exceeded for 'seo' (7/5 this period)"
+    assert failure_of(refused.value).message == "Plan quota exceeded for 'seo' (7/5 this period)"
 
 
 async def test_record_usage_in_an_earlier_period_counts_there(
@@ -241,7 +239,7 @@ async def test_record_usage_rejects_future_and_missing_quantity(client: Client) 
     ]:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await client.usage.RecordUsage(request, metadata=client.auth)
-        assert details_of(refused.value).metadata["field"] == field
+        assert failure_of(refused.value).metadata["field"] == field
 
 
 async def test_refund_restores_exactly_and_twice_is_harmless(client: Client) -> None:
@@ -291,7 +289,7 @@ async def test_idempotent_retry_counts_once_and_replays_the_first_answer(
     assert await usage_of(client, "t1") == {"seo": 2}
     with pytest.raises(grpc.aio.AioRpcError) as reused:
         await consume(client, "t1", quantity=3, key="req-1")
-    details = details_of(reused.value)
+    details = failure_of(reused.value)
     assert details.code == grpc.StatusCode.ALREADY_EXISTS
     assert details.reason == "IDEMPOTENCY_KEY_REUSED"
 
@@ -364,7 +362,7 @@ async def test_plan_change_mid_period_keeps_usage_and_applies_new_limits(client:
     await subscribe(client, "t1", {"seo": 4}, plan_key="basic")
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await consume(client, "t1")
-    assert details_of(refused.value).message == "Plan quota exceeded for 'seo' (4/4 this period)"
+    assert failure_of(refused.value).message == "Plan quota exceeded for 'seo' (4/4 this period)"
     await subscribe(client, "t1", {"seo": 6}, plan_key="pro")
     assert (await consume(client, "t1")).standing.used == 5
 

@@ -3,25 +3,28 @@
 import asyncio
 import signal
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 import pytest
 
 from billing_service.clock import FixedClock
 
+from .cli_subprocess import serve, service_env
 from .conftest import Client, make_client
-from .service_process import running_service
 from .usage_helpers import consume, subscribe, usage_of
 
 pytestmark = pytest.mark.slow
 
 
 async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
-    client: Client, database_url: str, clock: FixedClock
+    client: Client, database_url: str, clock: FixedClock, tmp_path: Path
 ) -> None:
     clock.set(datetime.now(UTC))  # the workers run on the system clock
     await subscribe(client, "hot", {"seo": 30})
-    async with running_service(database_url, {"BILLING_WORKERS": "2"}) as service:
+    async with serve(
+        service_env(database_url, auth_cache_seconds="0", workers="2"), tmp_path
+    ) as service:
         # Separate channels: separate connections, which the kernel spreads.
         channels = [grpc.aio.insecure_channel(service.target) for _ in range(4)]
         try:

@@ -1,14 +1,10 @@
-"""Helpers for the metering tests: set up a plan and subscription in one call,
-and read a failed call's google.rpc.Status details."""
+"""Helpers for the metering tests: set up a plan and subscription in one
+call, consume, and read usage."""
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import grpc
 from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
 from google.protobuf import timestamp_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from .conftest import Client
 
@@ -84,32 +80,3 @@ async def usage_of(client: Client, tenant_id: str, as_of: datetime | None = None
         request, metadata=client.auth
     )
     return dict(response.usage)
-
-
-@dataclass
-class StatusDetails:
-    code: grpc.StatusCode
-    message: str
-    reason: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-    quota_failure: error_details_pb2.QuotaFailure | None = None
-    bad_request: error_details_pb2.BadRequest | None = None
-
-
-def details_of(error: grpc.aio.AioRpcError) -> StatusDetails:
-    """The status of a failed call, with its ErrorInfo and other details."""
-    status = rpc_status.from_call(error)
-    assert status is not None, f"no google.rpc.Status details in {error!r}"
-    result = StatusDetails(error.code(), status.message)
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        quota = error_details_pb2.QuotaFailure()
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(info):
-            result.reason, result.metadata = info.reason, dict(info.metadata)
-        elif detail.Unpack(quota):
-            result.quota_failure = quota
-        elif detail.Unpack(bad):
-            result.bad_request = bad
-    assert error.details() == status.message
-    return result

@@ -11,6 +11,8 @@ KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 PRIMITIVE_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 # Tenant ids appear in REST paths, so '/' is excluded; control characters are too.
 TENANT_RE = re.compile(r"[^/\x00-\x1f\x7f]{1,200}")
+# PostgreSQL cannot store NUL in text, and no name or external id needs C0 controls.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 MAX_NAME = 200
 MAX_EXTERNAL_ID = 255
@@ -41,9 +43,9 @@ def primitive(field: str, value: str) -> str:
 def tenant_id(field: str, value: str) -> str:
     if not value:
         raise InvalidArgument(field, "is required")
-    if not TENANT_RE.fullmatch(value) or value.strip() != value:
+    if not TENANT_RE.fullmatch(value) or value.strip() != value or not value.isprintable():
         raise InvalidArgument(
-            field, "must be 1 to 200 characters, without '/', control characters or edge spaces"
+            field, "must be 1 to 200 printable characters, without '/' or edge spaces"
         )
     return value
 
@@ -53,6 +55,8 @@ def name(field: str, value: str) -> str:
         raise InvalidArgument(field, "is required")
     if len(value) > MAX_NAME:
         raise InvalidArgument(field, f"must be at most {MAX_NAME} characters")
+    if CONTROL_RE.search(value):
+        raise InvalidArgument(field, "must not contain control characters")
     return value
 
 
@@ -62,6 +66,8 @@ def external_id(field: str, value: str) -> str | None:
         raise InvalidArgument(field, f"must be at most {MAX_EXTERNAL_ID} characters")
     if value != value.strip():
         raise InvalidArgument(field, "must not start or end with spaces")
+    if CONTROL_RE.search(value):
+        raise InvalidArgument(field, "must not contain control characters")
     return value or None
 
 
@@ -108,6 +114,8 @@ def permissions(field: str, value: Iterable[str]) -> tuple[str, ...]:
 def idempotency_key(field: str, value: str) -> str | None:
     if len(value) > MAX_EXTERNAL_ID:
         raise InvalidArgument(field, f"must be at most {MAX_EXTERNAL_ID} characters")
+    if CONTROL_RE.search(value):
+        raise InvalidArgument(field, "must not contain control characters")
     return value or None
 
 

@@ -1,0 +1,34 @@
+# The production image: the service alone, installed from this repository as a
+# regular package (no dev dependencies), run as an unprivileged user.
+#   docker build -t customer-billing .
+#   docker run -p 50051:50051 -p 8080:8080 customer-billing
+# With PostgreSQL, set BILLING_DATABASE_URL=postgresql+asyncpg://... and run
+# `billing-service migrate` once per release before starting the servers.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Only what the package is built from: the service, its generated stubs, the
+# project file and the readme it names (tests/test_dockerfile.py installs from
+# exactly these).
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY generated ./generated
+RUN pip install --no-cache-dir . \
+    && rm -rf /src/build /src/*.egg-info
+
+RUN groupadd --system --gid 10001 billing \
+    && useradd --system --uid 10001 --gid billing --create-home --home-dir /var/lib/billing billing
+# Numeric, so that Kubernetes can verify runAsNonRoot.
+USER 10001:10001
+# The working directory holds the SQLite database of the default settings.
+WORKDIR /var/lib/billing
+
+ENV BILLING_GRPC_ADDR=0.0.0.0:50051 \
+    BILLING_HTTP_ADDR=0.0.0.0:8080
+EXPOSE 50051 8080
+
+CMD ["billing-service", "serve"]
