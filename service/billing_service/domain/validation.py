@@ -25,18 +25,18 @@ MAX_PAGE_SIZE = 1000
 
 
 def key(field: str, value: str) -> str:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    if not KEY_RE.fullmatch(value):
-        raise InvalidArgument(field, f"'{_clip(value)}' must match {KEY_RE.pattern}")
-    return value
+    return _matching(field, value, KEY_RE)
 
 
 def primitive(field: str, value: str) -> str:
+    return _matching(field, value, PRIMITIVE_RE)
+
+
+def _matching(field: str, value: str, pattern: re.Pattern[str]) -> str:
     if not value:
         raise InvalidArgument(field, "is required")
-    if not PRIMITIVE_RE.fullmatch(value):
-        raise InvalidArgument(field, f"'{_clip(value)}' must match {PRIMITIVE_RE.pattern}")
+    if not pattern.fullmatch(value):
+        raise InvalidArgument(field, f"'{_clip(value)}' must match {pattern.pattern}")
     return value
 
 

@@ -424,27 +424,7 @@ class Store:
 
     async def get_terms(self, operator_id: int, tenant_id: str) -> TenantTerms:
         """The tenant's subscription, plan and kit, in one query."""
-        query = (
-            select(subscriptions, plans, account_kits)
-            .select_from(subscriptions)
-            .join(
-                plans,
-                and_(
-                    plans.c.operator_id == subscriptions.c.operator_id,
-                    plans.c.key == subscriptions.c.plan_key,
-                ),
-            )
-            .outerjoin(
-                account_kits,
-                and_(
-                    account_kits.c.operator_id == subscriptions.c.operator_id,
-                    account_kits.c.id == subscriptions.c.account_kit_id,
-                ),
-            )
-            .where(
-                subscriptions.c.operator_id == operator_id, subscriptions.c.tenant_id == tenant_id
-            )
-        )
+        query = _terms_query(operator_id).where(subscriptions.c.tenant_id == tenant_id)
 
         async def work(conn: AsyncConnection) -> TenantTerms:
             row = (await conn.execute(query)).first()
