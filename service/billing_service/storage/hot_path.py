@@ -180,15 +180,34 @@ class UsageBatcher:
         self._queue: list[UsageOp] = []
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._busy = False  # a batch is in the database
         self._terms: dict[tuple[int, str], TenantTerms] = {}
         self._versions: dict[int, int] = {}
 
     async def submit(self, op: UsageOp) -> QuotaDecision | UsageRecorded:
+        if not self._busy and not self._queue:
+            # No batch is in the database and none is waiting: this call is a
+            # batch of one, decided in its own coroutine. Handing it to the
+            # worker task would cost the RPC another pass of the event loop.
+            await self._run_exclusively([op])
+            return op.future.result()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="usage-batcher")
         self._queue.append(op)
         self._wakeup.set()
         return await op.future
+
+    async def _run_exclusively(self, batch: list[UsageOp]) -> None:
+        """One batch at a time: the calls queued meanwhile form the next."""
+        self._busy = True
+        try:
+            await self._run(batch)
+        finally:
+            self._busy = False
+            if self._queue:
+                if self._worker is None or self._worker.done():
+                    self._worker = asyncio.create_task(self._work(), name="usage-batcher")
+                self._wakeup.set()
 
     async def close(self) -> None:
         if self._worker is not None:
@@ -209,11 +228,11 @@ class UsageBatcher:
                 await asyncio.sleep(0)
                 if len(self._queue) == queued or len(self._queue) >= MAX_BATCH:
                     break
-            while self._queue:
+            while self._queue and not self._busy:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 batch = [op for op in batch if not op.future.done()]  # cancelled callers
                 if batch:
-                    await self._run(batch)
+                    await self._run_exclusively(batch)
 
     async def _run(self, batch: list[UsageOp]) -> None:
         write = any(op.kind is not OpKind.CHECK for op in batch)
