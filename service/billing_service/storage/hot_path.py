@@ -49,6 +49,7 @@ from ..domain.errors import (
     StorageUnavailable,
     SubscriptionInactive,
 )
+from ..domain.instants import from_micros, to_micros
 from ..domain.models import (
     DenialReason,
     QuotaDecision,
@@ -60,11 +61,9 @@ from ..domain.models import (
 from ..domain.policy import Enforcement
 from .rows import (
     UsageKey,
-    from_micros,
     kit_from_row,
     plan_from_row,
     subscription_from_row,
-    to_micros,
 )
 
 log = logging.getLogger(__name__)

@@ -3,21 +3,10 @@ hot path. Instants are integer microseconds since the Unix epoch (UTC)."""
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from ..domain.instants import from_micros
 from ..domain.models import AccountKit, Period, Plan, Subscription, SubscriptionStatus
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_micros(at: datetime) -> int:
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)

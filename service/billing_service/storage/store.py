@@ -23,6 +23,7 @@ from ..domain.errors import (
     PlanArchived,
     StorageUnavailable,
 )
+from ..domain.instants import from_micros, to_micros
 from ..domain.models import (
     AccountKit,
     ApiKeyInfo,
@@ -36,11 +37,9 @@ from ..domain.models import (
 )
 from .rows import (
     UsageKey,
-    from_micros,
     kit_from_row,
     plan_from_row,
     subscription_from_row,
-    to_micros,
 )
 from .schema import (
     account_kits,
@@ -301,9 +300,7 @@ class Store:
 
         return await self._write(work)
 
-    async def _require_kit(
-        self, conn: AsyncConnection, operator_id: int, kit_id: str
-    ) -> None:
+    async def _require_kit(self, conn: AsyncConnection, operator_id: int, kit_id: str) -> None:
         found = (
             await conn.execute(
                 select(account_kits.c.id).where(
