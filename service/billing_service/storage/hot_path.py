@@ -73,6 +73,7 @@ MAX_BATCH = 512
 MAX_CACHED_TENANTS = 200_000
 _MAX_ATTEMPTS = 12
 _MAX_GATHER_PASSES = 8
+_ID_BLOCK = 512
 
 
 class OpKind(enum.Enum):
@@ -620,6 +621,7 @@ class PostgresHotPath(HotPathDb):
             "database": parsed.database,
         }
         self._conn: asyncpg.Connection | None = None
+        self._ids: list[int] = []
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
@@ -633,6 +635,11 @@ class PostgresHotPath(HotPathDb):
     async def transaction(self, write: bool) -> AsyncIterator[None]:
         conn = await self._connection()
         try:
+            if not write:
+                # Reads only: each statement sees committed data, which is all
+                # a check needs; BEGIN and COMMIT would be two more round trips.
+                yield
+                return
             async with conn.transaction():
                 yield
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
@@ -686,15 +693,26 @@ class PostgresHotPath(HotPathDb):
             [k.tenant_id for k in keys],
             [k.primitive for k in keys],
         )
-        if lock:
-            # Rows must exist to be locked: create the missing ones empty.
+        found = await self._fetch_counters(conn, columns, lock)
+        missing = [key for key in keys if key not in found]
+        if lock and missing:
+            # Rows must exist to be locked: create the missing ones, empty,
+            # then lock them too (a concurrent creator may have won).
             await conn.execute(
                 "INSERT INTO usage_counters "
                 "(operator_id, tenant_id, primitive, window_start, window_end, used) "
                 "SELECT o, t, p, 0, 0, 0 FROM unnest($1::int[], $2::text[], $3::text[]) "
                 "AS k(o, t, p) ORDER BY o, t, p ON CONFLICT DO NOTHING",
-                *columns,
+                [k.operator_id for k in missing],
+                [k.tenant_id for k in missing],
+                [k.primitive for k in missing],
             )
+            found.update(await self._fetch_counters(conn, columns, lock))
+        return {key: found.get(key) or Counter(0, 0, 0) for key in keys}
+
+    async def _fetch_counters(
+        self, conn: asyncpg.Connection, columns: tuple[list[Any], ...], lock: bool
+    ) -> dict[UsageKey, Counter]:
         rows = await conn.fetch(
             "SELECT c.operator_id, c.tenant_id, c.primitive, c.window_start, c.window_end, c.used "
             "FROM usage_counters c "
@@ -704,13 +722,12 @@ class PostgresHotPath(HotPathDb):
             + (" FOR UPDATE OF c" if lock else ""),
             *columns,
         )
-        found = {
+        return {
             UsageKey(r["operator_id"], r["tenant_id"], r["primitive"]): Counter(
                 r["window_start"], r["window_end"], r["used"]
             )
             for r in rows
         }
-        return {key: found.get(key) or Counter(0, 0, 0) for key in keys}
 
     async def sum_events(self, key: UsageKey, start: int, end: int) -> int:
         conn = await self._connection()
@@ -726,16 +743,7 @@ class PostgresHotPath(HotPathDb):
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
         conn = await self._connection()
-        # Ids are drawn first, so that each event's id is known exactly, even
-        # when a taken idempotency key skips its row.
-        ids = [
-            row[0]
-            for row in await conn.fetch(
-                "SELECT nextval(pg_get_serial_sequence('usage_events', 'id')) "
-                "FROM generate_series(1, $1)",
-                len(events),
-            )
-        ]
+        ids = await self._take_ids(conn, len(events))
         values = list(zip(*(_event_values(e) for e in events), strict=True))
         inserted = {
             row["id"]
@@ -750,6 +758,22 @@ class PostgresHotPath(HotPathDb):
             )
         }
         return [i if i in inserted else None for i in ids]
+
+    async def _take_ids(self, conn: asyncpg.Connection, count: int) -> list[int]:
+        """Event ids, drawn before inserting so that each event's id is known
+        exactly, even when a taken idempotency key skips its row. They come
+        from the sequence a block at a time, so most batches need no trip
+        for them; a stopped process leaves gaps, which ids may have."""
+        while len(self._ids) < count:
+            block = max(count - len(self._ids), _ID_BLOCK)
+            rows = await conn.fetch(
+                "SELECT nextval(pg_get_serial_sequence('usage_events', 'id')) "
+                "FROM generate_series(1, $1)",
+                block,
+            )
+            self._ids.extend(row[0] for row in rows)
+        taken, self._ids = self._ids[:count], self._ids[count:]
+        return taken
 
     async def write_counters(self, counters: Iterable[tuple[UsageKey, Counter]]) -> None:
         rows = list(counters)
