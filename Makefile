@@ -6,7 +6,7 @@ PY := $(BIN)/python
 THIRD_PARTY := build/third_party/protos
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: serve test check lint typecheck generate generated-check protos-deps buf-lint bench clean
+.PHONY: serve test check lint typecheck generate generated-check protos-deps buf-lint bench bench-history h2load clean
 
 $(BIN)/billing-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ test: $(BIN)/billing-service generated-check buf-lint lint typecheck
 	$(BIN)/pytest
 
 lint: $(BIN)/billing-service
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check service tests bench scripts
+	$(BIN)/ruff format --check service tests bench scripts
 
 typecheck: $(BIN)/billing-service
 	$(BIN)/mypy
@@ -45,9 +45,18 @@ generate: protos-deps
 generated-check: protos-deps
 	$(PY) scripts/generate.py --check generated
 
-## bench: run the benchmarks (not part of the test suite)
-bench: $(BIN)/billing-service
-	$(PY) bench/run.py
+## bench: the hot-path benchmark matrix into bench/RESULTS.md (not part of the test suite;
+## BENCH_ARGS=--quick for a smoke run); see bench/README.md
+bench: $(BIN)/billing-service h2load
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+## bench-history: throughput and memory as stored usage events and tenants grow
+bench-history: $(BIN)/billing-service h2load
+	$(PY) bench/history.py $(BENCH_ARGS)
+
+# The benchmarks' load generator, from Debian's nghttp2-client.
+h2load:
+	@command -v h2load >/dev/null || (apt-get update && apt-get install -y nghttp2-client)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,58 @@
+"""The floor: the cheapest unary RPC a grpc.aio server can answer.
+
+One method, /bench.v1.Floor/Empty, that ignores its request and answers an
+empty message. The handler is generic with no (de)serializers, so grpc hands
+over and takes back raw bytes: what is left is the cost of grpc.aio itself.
+It runs on uvloop with the server options the billing service uses, so that
+the billing service's throughput divided by this one's is the cost of the
+service's own work.
+
+Usage: floor_server.py HOST:PORT  (stops on SIGTERM or SIGINT)
+"""
+
+import asyncio
+import signal
+import sys
+
+import grpc
+import uvloop
+
+SERVICE = "bench.v1.Floor"
+METHOD = "Empty"
+PATH = f"/{SERVICE}/{METHOD}"
+
+
+async def empty(_request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
+    return b""
+
+
+async def serve(address: str) -> None:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                SERVICE, {METHOD: grpc.unary_unary_rpc_method_handler(empty)}
+            ),
+        )
+    )
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"cannot listen on {address}")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(1.0)
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    uvloop.run(serve(sys.argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

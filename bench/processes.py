@@ -1,0 +1,225 @@
+"""The processes under test: the floor server, the billing service, its database."""
+
+import asyncio
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from floor_server import PATH as FLOOR_PATH
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+BENCH_DIR = Path(__file__).resolve().parent
+FLOOR_SERVER = BENCH_DIR / "floor_server.py"
+# The service under test: the console script installed beside this interpreter
+# (run the bench with .venv/bin/python), or BENCH_BILLING_CLI, e.g. a wrapper
+# that runs another checkout, to compare two revisions.
+BILLING_CLI = os.environ.get(
+    "BENCH_BILLING_CLI", str(Path(sys.executable).parent / "billing-service")
+)
+# Where PostgreSQL databases are created (and dropped); override with BENCH_POSTGRES_URL.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+START_TIMEOUT_S = 60.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        return int(match.group(1)) / 1024 if match else float("nan")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        # Fields after the parenthesised command name; utime and stime are 14 and 15.
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}; see {self.log}:\n"
+                + self.log.read_text()[-3000:]
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _spawn(
+    name: str, command: list[str], env: dict[str, str], log: Path, port: int
+) -> ServerProcess:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    return ServerProcess(name, process, port, log)
+
+
+def _wait_until_serving(server: ServerProcess, probe_path: str) -> None:
+    """Poll until a unary call on `probe_path` (raw bytes in and out) succeeds."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with grpc.insecure_channel(server.address) as channel:
+        call = channel.unary_unary(probe_path)
+        while True:
+            server.check_alive()
+            try:
+                call(probe_request(probe_path), timeout=2)
+                return
+            except grpc.RpcError as error:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{server.name} did not start; see {server.log}") from error
+                time.sleep(0.2)
+
+
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+def probe_request(path: str) -> bytes:
+    if path == _HEALTH_CHECK:
+        request: bytes = health_pb2.HealthCheckRequest().SerializeToString()
+        return request
+    return b""
+
+
+def start_floor(log_dir: Path) -> ServerProcess:
+    port = free_port()
+    server = _spawn(
+        "floor server",
+        [sys.executable, str(FLOOR_SERVER), f"127.0.0.1:{port}"],
+        dict(os.environ),
+        log_dir / "floor-server.log",
+        port,
+    )
+    _wait_until_serving(server, FLOOR_PATH)
+    return server
+
+
+def billing_env(database_url: str, port: int = 0) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        BILLING_DATABASE_URL=database_url,
+        BILLING_GRPC_ADDR=f"127.0.0.1:{port}",
+        BILLING_HTTP_ADDR="",  # no REST gateway: only gRPC is measured
+    )
+    return env
+
+
+def billing_cli(database_url: str, *args: str) -> str:
+    """Run `billing-service ARGS` on the database; return its stdout."""
+    done = subprocess.run(
+        [BILLING_CLI, *args], env=billing_env(database_url), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"billing-service {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def start_billing(database_url: str, log: Path) -> ServerProcess:
+    port = free_port()
+    server = _spawn(
+        "billing service", [BILLING_CLI, "serve"], billing_env(database_url, port), log, port
+    )
+    _wait_until_serving(server, _HEALTH_CHECK)
+    with grpc.insecure_channel(server.address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise RuntimeError(f"billing service is not SERVING: {reply}")
+    return server
+
+
+def postgres_available() -> bool:
+    async def probe() -> None:
+        engine = create_async_engine(POSTGRES_ADMIN_URL)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except Exception:
+        return False
+    return True
+
+
+def _admin(statement: str) -> None:
+    async def run() -> None:
+        engine = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped on exit; yields its URL."""
+    name = f"billing_bench_{secrets.token_hex(4)}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def sqlite_database(directory: Path) -> Iterator[str]:
+    """A fresh SQLite file in `directory`, removed with its WAL on exit; yields its URL."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"billing-bench-{secrets.token_hex(4)}.db"
+    try:
+        yield f"sqlite+aiosqlite:///{path}"
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@contextmanager
+def database(backend: str, scratch: Path) -> Iterator[str]:
+    """A fresh database of `backend` ("sqlite" or "postgres"), migrated."""
+    fresh = sqlite_database(scratch) if backend == "sqlite" else postgres_database()
+    with fresh as url:
+        billing_cli(url, "migrate")
+        yield url

@@ -1,0 +1,109 @@
+"""What the reports say about the machine, and how they are written down."""
+
+import asyncio
+import os
+import platform
+import re
+import sqlite3
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from loadgen import h2load_version
+from processes import BENCH_DIR, BILLING_CLI, POSTGRES_ADMIN_URL
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+RESULTS = BENCH_DIR / "RESULTS.md"
+_TITLE = (
+    "# Benchmark results\n\n"
+    "Written by `bench/run.py` (the matrix) and `bench/history.py` (history scaling); "
+    "see `bench/README.md` for what each scenario is and how it is measured.\n"
+)
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    return match.group(1).strip() if match else platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    meminfo = Path("/proc/meminfo").read_text()
+    match = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.M)
+    return int(match.group(1)) / 1024**2 if match else float("nan")
+
+
+def _postgres_version() -> str:
+    async def query() -> str:
+        engine = create_async_engine(POSTGRES_ADMIN_URL)
+        try:
+            async with engine.connect() as conn:
+                return str((await conn.execute(text("SHOW server_version"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(query())
+    except Exception as error:
+        return f"unavailable ({type(error).__name__})"
+
+
+def _service_revision() -> str:
+    # The service changes under the benchmark: say which code was measured.
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=BENCH_DIR.parent,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def machine_lines(backends: Sequence[str]) -> list[str]:
+    load1, load5, _ = os.getloadavg()
+    lines = [
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
+        f"{_cpu_model()}, {_memory_gib():.0f} GiB RAM",
+        f"- Load average when the run started: {load1:.2f} (1 min), {load5:.2f} (5 min)",
+        f"- Python {platform.python_version()}, grpcio {grpc.__version__}, uvloop event loop",
+        f"- Load generator: {h2load_version()}",
+    ]
+    if "BENCH_BILLING_CLI" in os.environ:
+        lines.append(f"- Service: `{BILLING_CLI}` (BENCH_BILLING_CLI)")
+    else:
+        lines.append(f"- Service: this checkout at {_service_revision()}")
+    if "sqlite" in backends:
+        lines.append(f"- SQLite {sqlite3.sqlite_version}")
+    if "postgres" in backends:
+        lines.append(f"- PostgreSQL {_postgres_version()} on 127.0.0.1")
+    return lines
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    aligns = ["---" if index == 0 else "---:" for index in range(len(header))]
+    return "\n".join([line(header), line(aligns), *(line(row) for row in rows)])
+
+
+def write_section(name: str, content: str, path: Path = RESULTS) -> None:
+    """Replace the section `name` of the results file (or append it), leaving
+    the other sections, which other commands write, as they are."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    block = f"{start}\n{content.strip()}\n{end}"
+    existing = path.read_text() if path.exists() else _TITLE
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(existing):
+        updated = pattern.sub(lambda _match: block, existing)
+    else:
+        updated = existing.rstrip() + "\n\n" + block
+    path.write_text(updated.rstrip() + "\n")
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if value != value else f"{value:,.{digits}f}"

@@ -1,0 +1,420 @@
+"""The hot-path benchmark: the quota RPCs against an empty gRPC call.
+
+In one run, on this machine, with h2load as the only load generator:
+  floor           an empty unary grpc.aio RPC on a minimal server (floor_server.py)
+  CheckQuota      on one tenant
+  ConsumeQuota    spread over many tenants (every stream in flight on its own tenant)
+  ConsumeQuota    on a single hot tenant
+on SQLite and PostgreSQL, at concurrency 1, 16 and 64. Every figure is the
+median of --runs runs; each throughput is also given as a ratio of the floor
+measured in the same run, at the same concurrency, with the same client
+layout. The table goes to bench/RESULTS.md and stdout. See bench/README.md.
+
+Usage: .venv/bin/python bench/run.py [--quick] [--runs N] [--backends sqlite,postgres]
+                                     [--duration S] [--warmup S] [--concurrency 1,16,64]
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from loadgen import multiplexed, one_stream_per_process, paced, require_h2load
+from processes import (
+    BENCH_DIR,
+    ServerProcess,
+    database,
+    postgres_available,
+    start_floor,
+)
+from report import fmt, machine_lines, markdown_table, write_section
+from scenarios import (
+    CHECK,
+    CONSUME_HOT,
+    CONSUME_MANY,
+    FLOOR,
+    FLOOR_PER_PROCESS,
+    Backend,
+    Cell,
+    Measurement,
+    Summary,
+    Timing,
+    describe,
+    floor_of,
+    floor_target,
+    layout_of,
+    measure_check,
+    measure_consume,
+    measure_floor,
+    running_backend,
+    summary_of,
+)
+from seeding import HOT_TENANT, check_request, create_operator_and_key, tenant_name
+
+BILLING_SCENARIOS = (CONSUME_MANY, CONSUME_HOT, CHECK)
+# Tenants subscribed for the many-tenants scenario; each measurement takes the
+# next `concurrency` of them, so that over a run the load moves across them.
+SPREAD_TENANTS = 1000
+
+
+@dataclass
+class Settings:
+    runs: int
+    duration_s: float
+    warmup_s: float
+    concurrencies: list[int]
+    backends: list[str]
+    latency_rate: int  # req/s offered for the fixed-rate latency round; 0: none
+    out: Path
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self.duration_s, self.warmup_s, self.out / "h2load")
+
+
+@contextmanager
+def seeded_backend(name: str, settings: Settings, scratch: Path) -> Iterator[Backend]:
+    """The billing service on a fresh `name` database with the plan, the hot
+    tenant and SPREAD_TENANTS tenants subscribed through the API."""
+    with database(name, scratch) as url:
+        api_key = create_operator_and_key(url)
+        log = settings.out / f"billing-{name}.log"
+        with running_backend(name, url, api_key, log, scratch / "bodies") as backend:
+            backend.client.upsert_plan()
+            backend.client.subscribe([HOT_TENANT, *(tenant_name(i) for i in range(SPREAD_TENANTS))])
+            yield backend
+
+
+class Matrix:
+    def __init__(
+        self, settings: Settings, floor: ServerProcess, backends: Sequence[Backend], scratch: Path
+    ) -> None:
+        self.settings = settings
+        self.floor = floor
+        self.backends = backends
+        self.measurements: list[Measurement] = []
+        self.floor_target = floor_target(
+            floor,
+            scratch / "bodies",
+            check_request(HOT_TENANT).SerializeToString(),
+            backends[0].api_key if backends else None,
+        )
+        self._next_tenant = 0
+
+    def _spread_tenants(self, count: int) -> list[str]:
+        first = self._next_tenant
+        self._next_tenant = (first + count) % SPREAD_TENANTS
+        return [tenant_name((first + i) % SPREAD_TENANTS) for i in range(count)]
+
+    def _keep(self, measurement: Measurement) -> Measurement:
+        self.measurements.append(measurement)
+        print("  " + describe(measurement), flush=True)
+        return measurement
+
+    def _floor(self, scenario: str, concurrency: int, run: int, rate: int) -> Measurement:
+        return self._keep(
+            measure_floor(
+                self.floor,
+                self.floor_target,
+                scenario,
+                concurrency,
+                run,
+                self.settings.timing,
+                rate,
+            )
+        )
+
+    def _billing(
+        self, backend: Backend, scenario: str, concurrency: int, run: int, rate: int
+    ) -> Measurement:
+        timing = self.settings.timing
+        if scenario == CHECK:
+            return measure_check(backend, HOT_TENANT, concurrency, run, timing, rate)
+        processes = layout_of(scenario, concurrency, rate).processes
+        tenants = self._spread_tenants(processes) if scenario == CONSUME_MANY else [HOT_TENANT]
+        return measure_consume(backend, scenario, tenants, concurrency, run, timing, rate)
+
+    def _round(self, concurrency: int, run: int, rate: int) -> None:
+        """The floor(s), then every billing scenario on every backend."""
+        floors = {FLOOR: self._floor(FLOOR, concurrency, run, rate)}
+        if floor_of(CONSUME_MANY, concurrency, rate) == FLOOR_PER_PROCESS:
+            floors[FLOOR_PER_PROCESS] = self._floor(FLOOR_PER_PROCESS, concurrency, run, rate)
+        for backend in self.backends:
+            for scenario in BILLING_SCENARIOS:
+                measurement = self._billing(backend, scenario, concurrency, run, rate)
+                floor = floors[floor_of(scenario, concurrency, rate)]
+                measurement.ratio_of_floor = (
+                    measurement.requests_per_second / floor.requests_per_second
+                )
+                self._keep(measurement)
+
+    def run(self) -> None:
+        for run in range(1, self.settings.runs + 1):
+            for concurrency in self.settings.concurrencies:
+                self._round(concurrency, run, rate=0)
+            if self.settings.latency_rate and P99_CONCURRENCY in self.settings.concurrencies:
+                self._round(P99_CONCURRENCY, run, rate=self.settings.latency_rate)
+
+
+def summarize(measurements: Sequence[Measurement]) -> list[Summary]:
+    cells: dict[Cell, list[Measurement]] = {}
+    for measurement in measurements:
+        cells.setdefault(measurement.cell, []).append(measurement)
+    summaries = [summary_of(runs) for runs in cells.values()]
+    order = {
+        name: index for index, name in enumerate((FLOOR, FLOOR_PER_PROCESS, *BILLING_SCENARIOS))
+    }
+    backends = {"": 0, "sqlite": 1, "postgres": 2}
+    summaries.sort(
+        key=lambda s: (
+            s.cell.offered_rate,
+            s.cell.concurrency,
+            backends[s.cell.backend],
+            order[s.cell.scenario],
+        )
+    )
+    return summaries
+
+
+# (scenario, backend) -> least ratio of the floor; and backend -> p99 bound at c=64.
+RATIO_TARGETS = {
+    (CHECK, "sqlite"): 0.80,
+    (CHECK, "postgres"): 0.80,
+    (CONSUME_MANY, "sqlite"): 0.60,
+    (CONSUME_MANY, "postgres"): 0.50,
+    (CONSUME_HOT, "sqlite"): 0.40,
+    (CONSUME_HOT, "postgres"): 0.40,
+}
+P99_TARGET_MS = {"sqlite": 10.0, "postgres": 15.0}
+P99_CONCURRENCY = 64
+
+
+def target_rows(summaries: Sequence[Summary]) -> list[list[str]]:
+    """One row per target: what was wanted, what was measured, what the floor
+    did (same layout, same load), and the verdict. Throughput targets are
+    judged on the closed loop at every concurrency; the p99 target at
+    P99_CONCURRENCY both on the closed loop and at the fixed rate."""
+    by_cell = {summary.cell: summary for summary in summaries}
+    rows = []
+    for summary in summaries:
+        cell = summary.cell
+        floor_cell = Cell(
+            floor_of(cell.scenario, cell.concurrency, cell.offered_rate),
+            "",
+            cell.concurrency,
+            cell.offered_rate,
+        )
+        floor = by_cell.get(floor_cell)
+        least = RATIO_TARGETS.get((cell.scenario, cell.backend))
+        if least is not None and not cell.offered_rate:
+            rows.append(
+                [
+                    f"{cell.scenario}: throughput",
+                    cell.backend,
+                    str(cell.concurrency),
+                    f">= {least:.0%} of floor",
+                    f"{summary.ratio_of_floor:.1%}",
+                    f"{fmt(floor.requests_per_second, 0)} req/s" if floor else "n/a",
+                    "PASS" if summary.ratio_of_floor >= least else "FAIL",
+                ]
+            )
+        bound = P99_TARGET_MS.get(cell.backend)
+        if bound is not None and cell.concurrency == P99_CONCURRENCY:
+            load = f"at {cell.offered_rate} req/s" if cell.offered_rate else "closed loop"
+            rows.append(
+                [
+                    f"{cell.scenario}: p99, {load}",
+                    cell.backend,
+                    str(cell.concurrency),
+                    f"< {bound:g} ms",
+                    f"{summary.p99_ms:.2f} ms",
+                    f"p99 {fmt(floor.p99_ms, 2)} ms" if floor else "n/a",
+                    "PASS" if summary.p99_ms < bound else "FAIL",
+                ]
+            )
+    return rows
+
+
+def _results_table(summaries: Sequence[Summary]) -> str:
+    rows = [
+        [
+            s.cell.scenario,
+            s.cell.backend or "-",
+            str(s.cell.concurrency),
+            fmt(s.requests_per_second, 0),
+            fmt(s.p50_ms, 2),
+            fmt(s.p99_ms, 2),
+            "1.00 (floor)" if not s.cell.backend else fmt(s.ratio_of_floor, 2),
+            fmt(s.service_cpu_us_per_request, 0),
+        ]
+        for s in summaries
+    ]
+    header = ["scenario", "backend", "concurrency", "req/s", "p50 ms", "p99 ms"]
+    return markdown_table([*header, "ratio of floor", "service CPU us/req"], rows)
+
+
+def _fixed_rate_table(summaries: Sequence[Summary]) -> str:
+    rows = [
+        [
+            s.cell.scenario,
+            s.cell.backend or "-",
+            str(s.cell.concurrency),
+            str(s.cell.offered_rate),
+            fmt(s.requests_per_second, 0),
+            fmt(s.p50_ms, 2),
+            fmt(s.p99_ms, 2),
+            fmt(s.service_cpu_us_per_request, 0),
+        ]
+        for s in summaries
+    ]
+    header = ["scenario", "backend", "most in flight", "offered req/s", "achieved req/s"]
+    return markdown_table([*header, "p50 ms", "p99 ms", "service CPU us/req"], rows)
+
+
+def render(summaries: Sequence[Summary], settings: Settings, machine: list[str]) -> str:
+    closed = [s for s in summaries if not s.cell.offered_rate]
+    fixed = [s for s in summaries if s.cell.offered_rate]
+    targets = target_rows(summaries)
+    passed = sum(row[-1] == "PASS" for row in targets)
+    problems = [
+        f"- {s.cell.scenario} {s.cell.backend} c={s.cell.concurrency}"
+        + (f" at {s.cell.offered_rate} req/s" if s.cell.offered_rate else "")
+        + f", {p}"
+        for s in summaries
+        for p in s.problems
+    ]
+    layouts = [
+        f"c={c}: `{multiplexed(c).describe()}`"
+        if multiplexed(c) == one_stream_per_process(c)
+        else f"c={c}: `{multiplexed(c).describe()}` (floor, CheckQuota, hot tenant), "
+        f"`{one_stream_per_process(c).describe()}` (many tenants and its floor)"
+        for c in settings.concurrencies
+    ]
+    parts = [
+        "## Hot path: quota RPCs against an empty gRPC call",
+        "",
+        *machine,
+        f"- Medians of {settings.runs} run(s); each measurement {settings.duration_s:g} s "
+        f"after a {settings.warmup_s:g} s warm-up; backends: {', '.join(settings.backends)}",
+        f"- Client layouts: {'; '.join(layouts)}",
+        "",
+        "### Closed loop: as fast as the server answers",
+        "",
+        "Each stream sends its next call as soon as the last one returns: the server is "
+        "saturated, and latency is about concurrency / throughput (Little's law).",
+        "",
+        _results_table(closed),
+        "",
+        "Ratio of floor: the scenario's req/s over the floor's measured in the same run at the "
+        "same concurrency with the same client layout (`floor (empty RPC)` for the multiplexed "
+        "layout, `floor, 1 stream per process` for the many-tenants one), median over runs. "
+        "Service CPU: user+system CPU of the service process per completed call "
+        "(PostgreSQL's own processes not included), less sensitive than req/s to other load "
+        "on the machine.",
+    ]
+    if fixed:
+        parts += [
+            "",
+            "### Fixed rate: latency below saturation",
+            "",
+            f"h2load offers {settings.latency_rate} req/s in all with at most "
+            f"{P99_CONCURRENCY} calls in flight: `{paced(P99_CONCURRENCY).describe()}` "
+            "with `--rps` per connection, the processes started one request interval "
+            "apart (for many tenants, one tenant per process). The latency a caller sees "
+            "when the service is not the bottleneck. A call that finds every stream busy "
+            "waits, so achieved req/s below offered means saturation.",
+            "",
+            _fixed_rate_table(fixed),
+        ]
+    parts += [
+        "",
+        f"### Targets: {passed} of {len(targets)} met",
+        "",
+        markdown_table(
+            ["target", "backend", "concurrency", "wanted", "measured", "the floor", ""], targets
+        ),
+        "",
+        "### Checks",
+        "",
+        *(
+            problems
+            or [
+                "Every call h2load counted was a gRPC success (response bytes and "
+                "GetUsage counts agree with h2load's counts)."
+            ]
+        ),
+    ]
+    return "\n".join(parts)
+
+
+def parse_args(argv: Sequence[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="1 run of 2 s each: a smoke run")
+    parser.add_argument("--runs", type=int, help="runs to take the median of (default 3)")
+    parser.add_argument("--duration", type=float, help="seconds measured per scenario (default 5)")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up before each (default 1)")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument(
+        "--latency-rate",
+        type=int,
+        default=500,
+        help=f"req/s offered in the fixed-rate round at concurrency {P99_CONCURRENCY} (0: skip)",
+    )
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
+    args = parser.parse_args(argv)
+    backends = [name for name in args.backends.split(",") if name]
+    unknown = set(backends) - {"sqlite", "postgres"}
+    if unknown:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    return Settings(
+        runs=args.runs or (1 if args.quick else 3),
+        duration_s=args.duration or (2.0 if args.quick else 5.0),
+        warmup_s=args.warmup or (0.5 if args.quick else 1.0),
+        concurrencies=[int(c) for c in args.concurrency.split(",")],
+        backends=backends,
+        latency_rate=args.latency_rate,
+        out=args.out / time.strftime("run-%Y%m%d-%H%M%S"),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    require_h2load()
+    if "postgres" in settings.backends and not postgres_available():
+        raise SystemExit("PostgreSQL is not reachable (BENCH_POSTGRES_URL); try --backends sqlite")
+    settings.out.mkdir(parents=True, exist_ok=True)
+    machine = machine_lines(settings.backends)
+    print("\n".join(machine), flush=True)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="billing-bench-")))
+        floor = start_floor(settings.out)
+        stack.callback(floor.stop)
+        backends = [
+            stack.enter_context(seeded_backend(name, settings, scratch))
+            for name in settings.backends
+        ]
+        matrix = Matrix(settings, floor, backends, scratch)
+        matrix.run()
+    summaries = summarize(matrix.measurements)
+    report = render(summaries, settings, machine)
+    write_section("matrix", report)
+    (settings.out / "measurements.json").write_text(
+        json.dumps([asdict(m) for m in matrix.measurements], indent=1)
+    )
+    print()
+    print(report)
+    print(f"\n(wrote bench/RESULTS.md and {settings.out}; took {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
