@@ -138,6 +138,11 @@ class RetryBatch(Exception):
 class HotPathDb(ABC):
     """The statements the hot path needs, for one database engine."""
 
+    # True when a batch runs start to end without suspending (no real I/O
+    # waits), so that it may run in a caller's coroutine: no cancellation can
+    # land inside its transaction.
+    never_suspends = False
+
     @abstractmethod
     def transaction(self, write: bool) -> Any:
         """An async context manager around one transaction."""
@@ -185,10 +190,13 @@ class UsageBatcher:
         self._versions: dict[int, int] = {}
 
     async def submit(self, op: UsageOp) -> QuotaDecision | UsageRecorded:
-        if not self._busy and not self._queue:
+        if self._db.never_suspends and not self._busy and not self._queue:
             # No batch is in the database and none is waiting: this call is a
             # batch of one, decided in its own coroutine. Handing it to the
             # worker task would cost the RPC another pass of the event loop.
+            # Only where the database work cannot suspend: a caller cancelled
+            # (its deadline passed) while its coroutine waits inside a
+            # transaction would leave that transaction half-done.
             await self._run_exclusively([op])
             return op.future.result()
         if self._worker is None or self._worker.done():
@@ -498,6 +506,8 @@ class SqliteHotPath(HotPathDb):
     The busy handler is off (it would sleep on the loop); a busy database
     makes the batch retry after an asynchronous pause instead."""
 
+    never_suspends = True
+
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
@@ -634,14 +644,28 @@ class PostgresHotPath(HotPathDb):
     @asynccontextmanager
     async def transaction(self, write: bool) -> AsyncIterator[None]:
         conn = await self._connection()
+        if conn.is_in_transaction():
+            # Something left a transaction open (it should not happen: batches
+            # run in the worker task, which nothing cancels mid-batch). Never
+            # build on it: start again on a new connection.
+            await self._reset()
+            conn = await self._connection()
+        if not write:
+            # Reads only: each statement sees committed data, which is all a
+            # check needs; BEGIN and COMMIT would be two more round trips.
+            yield
+            return
         try:
-            if not write:
-                # Reads only: each statement sees committed data, which is all
-                # a check needs; BEGIN and COMMIT would be two more round trips.
+            # Plain statements rather than asyncpg's transaction manager, which
+            # turns a transaction into a savepoint of any it still believes open.
+            await conn.execute("BEGIN")
+            try:
                 yield
-                return
-            async with conn.transaction():
-                yield
+            except BaseException:
+                if not conn.is_closed():
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
             raise RetryBatch() from error
         except (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
