@@ -5,9 +5,9 @@ For each backend and each (usage events, tenants) pair of the grid (default
 the plan is made through the API, then tenants (subscriptions rows) and usage
 events are bulk-inserted with one INSERT ... SELECT each (generate_series on
 PostgreSQL, a recursive CTE on SQLite), most events in the 12 past monthly
-periods and 5% in the current one; the service is restarted on that database
-and ConsumeQuota and CheckQuota, both on one tenant that has history, are
-measured at concurrency 16, with the service's RSS before and after.
+periods and 5% in the current one, then checkpointed; the service is restarted
+on that database and ConsumeQuota and CheckQuota, both on one tenant that has
+history, are measured at concurrency 16, with the service's RSS before and after.
 The table goes to bench/RESULTS.md and stdout. See bench/README.md.
 
 Usage: .venv/bin/python bench/history.py [--quick] [--runs N] [--backends sqlite,postgres]
@@ -24,12 +24,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from loadgen import multiplexed, require_h2load
 from processes import BENCH_DIR, database, postgres_available
-from report import fmt, machine_lines, markdown_table, write_section
+from report import RESULTS, fmt, machine_lines, markdown_table, write_section
 from scenarios import (
     CONSUME_HOT,
     Measurement,
@@ -40,6 +41,7 @@ from scenarios import (
     measure_consume,
     running_backend,
     summary_of,
+    with_restart,
 )
 from seeding import HUGE_QUOTA, OPERATOR, PLAN_KEY, PRIMITIVE, create_operator_and_key, tenant_name
 from sqlalchemy import BigInteger, MetaData, String, cast, func, insert, literal, select, text
@@ -183,8 +185,10 @@ async def _seed_and_measure_size(url: str, size: Size) -> float:
     try:
         async with engine.begin() as conn:
             await _seed(conn, size, datetime.now(UTC))
+        # Write the bulk load out now, not during the measurements.
         if engine.dialect.name != "postgresql":
             async with engine.connect() as conn:
+                await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
                 pages = (await conn.execute(text("PRAGMA page_count"))).scalar_one()
                 page_size = (await conn.execute(text("PRAGMA page_size"))).scalar_one()
                 return float(pages * page_size) / 2**20
@@ -194,6 +198,7 @@ async def _seed_and_measure_size(url: str, size: Size) -> float:
             autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await autocommit.execute(text("VACUUM ANALYZE subscriptions"))
             await autocommit.execute(text("VACUUM ANALYZE usage_events"))
+            await autocommit.execute(text("CHECKPOINT"))
             query = text("SELECT pg_database_size(current_database())")
             return float((await autocommit.execute(query)).scalar_one()) / 2**20
     finally:
@@ -206,6 +211,7 @@ class Settings:
     timing: Timing
     backends: list[str]
     sizes: list[Size]
+    results: Path
     out: Path
 
 
@@ -234,10 +240,16 @@ def measure(backend_name: str, size: Size, settings: Settings, scratch: Path) ->
             consumes: list[Measurement] = []
             checks: list[Measurement] = []
             for run in range(1, settings.runs + 1):
-                consume = measure_consume(
-                    backend, CONSUME_HOT, [tenant], CONCURRENCY, run, settings.timing
+                timing = settings.timing
+                consume = with_restart(
+                    backend,
+                    partial(
+                        measure_consume, backend, CONSUME_HOT, [tenant], CONCURRENCY, run, timing
+                    ),
                 )
-                check = measure_check(backend, tenant, CONCURRENCY, run, settings.timing)
+                check = with_restart(
+                    backend, partial(measure_check, backend, tenant, CONCURRENCY, run, timing)
+                )
                 for measurement, kept in ((consume, consumes), (check, checks)):
                     kept.append(measurement)
                     print("    " + describe(measurement), flush=True)
@@ -364,6 +376,9 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument("--events", default="1000,1000000", help="usage events to store")
     parser.add_argument("--tenants", default="10,100000", help="tenants to subscribe")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="the markdown file to write the table to"
+    )
     args = parser.parse_args(argv)
     backends = [name for name in args.backends.split(",") if name]
     unknown = set(backends) - {"sqlite", "postgres"}
@@ -384,6 +399,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
                 _integers(args.tenants), _integers(args.events)
             )
         ],
+        results=args.results,
         out=out,
     )
 
@@ -403,11 +419,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for size in settings.sizes:
                 outcomes.append(measure(backend, size, settings, Path(scratch)))
     report = render(outcomes, settings, machine)
-    write_section("history", report)
+    write_section("history", report, settings.results)
     (settings.out / "outcomes.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
     print()
     print(report)
-    print(f"\n(wrote bench/RESULTS.md and {settings.out}; took {time.monotonic() - started:.0f} s)")
+    print(
+        f"\n(wrote {settings.results} and {settings.out}; took {time.monotonic() - started:.0f} s)"
+    )
     return 0
 
 

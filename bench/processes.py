@@ -44,6 +44,30 @@ def free_port() -> int:
         return port
 
 
+class ServerExited(RuntimeError):
+    """A server under test is gone: something outside the bench stopped it, or it crashed."""
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the service may run worker processes)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for children in Path(f"/proc/{tree[index]}/task").glob("*/children"):
+            try:
+                tree.extend(int(child) for child in children.read_text().split())
+            except OSError:  # the task ended meanwhile
+                continue
+        index += 1
+    return tree
+
+
+def _proc_file(pid: int, name: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:  # the process ended meanwhile
+        return ""
+
+
 @dataclass
 class ServerProcess:
     name: str
@@ -56,22 +80,29 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     def rss_mib(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-        return int(match.group(1)) / 1024 if match else float("nan")
+        """Resident memory of the process and its children, added up."""
+        total_kib = 0
+        for pid in _process_tree(self.process.pid):
+            match = re.search(r"^VmRSS:\s+(\d+) kB", _proc_file(pid, "status"), re.M)
+            total_kib += int(match.group(1)) if match else 0
+        return total_kib / 1024
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far."""
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        # Fields after the parenthesised command name; utime and stime are 14 and 15.
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        """User + system CPU time the process and its live children have used so far."""
+        ticks = 0
+        for pid in _process_tree(self.process.pid):
+            stat = _proc_file(pid, "stat")
+            if stat:
+                # Fields after the parenthesised command name; utime and stime are 14 and 15.
+                fields = stat.rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / _CLOCK_TICKS
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.process.returncode}; see {self.log}:\n"
-                + self.log.read_text()[-3000:]
+            raise ServerExited(
+                f"{self.name} exited with {self.process.returncode} (log: {self.log})\n"
+                "its log ends with:\n" + self.log.read_text()[-3000:]
             )
 
     def stop(self) -> None:

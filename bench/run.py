@@ -32,7 +32,7 @@ from processes import (
     postgres_available,
     start_floor,
 )
-from report import fmt, machine_lines, markdown_table, write_section
+from report import RESULTS, fmt, machine_lines, markdown_table, write_section
 from scenarios import (
     CHECK,
     CONSUME_HOT,
@@ -53,6 +53,7 @@ from scenarios import (
     measure_floor,
     running_backend,
     summary_of,
+    with_restart,
 )
 from seeding import HOT_TENANT, check_request, create_operator_and_key, tenant_name
 
@@ -70,6 +71,7 @@ class Settings:
     concurrencies: list[int]
     backends: list[str]
     latency_rate: int  # req/s offered for the fixed-rate latency round; 0: none
+    results: Path
     out: Path
 
     @property
@@ -134,10 +136,16 @@ class Matrix:
     ) -> Measurement:
         timing = self.settings.timing
         if scenario == CHECK:
-            return measure_check(backend, HOT_TENANT, concurrency, run, timing, rate)
+            return with_restart(
+                backend,
+                lambda: measure_check(backend, HOT_TENANT, concurrency, run, timing, rate),
+            )
         processes = layout_of(scenario, concurrency, rate).processes
         tenants = self._spread_tenants(processes) if scenario == CONSUME_MANY else [HOT_TENANT]
-        return measure_consume(backend, scenario, tenants, concurrency, run, timing, rate)
+        return with_restart(
+            backend,
+            lambda: measure_consume(backend, scenario, tenants, concurrency, run, timing, rate),
+        )
 
     def _round(self, concurrency: int, run: int, rate: int) -> None:
         """The floor(s), then every billing scenario on every backend."""
@@ -369,6 +377,9 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         help=f"req/s offered in the fixed-rate round at concurrency {P99_CONCURRENCY} (0: skip)",
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="the markdown file to write the table to"
+    )
     args = parser.parse_args(argv)
     backends = [name for name in args.backends.split(",") if name]
     unknown = set(backends) - {"sqlite", "postgres"}
@@ -381,6 +392,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         concurrencies=[int(c) for c in args.concurrency.split(",")],
         backends=backends,
         latency_rate=args.latency_rate,
+        results=args.results,
         out=args.out / time.strftime("run-%Y%m%d-%H%M%S"),
     )
 
@@ -406,13 +418,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         matrix.run()
     summaries = summarize(matrix.measurements)
     report = render(summaries, settings, machine)
-    write_section("matrix", report)
+    write_section("matrix", report, settings.results)
     (settings.out / "measurements.json").write_text(
         json.dumps([asdict(m) for m in matrix.measurements], indent=1)
     )
     print()
     print(report)
-    print(f"\n(wrote bench/RESULTS.md and {settings.out}; took {time.monotonic() - started:.0f} s)")
+    print(
+        f"\n(wrote {settings.results} and {settings.out}; took {time.monotonic() - started:.0f} s)"
+    )
     return 0
 
 

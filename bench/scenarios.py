@@ -20,7 +20,7 @@ from loadgen import (
     paced,
     run_load,
 )
-from processes import ServerProcess, start_billing
+from processes import ServerExited, ServerProcess, start_billing
 from seeding import (
     CHECK_PATH,
     CONSUME_PATH,
@@ -120,18 +120,29 @@ def summary_of(runs: Sequence[Measurement]) -> Summary:
 
 
 class Backend:
-    """A running billing service on its database, with the bench's API key."""
+    """A billing service on its database, with the bench's API key."""
 
-    def __init__(self, name: str, server: ServerProcess, api_key: str, bodies: Path) -> None:
+    def __init__(self, name: str, database_url: str, api_key: str, log: Path, bodies: Path) -> None:
         self.name = name
-        self.server = server
         self.api_key = api_key
-        self.client = BillingClient(server.address, api_key)
+        self._database_url = database_url
+        self._log = log
+        self._starts = 1
         self._bodies = bodies
+        self.server = start_billing(database_url, log)
+        self.client = BillingClient(self.server.address, api_key)
 
     def target(self, path: str, body_name: str, message: bytes) -> Target:
         body = write_body(self._bodies, body_name, message)
         return billing_target(self.server.address, path, body, self.api_key)
+
+    def restart(self) -> None:
+        """Start the service again on the same database, logging to a new file."""
+        self.close()
+        self._starts += 1
+        log = self._log.with_name(f"{self._log.stem}-start{self._starts}{self._log.suffix}")
+        self.server = start_billing(self._database_url, log)
+        self.client = BillingClient(self.server.address, self.api_key)
 
     def close(self) -> None:
         self.client.close()
@@ -142,11 +153,25 @@ class Backend:
 def running_backend(
     name: str, database_url: str, api_key: str, log: Path, bodies: Path
 ) -> Iterator[Backend]:
-    backend = Backend(name, start_billing(database_url, log), api_key, bodies)
+    backend = Backend(name, database_url, api_key, log, bodies)
     try:
         yield backend
     finally:
         backend.close()
+
+
+def with_restart(backend: Backend, measure: Callable[[], Measurement]) -> Measurement:
+    """Measure; if the service exits meanwhile, start it again and measure again,
+    once. (On a shared machine something else may stop it.)"""
+    try:
+        return measure()
+    except ServerExited as exited:
+        note = f"measured again after the service exited: {str(exited).splitlines()[0]}"
+        print(f"  {backend.name}: {note}", flush=True)
+        backend.restart()
+        measurement = measure()
+        measurement.problems.append(note)
+        return measurement
 
 
 def _load(
@@ -156,10 +181,15 @@ def _load(
     layout = layout_of(cell.scenario, cell.concurrency, cell.offered_rate)
     targets = list(targets) * (layout.processes // len(targets))
     rate = cell.offered_rate
-    warm = run_load(targets, layout, timing.warmup_s, timing.workdir, rate)
-    cpu_before = server.cpu_seconds()
-    load = run_load(targets, layout, timing.duration_s, timing.workdir, rate)
-    service_cpu = server.cpu_seconds() - cpu_before
+    server.check_alive()
+    try:
+        warm = run_load(targets, layout, timing.warmup_s, timing.workdir, rate)
+        cpu_before = server.cpu_seconds()
+        load = run_load(targets, layout, timing.duration_s, timing.workdir, rate)
+        service_cpu = server.cpu_seconds() - cpu_before
+    except RuntimeError:
+        server.check_alive()  # say so if h2load failed because the server is gone
+        raise
     server.check_alive()
     done = max(load.succeeded, 1)
     measurement = Measurement(
