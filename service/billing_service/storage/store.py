@@ -79,8 +79,8 @@ class Store:
     # -- transactions -------------------------------------------------------
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run `work` in a write transaction, again on deadlock or a concurrent
-        idempotent replay, translating database failures once."""
+        """Run `work` in a write transaction, again on deadlock, translating
+        database failures once."""
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
                 async with self._translate(), self._writer.begin() as conn:
@@ -459,7 +459,7 @@ class Store:
                 raise NotFound("usage event", str(event_id))
             key = UsageKey(operator_id, row.tenant_id, row.primitive)
             # Lock the counter before touching the event, in the same order as
-            # add_usage, so that the two cannot deadlock.
+            # the hot path's batches, so that the two cannot deadlock.
             counter = (
                 await conn.execute(
                     update(usage_counters)
