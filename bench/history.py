@@ -17,7 +17,6 @@ Usage: .venv/bin/python bench/history.py [--quick] [--runs N] [--backends sqlite
 import argparse
 import asyncio
 import itertools
-import json
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 from loadgen import multiplexed, require_h2load
 from processes import BENCH_DIR, database, postgres_available
-from report import RESULTS, fmt, machine_lines, markdown_table, write_section
+from report import RESULTS, fmt, machine_lines, markdown_table, publish
 from scenarios import (
     CONSUME_HOT,
     Measurement,
@@ -419,12 +418,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             for size in settings.sizes:
                 outcomes.append(measure(backend, size, settings, Path(scratch)))
     report = render(outcomes, settings, machine)
-    write_section("history", report, settings.results)
-    (settings.out / "outcomes.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
-    print()
-    print(report)
-    print(
-        f"\n(wrote {settings.results} and {settings.out}; took {time.monotonic() - started:.0f} s)"
+    publish(
+        "history",
+        report,
+        settings.results,
+        settings.out,
+        "outcomes.json",
+        [asdict(o) for o in outcomes],
+        started,
     )
     return 0
 

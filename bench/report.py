@@ -1,11 +1,13 @@
 """What the reports say about the machine, and how they are written down."""
 
 import asyncio
+import json
 import os
 import platform
 import re
 import sqlite3
 import subprocess
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +105,18 @@ def write_section(name: str, content: str, path: Path = RESULTS) -> None:
     else:
         updated = existing.rstrip() + "\n\n" + block
     path.write_text(updated.rstrip() + "\n")
+
+
+def publish(
+    name: str, report: str, results: Path, out: Path, raw_name: str, raw: object, started: float
+) -> None:
+    """Write the report as section `name` of the results file, the raw
+    figures as JSON beside the logs, and print the report."""
+    write_section(name, report, results)
+    (out / raw_name).write_text(json.dumps(raw, indent=1))
+    print()
+    print(report)
+    print(f"\n(wrote {results} and {out}; took {time.monotonic() - started:.0f} s)")
 
 
 def fmt(value: float, digits: int = 1) -> str:

@@ -15,7 +15,6 @@ Usage: .venv/bin/python bench/run.py [--quick] [--runs N] [--backends sqlite,pos
 """
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from processes import (
     postgres_available,
     start_floor,
 )
-from report import RESULTS, fmt, machine_lines, markdown_table, write_section
+from report import RESULTS, fmt, machine_lines, markdown_table, publish
 from scenarios import (
     CHECK,
     CONSUME_HOT,
@@ -418,14 +417,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         matrix.run()
     summaries = summarize(matrix.measurements)
     report = render(summaries, settings, machine)
-    write_section("matrix", report, settings.results)
-    (settings.out / "measurements.json").write_text(
-        json.dumps([asdict(m) for m in matrix.measurements], indent=1)
-    )
-    print()
-    print(report)
-    print(
-        f"\n(wrote {settings.results} and {settings.out}; took {time.monotonic() - started:.0f} s)"
+    publish(
+        "matrix",
+        report,
+        settings.results,
+        settings.out,
+        "measurements.json",
+        [asdict(m) for m in matrix.measurements],
+        started,
     )
     return 0
 

@@ -5,8 +5,7 @@ from datetime import datetime
 from ..clock import Clock
 from ..domain import validation as v
 from ..domain.errors import NotFound
-from ..domain.models import Page, SubscriptionStatus, TenantTerms, Window
-from ..domain.periods import window_at
+from ..domain.models import Page, SubscriptionStatus, TenantTerms
 from ..storage.store import Store
 from . import pagination
 
@@ -53,11 +52,4 @@ class Subscriptions:
             pagination.decode("page_token", page_token),
             v.page_size("page_size", page_size),
             v.key("plan_key", plan_key) if plan_key else None,
-        )
-
-    def window_now(self, terms: TenantTerms) -> Window:
-        """The quota period in force now for a subscribed tenant."""
-        assert terms.subscription is not None and terms.plan is not None
-        return window_at(
-            terms.plan.period, terms.subscription.current_period_end, self._clock.now()
         )
