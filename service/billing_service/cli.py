@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_serve(settings: Settings) -> int:
-    workers = settings.workers or os.cpu_count() or 1
+    # 0: one per core this process may run on (a cpuset or taskset narrows it).
+    workers = settings.workers or len(os.sched_getaffinity(0)) or 1
     if workers == 1:
         _run_loop(_serve(settings, reuse_port=False))
         return 0

@@ -130,15 +130,34 @@ def subscription_to_proto(terms: TenantTerms, now: datetime) -> subscription_pb2
 
 
 def standing_to_proto(standing: Standing) -> usage_pb2.QuotaStanding:
+    start, end = _window_stamps(standing.window)
     return usage_pb2.QuotaStanding(
         used=standing.used,
         limit=standing.limit or 0,
         remaining=standing.remaining,
         unlimited=standing.limit is None,
-        period_start=timestamp(standing.window.start),
-        period_end=timestamp(standing.window.end),
+        period_start=start,
+        period_end=end,
         plan_key=standing.plan_key or "",
     )
+
+
+# The Timestamps of recent windows: nearly every quota answer carries one of
+# a few windows (the message constructor copies them).
+_MAX_STAMPED_WINDOWS = 10_000
+_stamped_windows: dict[
+    tuple[datetime, datetime], tuple[timestamp_pb2.Timestamp, timestamp_pb2.Timestamp]
+] = {}
+
+
+def _window_stamps(window: Window) -> tuple[timestamp_pb2.Timestamp, timestamp_pb2.Timestamp]:
+    bounds = (window.start, window.end)
+    stamps = _stamped_windows.get(bounds)
+    if stamps is None:
+        if len(_stamped_windows) >= _MAX_STAMPED_WINDOWS:
+            _stamped_windows.clear()
+        stamps = _stamped_windows[bounds] = (timestamp(window.start), timestamp(window.end))
+    return stamps
 
 
 def window_fields(window: Window) -> dict[str, timestamp_pb2.Timestamp]:

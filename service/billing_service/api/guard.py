@@ -46,7 +46,10 @@ def guard(servicer: Servicer, service: ServiceDescriptor, authenticator: Authent
 def _guarded(method: Method, name: str, authenticator: Authenticator) -> Method:
     async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            operator_id = await authenticator.authenticate(context.invocation_metadata() or ())
+            metadata = context.invocation_metadata() or ()
+            operator_id = authenticator.cached(metadata)
+            if operator_id is None:
+                operator_id = await authenticator.authenticate(metadata)
             token = _OPERATOR.set(operator_id)
             try:
                 return await method(request, context)

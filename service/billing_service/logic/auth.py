@@ -42,38 +42,51 @@ class Authenticator:
     """Resolves `authorization: Bearer <key>` to an operator id.
 
     Answers are cached for `cache_seconds`: the longest a revoked key keeps
-    working on a replica that has just seen it.
+    working on a replica that has just seen it. The cache is keyed by the raw
+    header value, so that a hit (nearly every call) costs one dict lookup:
+    no parsing, no hashing.
     """
 
     def __init__(self, store: Store, cache_seconds: float) -> None:
         self._store = store
         self._ttl = cache_seconds
-        self._cache: dict[str, tuple[int | None, float]] = {}
+        # raw authorization value -> (operator id or None when refused, expiry)
+        self._cache: dict[str | bytes, tuple[int | None, float]] = {}
+
+    def cached(self, metadata: Iterable[tuple[str, str | bytes]]) -> int | None:
+        """The operator of a key answered recently; None when it must be looked up."""
+        for name, value in metadata:
+            if name == "authorization":
+                hit = self._cache.get(value)
+                if hit is not None and hit[0] is not None and hit[1] > time.monotonic():
+                    return hit[0]
+                return None
+        return None
 
     async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> int:
-        secret = _bearer(metadata)
-        key_hash = hash_key(secret)
+        raw, secret = _bearer(metadata)
         now = time.monotonic()
-        cached = self._cache.get(key_hash)
+        cached = self._cache.get(raw)
         if cached is not None and cached[1] > now:
             operator_id = cached[0]
         else:
-            operator_id = await self._store.operator_for_key_hash(key_hash)
+            operator_id = await self._store.operator_for_key_hash(hash_key(secret))
             if self._ttl > 0:
                 if len(self._cache) >= _MAX_CACHED_KEYS:
                     self._cache.clear()
-                self._cache[key_hash] = (operator_id, now + self._ttl)
+                self._cache[raw] = (operator_id, now + self._ttl)
         if operator_id is None:
             raise Unauthenticated("invalid or revoked API key")
         return operator_id
 
 
-def _bearer(metadata: Iterable[tuple[str, str | bytes]]) -> str:
+def _bearer(metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str | bytes, str]:
+    """The raw authorization value and the key it carries."""
     for name, value in metadata:
         if name == "authorization":
             text = value.decode() if isinstance(value, bytes) else value
             scheme, _, secret = text.strip().partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
                 raise Unauthenticated("authorization must be 'Bearer <key>'")
-            return secret.strip()
+            return value, secret.strip()
     raise Unauthenticated("missing authorization metadata: send 'authorization: Bearer <key>'")

@@ -31,12 +31,11 @@ import enum
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -67,6 +66,7 @@ from .rows import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NO_TERMS = TenantTerms(None, None, None)
 MAX_BATCH = 512
@@ -144,8 +144,11 @@ class HotPathDb(ABC):
     never_suspends = False
 
     @abstractmethod
-    def transaction(self, write: bool) -> Any:
-        """An async context manager around one transaction."""
+    async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
+        """Await `work()` in one transaction, committed when it returns (reads
+        only, where each statement may see the latest commit, unless `write`).
+        A plain method rather than a context manager: an async generator costs
+        the event loop's bookkeeping on every call of the hot path."""
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -165,6 +168,12 @@ class HotPathDb(ABC):
         """The counter rows of `keys`, created (empty, window 0-0) and locked
         when `lock`; a missing row reads as an empty counter otherwise."""
 
+    async def versions_and_counters(
+        self, operator_ids: Sequence[int], keys: Sequence[UsageKey], lock: bool
+    ) -> tuple[dict[int, int], dict[UsageKey, Counter]]:
+        """terms_versions and counters, which an engine may read in one statement."""
+        return await self.terms_versions(operator_ids), await self.counters(keys, lock)
+
     @abstractmethod
     async def sum_events(self, key: UsageKey, start: int, end: int) -> int: ...
 
@@ -174,6 +183,15 @@ class HotPathDb(ABC):
 
     @abstractmethod
     async def write_counters(self, counters: Iterable[tuple[UsageKey, Counter]]) -> None: ...
+
+    async def write_batch(
+        self, events: Sequence[NewEvent], counters: Sequence[tuple[UsageKey, Counter]]
+    ) -> list[int | None]:
+        """insert_events, then write_counters, which an engine may do in one
+        statement; the caller writes the counters again if an event was skipped."""
+        ids = await self.insert_events(events) if events else []
+        await self.write_counters(counters)
+        return ids
 
 
 class UsageBatcher:
@@ -187,6 +205,9 @@ class UsageBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._busy = False  # a batch is in the database
         self._terms: dict[tuple[int, str], TenantTerms] = {}
+        # The rule each counter is enforced by, derived from _terms and
+        # dropped with them, with the window it last applied to.
+        self._rules: dict[UsageKey, _RuleSlot] = {}
         self._versions: dict[int, int] = {}
 
     async def submit(self, op: UsageOp) -> QuotaDecision | UsageRecorded:
@@ -246,8 +267,7 @@ class UsageBatcher:
         write = any(op.kind is not OpKind.CHECK for op in batch)
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                async with self._db.transaction(write):
-                    answers = await self._decide(batch, write)
+                answers = await self._db.in_transaction(write, lambda: self._decide(batch, write))
                 break
             except RetryBatch:
                 if attempt == _MAX_ATTEMPTS:
@@ -272,22 +292,29 @@ class UsageBatcher:
                 op.future.set_result(answer)
 
     async def _decide(self, batch: list[UsageOp], write: bool) -> dict[int, Any]:
-        await self._refresh_terms(batch)
+        operator_ids = sorted({op.key.operator_id for op in batch})
+        counters: dict[UsageKey, Counter] | None
+        versions, counters = await self._db.versions_and_counters(
+            operator_ids, _sorted_keys(batch), lock=write
+        )
+        await self._refresh_terms(batch, operator_ids, versions)
         answers: dict[int, Any] = {}
         pending = batch
         for _ in range(len(batch) + 1):
-            pending = await self._round(pending, write, answers)
+            pending = await self._round(pending, write, answers, counters)
             if not pending:
                 return answers
+            counters = None  # the next round reads them again
         raise AssertionError("usage batch did not converge")
 
-    async def _refresh_terms(self, batch: list[UsageOp]) -> None:
-        operator_ids = sorted({op.key.operator_id for op in batch})
-        versions = await self._db.terms_versions(operator_ids)
+    async def _refresh_terms(
+        self, batch: list[UsageOp], operator_ids: list[int], versions: dict[int, int]
+    ) -> None:
         for operator_id in operator_ids:
             version = versions.get(operator_id, 0)
             if self._versions.get(operator_id) != version:
                 self._terms = {k: t for k, t in self._terms.items() if k[0] != operator_id}
+                self._rules = {k: r for k, r in self._rules.items() if k.operator_id != operator_id}
                 self._versions[operator_id] = version
         missing: dict[int, set[str]] = {}
         for op in batch:
@@ -295,6 +322,7 @@ class UsageBatcher:
                 missing.setdefault(op.key.operator_id, set()).add(op.key.tenant_id)
         if len(self._terms) > MAX_CACHED_TENANTS:
             self._terms.clear()
+            self._rules.clear()
         for operator_id, tenants in missing.items():
             found = {
                 row["s_tenant_id"]: _terms_from_row(row)
@@ -304,20 +332,25 @@ class UsageBatcher:
                 self._terms[(operator_id, tenant)] = found.get(tenant, NO_TERMS)
 
     async def _round(
-        self, ops: list[UsageOp], write: bool, answers: dict[int, Any]
+        self,
+        ops: list[UsageOp],
+        write: bool,
+        answers: dict[int, Any],
+        counters: dict[UsageKey, Counter] | None,
     ) -> list[UsageOp]:
-        """Decide what can be decided now; return the calls for the next round."""
+        """Decide what can be decided now; return the calls for the next round.
+        `counters`: those of `ops`' keys, already read in this transaction."""
         for op in ops:
             if op.rule is None:
-                op.rule = self._rule_for(
-                    self._terms[(op.key.operator_id, op.key.tenant_id)], op.key.primitive
-                )
-                op.window = op.rule.window(op.at)
-                op.start, op.end = to_micros(op.window.start), to_micros(op.window.end)
+                slot = self._rules.get(op.key)
+                if slot is None:
+                    terms = self._terms[(op.key.operator_id, op.key.tenant_id)]
+                    slot = self._rules[op.key] = _RuleSlot(self._rule_for(terms, op.key.primitive))
+                slot.cover(op.at)
+                op.rule, op.window, op.start, op.end = slot.rule, slot.window, slot.start, slot.end
         replays = await self._find_replays(ops)
-        counters = await self._db.counters(
-            sorted({op.key for op in ops}, key=_sort_key), lock=write
-        )
+        if counters is None:
+            counters = await self._db.counters(_sorted_keys(ops), lock=write)
         deferred: list[UsageOp] = []
         new_events: list[NewEvent] = []
         keys_in_round: set[tuple[int, str]] = set()
@@ -362,7 +395,9 @@ class UsageBatcher:
             new_events.append(NewEvent(op, counter.used, rule.limit))
         if not write:
             return deferred
-        ids = await self._db.insert_events(new_events) if new_events else []
+        dirty = [(k, c) for k, c in counters.items() if c.dirty]
+        ids = await self._db.write_batch(new_events, dirty) if dirty else []
+        skipped = False
         for event, event_id in zip(new_events, ids, strict=True):
             op = event.op
             assert op.window is not None and op.rule is not None
@@ -371,10 +406,12 @@ class UsageBatcher:
                 # is a replay, found in the next round. Give the units back.
                 counters[op.key].used -= op.quantity
                 deferred.append(op)
+                skipped = True
                 continue
             standing = Standing(event.used_after, op.rule.limit, op.window, op.rule.plan_key)
             answers[id(op)] = UsageRecorded(event_id, standing, replayed=False)
-        await self._db.write_counters((k, c) for k, c in counters.items() if c.dirty)
+        if skipped:
+            await self._db.write_counters(dirty)
         return deferred
 
     async def _find_replays(self, ops: list[UsageOp]) -> dict[tuple[int, str], EventRow]:
@@ -389,9 +426,31 @@ class UsageBatcher:
         return found
 
 
-def _sort_key(key: UsageKey) -> tuple[int, str, str]:
-    # One lock order for every replica, so that batches cannot deadlock.
-    return (key.operator_id, key.tenant_id, key.primitive)
+def _sorted_keys(ops: list[UsageOp]) -> list[UsageKey]:
+    """The ops' counters in (operator, tenant, primitive) order: one lock
+    order for every replica, so that batches cannot deadlock."""
+    if len(ops) == 1:
+        return [ops[0].key]
+    return sorted({op.key for op in ops})
+
+
+class _RuleSlot:
+    """A counter's rule, and the window (with its bounds in micros) that it
+    gave for the last instant asked: calls of one counter nearly always fall
+    in the window of the call before."""
+
+    __slots__ = ("end", "rule", "start", "window")
+
+    def __init__(self, rule: Enforcement) -> None:
+        self.rule = rule
+        self.window: Window | None = None
+        self.start = self.end = 0
+
+    def cover(self, at: datetime) -> None:
+        window = self.window
+        if window is None or not window.start <= at < window.end:
+            window = self.window = self.rule.window(at)
+            self.start, self.end = to_micros(window.start), to_micros(window.end)
 
 
 def _check(op: UsageOp, rule: Enforcement, standing: Standing) -> QuotaDecision:
@@ -515,19 +574,17 @@ class SqliteHotPath(HotPathDb):
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=0")
 
-    @asynccontextmanager
-    async def transaction(self, write: bool) -> AsyncIterator[None]:
+    async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
         if not write:
             # Reads only: each statement sees committed data, which is all a
             # check needs; an explicit transaction would cost two statements.
-            yield
-            return
+            return await work()
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             raise _busy_or(error) from error
         try:
-            yield
+            result = await work()
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -536,6 +593,7 @@ class SqliteHotPath(HotPathDb):
         except sqlite3.OperationalError as error:
             self._conn.execute("ROLLBACK")
             raise _busy_or(error) from error
+        return result
 
     async def close(self) -> None:
         self._conn.close()
@@ -561,6 +619,24 @@ class SqliteHotPath(HotPathDb):
             (operator_id, *keys),
         )
         return {row["idempotency_key"]: _event_row(row) for row in rows}
+
+    async def versions_and_counters(
+        self, operator_ids: Sequence[int], keys: Sequence[UsageKey], lock: bool
+    ) -> tuple[dict[int, int], dict[UsageKey, Counter]]:
+        if len(keys) != 1:
+            return await super().versions_and_counters(operator_ids, keys, lock)
+        # The common batch, one counter: one statement.
+        key = keys[0]
+        row = self._conn.execute(
+            "SELECT o.terms_version, c.window_start, c.window_end, c.used FROM operators o "
+            "LEFT JOIN usage_counters c ON c.operator_id = o.id AND c.tenant_id = ? "
+            "AND c.primitive = ? WHERE o.id = ?",
+            (key.tenant_id, key.primitive, key.operator_id),
+        ).fetchone()
+        if row is None:  # no such operator
+            return {}, {key: Counter(0, 0, 0)}
+        counter = Counter(row[1], row[2], row[3]) if row[1] is not None else Counter(0, 0, 0)
+        return {key.operator_id: row[0]}, {key: counter}
 
     async def counters(self, keys: Sequence[UsageKey], lock: bool) -> dict[UsageKey, Counter]:
         found: dict[UsageKey, Counter] = {}
@@ -641,8 +717,7 @@ class PostgresHotPath(HotPathDb):
                 raise StorageUnavailable(f"storage unavailable: {error}") from error
         return self._conn
 
-    @asynccontextmanager
-    async def transaction(self, write: bool) -> AsyncIterator[None]:
+    async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
         conn = await self._connection()
         if conn.is_in_transaction():
             # Something left a transaction open (it should not happen: batches
@@ -653,19 +728,19 @@ class PostgresHotPath(HotPathDb):
         if not write:
             # Reads only: each statement sees committed data, which is all a
             # check needs; BEGIN and COMMIT would be two more round trips.
-            yield
-            return
+            return await work()
         try:
             # Plain statements rather than asyncpg's transaction manager, which
             # turns a transaction into a savepoint of any it still believes open.
             await conn.execute("BEGIN")
             try:
-                yield
+                result = await work()
             except BaseException:
                 if not conn.is_closed():
                     await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
+            return result
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
             raise RetryBatch() from error
         except (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
@@ -709,6 +784,39 @@ class PostgresHotPath(HotPathDb):
             keys,
         )
         return {row["idempotency_key"]: _event_row(row) for row in rows}
+
+    async def versions_and_counters(
+        self, operator_ids: Sequence[int], keys: Sequence[UsageKey], lock: bool
+    ) -> tuple[dict[int, int], dict[UsageKey, Counter]]:
+        # One round trip: the counter rows (locked in the CTE when `lock`),
+        # then one row per operator with its terms_version in `used`.
+        conn = await self._connection()
+        rows = await conn.fetch(
+            "WITH c AS ("
+            "SELECT c.operator_id, c.tenant_id, c.primitive, c.window_start, c.window_end, c.used "
+            "FROM usage_counters c "
+            "JOIN unnest($1::int[], $2::text[], $3::text[]) AS k(o, t, p) "
+            "ON c.operator_id = k.o AND c.tenant_id = k.t AND c.primitive = k.p "
+            "ORDER BY c.operator_id, c.tenant_id, c.primitive"
+            + (" FOR UPDATE OF c" if lock else "")
+            + ") SELECT * FROM c UNION ALL "
+            "SELECT id, NULL, NULL, 0, 0, terms_version FROM operators WHERE id = ANY($4::int[])",
+            [k.operator_id for k in keys],
+            [k.tenant_id for k in keys],
+            [k.primitive for k in keys],
+            operator_ids,
+        )
+        versions: dict[int, int] = {}
+        found: dict[UsageKey, Counter] = {}
+        for r in rows:
+            if r["tenant_id"] is None:
+                versions[r["operator_id"]] = r["used"]
+            else:
+                key = UsageKey(r["operator_id"], r["tenant_id"], r["primitive"])
+                found[key] = Counter(r["window_start"], r["window_end"], r["used"])
+        if lock and len(found) < len(keys):
+            return versions, await self.counters(keys, lock)  # creates the missing rows
+        return versions, {key: found.get(key) or Counter(0, 0, 0) for key in keys}
 
     async def counters(self, keys: Sequence[UsageKey], lock: bool) -> dict[UsageKey, Counter]:
         conn = await self._connection()
@@ -766,21 +874,26 @@ class PostgresHotPath(HotPathDb):
         return int(total)
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
+        return await self.write_batch(events, [])
+
+    async def write_batch(
+        self, events: Sequence[NewEvent], counters: Sequence[tuple[UsageKey, Counter]]
+    ) -> list[int | None]:
+        if not events:
+            await self.write_counters(counters)
+            return []
+        # One round trip: the events' INSERT, and the counters' UPDATE in a
+        # data-modifying CTE.
         conn = await self._connection()
         ids = await self._take_ids(conn, len(events))
         values = list(zip(*(_event_values(e) for e in events), strict=True))
-        inserted = {
-            row["id"]
-            for row in await conn.fetch(
-                f"INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS}) "
-                "SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],"
-                " $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[],"
-                " $10::bigint[], $11::bigint[], $12::bigint[], $13::text[]) "
-                "ON CONFLICT DO NOTHING RETURNING id",
-                ids,
-                *values,
-            )
-        }
+        if counters:
+            sql = f"WITH e AS ({_PG_INSERT_EVENTS}), c AS ({_pg_update_counters(14)}) "
+            sql += "SELECT id FROM e"
+            rows = await conn.fetch(sql, ids, *values, *_counter_columns(counters))
+        else:
+            rows = await conn.fetch(_PG_INSERT_EVENTS, ids, *values)
+        inserted = {row["id"] for row in rows}
         return [i if i in inserted else None for i in ids]
 
     async def _take_ids(self, conn: asyncpg.Connection, count: int) -> list[int]:
@@ -804,18 +917,38 @@ class PostgresHotPath(HotPathDb):
         if not rows:
             return
         conn = await self._connection()
-        await conn.execute(
-            "UPDATE usage_counters c SET window_start = v.s, window_end = v.e, used = v.u "
-            "FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],"
-            " $6::bigint[]) AS v(o, t, p, s, e, u) "
-            "WHERE c.operator_id = v.o AND c.tenant_id = v.t AND c.primitive = v.p",
-            [k.operator_id for k, _ in rows],
-            [k.tenant_id for k, _ in rows],
-            [k.primitive for k, _ in rows],
-            [c.start for _, c in rows],
-            [c.end for _, c in rows],
-            [c.used for _, c in rows],
-        )
+        await conn.execute(_pg_update_counters(1), *_counter_columns(rows))
+
+
+_PG_INSERT_EVENTS = (
+    f"INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS}) "
+    "SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],"
+    " $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[],"
+    " $10::bigint[], $11::bigint[], $12::bigint[], $13::text[]) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
+def _pg_update_counters(first: int) -> str:
+    """The counters' UPDATE, its six array parameters numbered from `first`."""
+    p = [f"${first + i}" for i in range(6)]
+    return (
+        "UPDATE usage_counters c SET window_start = v.s, window_end = v.e, used = v.u "
+        f"FROM unnest({p[0]}::int[], {p[1]}::text[], {p[2]}::text[], {p[3]}::bigint[],"
+        f" {p[4]}::bigint[], {p[5]}::bigint[]) AS v(o, t, p, s, e, u) "
+        "WHERE c.operator_id = v.o AND c.tenant_id = v.t AND c.primitive = v.p"
+    )
+
+
+def _counter_columns(rows: Sequence[tuple[UsageKey, Counter]]) -> tuple[list[Any], ...]:
+    return (
+        [k.operator_id for k, _ in rows],
+        [k.tenant_id for k, _ in rows],
+        [k.primitive for k, _ in rows],
+        [c.start for _, c in rows],
+        [c.end for _, c in rows],
+        [c.used for _, c in rows],
+    )
 
 
 def open_hot_path(url: str) -> HotPathDb:

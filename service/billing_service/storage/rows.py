@@ -2,16 +2,15 @@
 hot path. Instants are integer microseconds since the Unix epoch (UTC)."""
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..domain.instants import from_micros
 from ..domain.models import AccountKit, Period, Plan, Subscription, SubscriptionStatus
 
 
-@dataclass(frozen=True, slots=True)
-class UsageKey:
-    """What a usage counter counts: one primitive of one operator's tenant."""
+class UsageKey(NamedTuple):
+    """What a usage counter counts: one primitive of one operator's tenant.
+    A tuple, hashed and compared in C: the hot path keys several dicts by it."""
 
     operator_id: int
     tenant_id: str
