@@ -15,6 +15,7 @@ Usage: .venv/bin/python bench/run.py [--quick] [--runs N] [--backends sqlite,pos
 """
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -70,6 +71,7 @@ class Settings:
     concurrencies: list[int]
     backends: list[str]
     latency_rate: int  # req/s offered for the fixed-rate latency round; 0: none
+    workers: int  # the service's BILLING_WORKERS: processes on one port; 0 one per core
     results: Path
     out: Path
 
@@ -320,7 +322,7 @@ def render(summaries: Sequence[Summary], settings: Settings, machine: list[str])
         "Ratio of floor: the scenario's req/s over the floor's measured in the same run at the "
         "same concurrency with the same client layout (`floor (empty RPC)` for the multiplexed "
         "layout, `floor, 1 stream per process` for the many-tenants one), median over runs. "
-        "Service CPU: user+system CPU of the service process per completed call "
+        "Service CPU: user+system CPU of the service's processes per completed call "
         "(PostgreSQL's own processes not included), less sensitive than req/s to other load "
         "on the machine.",
     ]
@@ -375,6 +377,12 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         default=500,
         help=f"req/s offered in the fixed-rate round at concurrency {P99_CONCURRENCY} (0: skip)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("BILLING_WORKERS", "0")),
+        help="service processes sharing its port (BILLING_WORKERS; default 0: one per core)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="the markdown file to write the table to"
@@ -391,6 +399,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         concurrencies=[int(c) for c in args.concurrency.split(",")],
         backends=backends,
         latency_rate=args.latency_rate,
+        workers=args.workers,
         results=args.results,
         out=args.out / time.strftime("run-%Y%m%d-%H%M%S"),
     )
@@ -402,7 +411,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "postgres" in settings.backends and not postgres_available():
         raise SystemExit("PostgreSQL is not reachable (BENCH_POSTGRES_URL); try --backends sqlite")
     settings.out.mkdir(parents=True, exist_ok=True)
+    # The service started by the harness inherits the environment.
+    os.environ["BILLING_WORKERS"] = str(settings.workers)
     machine = machine_lines(settings.backends)
+    processes = settings.workers or len(os.sched_getaffinity(0))
+    machine.append(
+        f"- Service processes: {processes} (BILLING_WORKERS={settings.workers}, SO_REUSEPORT); "
+        "the floor: 1 process"
+    )
     print("\n".join(machine), flush=True)
     started = time.monotonic()
     with ExitStack() as stack:
