@@ -1,13 +1,16 @@
 """Operators' API keys at the API's door, over real gRPC on both backends."""
 
+import asyncio
 from collections.abc import Sequence
 
 import grpc
+import pytest
 from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from billing_service.app import App
-from billing_service.logic.auth import mint_key
+from billing_service.domain.errors import Unauthenticated
+from billing_service.logic.auth import Authenticator, mint_key
 
 from .conftest import Client, create_operator_key, make_client
 from .rpc_errors import ERROR_DOMAIN, Failure, refused
@@ -177,3 +180,22 @@ async def test_health_needs_no_key(channel: grpc.aio.Channel) -> None:
     response = await health.Check(health_pb2.HealthCheckRequest())
 
     assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_cached_key_works_until_its_cache_entry_expires(app: App) -> None:
+    # The service caches answers per raw authorization value; a revocation
+    # reaches a replica that has just seen the key within cache_seconds.
+    secret = await create_operator_key(app, "cached")
+    metadata = [("authorization", f"Bearer {secret}")]
+    authenticator = Authenticator(app.store, cache_seconds=0.2)
+    assert authenticator.cached(metadata) is None  # never looked up yet
+    operator_id = await authenticator.authenticate(metadata)
+    assert authenticator.cached(metadata) == operator_id
+
+    await revoke_every_key(app, "cached")
+    assert authenticator.cached(metadata) == operator_id  # still trusted, as documented
+    await asyncio.sleep(0.3)
+    assert authenticator.cached(metadata) is None
+    with pytest.raises(Unauthenticated):
+        await authenticator.authenticate(metadata)
+    assert authenticator.cached(metadata) is None  # a refusal is never a hit

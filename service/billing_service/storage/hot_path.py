@@ -71,6 +71,7 @@ T = TypeVar("T")
 NO_TERMS = TenantTerms(None, None, None)
 MAX_BATCH = 512
 MAX_CACHED_TENANTS = 200_000
+MAX_CACHED_RULES = 4 * MAX_CACHED_TENANTS  # a rule per tenant and primitive
 _MAX_ATTEMPTS = 12
 _MAX_GATHER_PASSES = 8
 _ID_BLOCK = 512
@@ -320,7 +321,7 @@ class UsageBatcher:
         for op in batch:
             if (op.key.operator_id, op.key.tenant_id) not in self._terms:
                 missing.setdefault(op.key.operator_id, set()).add(op.key.tenant_id)
-        if len(self._terms) > MAX_CACHED_TENANTS:
+        if len(self._terms) > MAX_CACHED_TENANTS or len(self._rules) > MAX_CACHED_RULES:
             self._terms.clear()
             self._rules.clear()
         for operator_id, tenants in missing.items():
