@@ -439,3 +439,28 @@ async def test_usage_of_a_period_long_past(client: Client, clock: FixedClock) ->
     clock.set(clock.now() + timedelta(days=400))
     assert await usage_of(client, "t1") == {"seo": 0}
     assert await usage_of(client, "t1", as_of=utc(2026, 6, 20)) == {"seo": 1}
+
+
+async def test_terms_changed_between_two_calls_apply_to_the_second(client: Client) -> None:
+    # Lone calls of a known counter take the one-statement path on PostgreSQL;
+    # every change of terms must still be seen by the very next call.
+    await subscribe(client, "t1", {"seo": 10}, kit_primitives=["seo", "aeo"])
+    assert (await consume(client, "t1")).standing.used == 1
+    assert (await consume(client, "t1")).standing.used == 2
+
+    await subscribe(client, "t1", {"seo": 10}, status=subscription_pb2.SUBSCRIPTION_STATUS_CANCELED)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await consume(client, "t1")
+    assert failure_of(refused.value).reason == "SUBSCRIPTION_INACTIVE"
+
+    await subscribe(client, "t1", {"seo": 10}, kit_primitives=["aeo"])
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await consume(client, "t1")
+    assert failure_of(refused.value).code == grpc.StatusCode.PERMISSION_DENIED
+
+    await subscribe(client, "t1", {"seo": 3}, kit_primitives=["seo"])
+    assert (await consume(client, "t1")).standing.used == 3
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await consume(client, "t1")
+    assert failure_of(refused.value).message == "Plan quota exceeded for 'seo' (3/3 this period)"
+    assert await usage_of(client, "t1") == {"seo": 3}

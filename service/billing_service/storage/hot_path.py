@@ -143,6 +143,8 @@ class HotPathDb(ABC):
     # waits), so that it may run in a caller's coroutine: no cancellation can
     # land inside its transaction.
     never_suspends = False
+    # True when record_alone is implemented.
+    records_alone = False
 
     @abstractmethod
     async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
@@ -193,6 +195,18 @@ class HotPathDb(ABC):
         ids = await self.insert_events(events) if events else []
         await self.write_counters(counters)
         return ids
+
+    async def record_alone(
+        self, op: UsageOp, terms_version: int, enforce_limit: bool
+    ) -> tuple[int, int] | None:
+        """Record `op` (a call without idempotency key, its rule, window and
+        bounds set) in one atomic statement of its own, only if nothing the
+        batch path would look at differs from what the caller knows: the
+        operator's terms_version, the counter's window, and, when
+        `enforce_limit`, room under the limit. (event id, used after), or None
+        when it recorded nothing and the batch path must decide. Engines
+        without such a statement always answer None."""
+        return None
 
 
 class UsageBatcher:
@@ -265,6 +279,8 @@ class UsageBatcher:
                     await self._run_exclusively(batch)
 
     async def _run(self, batch: list[UsageOp]) -> None:
+        if self._db.records_alone and len(batch) == 1 and await self._recorded_alone(batch[0]):
+            return
         write = any(op.kind is not OpKind.CHECK for op in batch)
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
@@ -291,6 +307,40 @@ class UsageBatcher:
                 op.future.set_exception(answer)
             else:
                 op.future.set_result(answer)
+
+    async def _recorded_alone(self, op: UsageOp) -> bool:
+        """The fast path of a lone call that records usage without an
+        idempotency key, under terms this process has already seen: one
+        statement (record_alone), which declines whenever the batch path could
+        decide otherwise (terms changed, a new period, no room, a refusal)."""
+        if op.kind is OpKind.CHECK or op.idempotency_key is not None:
+            return False
+        slot = self._rules.get(op.key)
+        version = self._versions.get(op.key.operator_id)
+        if slot is None or version is None or slot.rule.denial is not None:
+            return False
+        slot.cover(op.at)
+        op.rule, op.window, op.start, op.end = slot.rule, slot.window, slot.start, slot.end
+        try:
+            recorded = await self._db.record_alone(op, version, op.kind is OpKind.CONSUME)
+        except Exception as error:
+            # Whether the statement committed is unknown: answer a failure
+            # rather than decide again and perhaps count twice.
+            log.exception("usage statement failed")
+            if not op.future.done():
+                op.future.set_exception(
+                    StorageUnavailable(f"storage unavailable: {type(error).__name__}")
+                )
+            return True
+        if recorded is None:
+            op.rule = op.window = None  # the batch path derives them afresh
+            return False
+        event_id, used = recorded
+        assert op.window is not None
+        standing = Standing(used, op.rule.limit, op.window, op.rule.plan_key)
+        if not op.future.done():
+            op.future.set_result(UsageRecorded(event_id, standing, replayed=False))
+        return True
 
     async def _decide(self, batch: list[UsageOp], write: bool) -> dict[int, Any]:
         operator_ids = sorted({op.key.operator_id for op in batch})
@@ -698,6 +748,8 @@ class PostgresHotPath(HotPathDb):
     """asyncpg on one dedicated connection; set-based statements over arrays,
     so a batch costs the same few round trips whatever its size."""
 
+    records_alone = True
+
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self._connect_args = {
@@ -920,6 +972,34 @@ class PostgresHotPath(HotPathDb):
         conn = await self._connection()
         await conn.execute(_pg_update_counters(1), *_counter_columns(rows))
 
+    async def record_alone(
+        self, op: UsageOp, terms_version: int, enforce_limit: bool
+    ) -> tuple[int, int] | None:
+        # One round trip in autocommit, instead of BEGIN, the locking read, the
+        # write and COMMIT. The UPDATE takes the counter's row lock, and under
+        # READ COMMITTED re-checks its conditions on the latest committed row,
+        # so concurrent batches and statements serialize on it exactly.
+        conn = await self._connection()
+        if conn.is_in_transaction():
+            await self._reset()
+            conn = await self._connection()
+        assert op.rule is not None
+        values = _event_values(NewEvent(op, 0, op.rule.limit))
+        try:
+            (event_id,) = await self._take_ids(conn, 1)
+            row = await conn.fetchrow(
+                _PG_RECORD_ALONE,
+                event_id,
+                *values[:7],  # up to the idempotency key
+                *values[8:],  # after used_after
+                terms_version,
+                enforce_limit,
+            )
+        except (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
+            await self._reset()
+            raise
+        return None if row is None else (event_id, row["used_after"])
+
 
 _PG_INSERT_EVENTS = (
     f"INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS}) "
@@ -928,6 +1008,25 @@ _PG_INSERT_EVENTS = (
     " $10::bigint[], $11::bigint[], $12::bigint[], $13::text[]) "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
+
+
+# $1 the event id, $2-$12 its columns but used_after (the counter's new
+# value), $13 the terms_version the caller's rule comes from, $14 whether the
+# limit ($9) applies.
+_PG_RECORD_ALONE = f"""
+WITH v AS (SELECT 1 FROM operators WHERE id = $2 AND terms_version = $13),
+u AS (
+    UPDATE usage_counters SET used = used + $5
+    WHERE operator_id = $2 AND tenant_id = $3 AND primitive = $4
+      AND window_start = $10 AND window_end = $11
+      AND (NOT $14::bool OR $9::bigint IS NULL OR used + $5 <= $9::bigint)
+      AND EXISTS (SELECT 1 FROM v)
+    RETURNING used
+)
+INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS})
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, u.used, $9, $10, $11, $12 FROM u
+RETURNING used_after
+"""
 
 
 def _pg_update_counters(first: int) -> str:
