@@ -319,8 +319,7 @@ class UsageBatcher:
         version = self._versions.get(op.key.operator_id)
         if slot is None or version is None or slot.rule.denial is not None:
             return False
-        slot.cover(op.at)
-        op.rule, op.window, op.start, op.end = slot.rule, slot.window, slot.start, slot.end
+        slot.apply_to(op)
         try:
             recorded = await self._db.record_alone(op, version, op.kind is OpKind.CONSUME)
         except Exception as error:
@@ -336,7 +335,7 @@ class UsageBatcher:
             op.rule = op.window = None  # the batch path derives them afresh
             return False
         event_id, used = recorded
-        assert op.window is not None
+        assert op.rule is not None and op.window is not None
         standing = Standing(used, op.rule.limit, op.window, op.rule.plan_key)
         if not op.future.done():
             op.future.set_result(UsageRecorded(event_id, standing, replayed=False))
@@ -397,8 +396,7 @@ class UsageBatcher:
                 if slot is None:
                     terms = self._terms[(op.key.operator_id, op.key.tenant_id)]
                     slot = self._rules[op.key] = _RuleSlot(self._rule_for(terms, op.key.primitive))
-                slot.cover(op.at)
-                op.rule, op.window, op.start, op.end = slot.rule, slot.window, slot.start, slot.end
+                slot.apply_to(op)
         replays = await self._find_replays(ops)
         if counters is None:
             counters = await self._db.counters(_sorted_keys(ops), lock=write)
@@ -497,11 +495,13 @@ class _RuleSlot:
         self.window: Window | None = None
         self.start = self.end = 0
 
-    def cover(self, at: datetime) -> None:
+    def apply_to(self, op: UsageOp) -> None:
+        """Set `op`'s rule, window and bounds."""
         window = self.window
-        if window is None or not window.start <= at < window.end:
-            window = self.window = self.rule.window(at)
+        if window is None or not window.start <= op.at < window.end:
+            window = self.window = self.rule.window(op.at)
             self.start, self.end = to_micros(window.start), to_micros(window.end)
+        op.rule, op.window, op.start, op.end = self.rule, window, self.start, self.end
 
 
 def _check(op: UsageOp, rule: Enforcement, standing: Standing) -> QuotaDecision:
@@ -770,7 +770,8 @@ class PostgresHotPath(HotPathDb):
                 raise StorageUnavailable(f"storage unavailable: {error}") from error
         return self._conn
 
-    async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
+    async def _idle_connection(self) -> asyncpg.Connection:
+        """The connection, outside any transaction."""
         conn = await self._connection()
         if conn.is_in_transaction():
             # Something left a transaction open (it should not happen: batches
@@ -778,6 +779,10 @@ class PostgresHotPath(HotPathDb):
             # build on it: start again on a new connection.
             await self._reset()
             conn = await self._connection()
+        return conn
+
+    async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
+        conn = await self._idle_connection()
         if not write:
             # Reads only: each statement sees committed data, which is all a
             # check needs; BEGIN and COMMIT would be two more round trips.
@@ -845,14 +850,7 @@ class PostgresHotPath(HotPathDb):
         # then one row per operator with its terms_version in `used`.
         conn = await self._connection()
         rows = await conn.fetch(
-            "WITH c AS ("
-            "SELECT c.operator_id, c.tenant_id, c.primitive, c.window_start, c.window_end, c.used "
-            "FROM usage_counters c "
-            "JOIN unnest($1::int[], $2::text[], $3::text[]) AS k(o, t, p) "
-            "ON c.operator_id = k.o AND c.tenant_id = k.t AND c.primitive = k.p "
-            "ORDER BY c.operator_id, c.tenant_id, c.primitive"
-            + (" FOR UPDATE OF c" if lock else "")
-            + ") SELECT * FROM c UNION ALL "
+            f"WITH c AS ({_pg_select_counters(lock)}) SELECT * FROM c UNION ALL "
             "SELECT id, NULL, NULL, 0, 0, terms_version FROM operators WHERE id = ANY($4::int[])",
             [k.operator_id for k in keys],
             [k.tenant_id for k in keys],
@@ -898,15 +896,7 @@ class PostgresHotPath(HotPathDb):
     async def _fetch_counters(
         self, conn: asyncpg.Connection, columns: tuple[list[Any], ...], lock: bool
     ) -> dict[UsageKey, Counter]:
-        rows = await conn.fetch(
-            "SELECT c.operator_id, c.tenant_id, c.primitive, c.window_start, c.window_end, c.used "
-            "FROM usage_counters c "
-            "JOIN unnest($1::int[], $2::text[], $3::text[]) AS k(o, t, p) "
-            "ON c.operator_id = k.o AND c.tenant_id = k.t AND c.primitive = k.p "
-            "ORDER BY c.operator_id, c.tenant_id, c.primitive"
-            + (" FOR UPDATE OF c" if lock else ""),
-            *columns,
-        )
+        rows = await conn.fetch(_pg_select_counters(lock), *columns)
         return {
             UsageKey(r["operator_id"], r["tenant_id"], r["primitive"]): Counter(
                 r["window_start"], r["window_end"], r["used"]
@@ -979,10 +969,7 @@ class PostgresHotPath(HotPathDb):
         # write and COMMIT. The UPDATE takes the counter's row lock, and under
         # READ COMMITTED re-checks its conditions on the latest committed row,
         # so concurrent batches and statements serialize on it exactly.
-        conn = await self._connection()
-        if conn.is_in_transaction():
-            await self._reset()
-            conn = await self._connection()
+        conn = await self._idle_connection()
         assert op.rule is not None
         values = _event_values(NewEvent(op, 0, op.rule.limit))
         try:
@@ -1027,6 +1014,18 @@ INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS})
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, u.used, $9, $10, $11, $12 FROM u
 RETURNING used_after
 """
+
+
+def _pg_select_counters(lock: bool) -> str:
+    """The counter rows of the keys in $1-$3 (arrays of operator, tenant,
+    primitive), in lock order, locked when `lock`."""
+    return (
+        "SELECT c.operator_id, c.tenant_id, c.primitive, c.window_start, c.window_end, c.used "
+        "FROM usage_counters c "
+        "JOIN unnest($1::int[], $2::text[], $3::text[]) AS k(o, t, p) "
+        "ON c.operator_id = k.o AND c.tenant_id = k.t AND c.primitive = k.p "
+        "ORDER BY c.operator_id, c.tenant_id, c.primitive" + (" FOR UPDATE OF c" if lock else "")
+    )
 
 
 def _pg_update_counters(first: int) -> str:
