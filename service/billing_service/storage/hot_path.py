@@ -64,6 +64,7 @@ from .rows import (
     plan_from_row,
     subscription_from_row,
 )
+from .wal_checkpoints import WalCheckpointer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -624,6 +625,9 @@ class SqliteHotPath(HotPathDb):
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=0")
+        # Checkpoints run in a thread of their own (wal_checkpoints.py).
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = WalCheckpointer(path)
 
     async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
         if not write:
@@ -647,6 +651,7 @@ class SqliteHotPath(HotPathDb):
         return result
 
     async def close(self) -> None:
+        self._checkpointer.close()
         self._conn.close()
 
     async def terms_versions(self, operator_ids: Sequence[int]) -> dict[int, int]:
