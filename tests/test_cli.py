@@ -4,6 +4,7 @@ database."""
 
 import asyncio
 import re
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -173,3 +174,36 @@ async def test_migrate_brings_a_new_database_to_head_twice_harmlessly(database_u
     # The migrated database is usable by the admin commands.
     await run_cli_ok(env, "operators", "create", "acme")
     await create_key(env, "acme")
+
+
+async def test_commands_on_a_database_never_migrated_say_to_migrate(database_url: str) -> None:
+    # Migrations are explicit on PostgreSQL, and here on SQLite too.
+    env = service_env(database_url, migrate_on_start="false", grpc_addr="127.0.0.1:0")
+    commands: list[tuple[str, ...]] = [
+        ("operators", "create", "acme"),
+        ("keys", "list", "--operator", "acme"),
+        ("serve",),  # refuses to start rather than fail every call
+    ]
+    results = await asyncio.gather(*(run_cli(env, *args) for args in commands))
+
+    for args, result in zip(commands, results, strict=True):
+        assert result.returncode == 1, (args, result)
+        assert "the database was never migrated" in result.stderr, (args, result)
+        assert "run `billing-service migrate`" in result.stderr, (args, result)
+        assert "Traceback" not in result.stderr, (args, result)
+    # Once migrated, the same command works.
+    await run_cli_ok(env, "migrate")
+    await run_cli_ok(env, "operators", "create", "acme")
+
+
+async def test_commands_on_an_unreachable_database_fail_cleanly() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # a port that nothing listens on
+        port = sock.getsockname()[1]
+        env = service_env(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/billing")
+        for args in (("migrate",), ("keys", "list", "--operator", "acme")):
+            result = await run_cli(env, *args)
+
+            assert result.returncode == 1, (args, result)
+            assert "error: cannot open the database:" in result.stderr, (args, result)
+            assert "Traceback" not in result.stderr, (args, result)

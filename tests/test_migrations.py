@@ -7,11 +7,17 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing_service.storage.engine import create_engines
-from billing_service.storage.migrate import current_revision, head_revision, upgrade
+from billing_service.storage.migrate import (
+    SchemaNotCurrent,
+    current_revision,
+    head_revision,
+    require_current,
+    upgrade,
+)
 from billing_service.storage.schema import metadata
 from billing_service.storage.store import Store
 
@@ -79,3 +85,24 @@ async def test_upgrading_twice_is_harmless_and_keeps_data(
 
     assert await current_revision(writer) == head_revision()
     assert await store.get_operator("acme") == operator
+
+
+async def test_only_a_current_or_newer_schema_is_served(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    writer, _ = engines
+    with pytest.raises(SchemaNotCurrent, match="never migrated"):
+        await require_current(writer)
+
+    await upgrade(writer, "0001")
+    with pytest.raises(SchemaNotCurrent, match="is at revision 0001"):
+        await require_current(writer)
+
+    await upgrade(writer)
+    await require_current(writer)
+
+    # A revision this code does not know is a newer release's, applied
+    # first in a rolling upgrade: older replicas keep serving.
+    async with writer.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
+    await require_current(writer)

@@ -1,6 +1,11 @@
 """The one place that wires settings -> storage -> logic."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import Clock, SystemClock
 from .config import Settings
@@ -13,6 +18,23 @@ from .storage import migrate
 from .storage.engine import create_engines, is_sqlite
 from .storage.hot_path import UsageBatcher, open_hot_path
 from .storage.store import Store
+
+
+class CannotOpen(Exception):
+    """The database cannot serve: unreachable, missing, or not migrated."""
+
+
+@contextlib.asynccontextmanager
+async def opening_database() -> AsyncIterator[None]:
+    """Turn what goes wrong when a database is first used into CannotOpen,
+    whose message says what to do, instead of a driver's traceback."""
+    try:
+        yield
+    except migrate.SchemaNotCurrent as error:
+        raise CannotOpen(str(error)) from error
+    except (OSError, DBAPIError) as error:
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        raise CannotOpen(f"cannot open the database: {reason}") from error
 
 
 @dataclass
@@ -31,14 +53,27 @@ class App:
         await self.store.close()
 
 
-async def open_app(settings: Settings, clock: Clock | None = None) -> App:
-    clock = clock or SystemClock()
-    writer, reader = create_engines(settings.database_url, settings.db_pool_size)
+async def prepare_database(settings: Settings, writer: AsyncEngine) -> None:
+    """Migrate where settings ask (by default on SQLite, the embedded
+    engine), then make sure the schema is one this code can serve."""
     migrate_now = settings.migrate_on_start
     if migrate_now is None:
         migrate_now = is_sqlite(settings.database_url)
-    if migrate_now:
-        await migrate.upgrade(writer)
+    async with opening_database():
+        if migrate_now:
+            await migrate.upgrade(writer)
+        await migrate.require_current(writer)
+
+
+async def open_app(settings: Settings, clock: Clock | None = None) -> App:
+    clock = clock or SystemClock()
+    writer, reader = create_engines(settings.database_url, settings.db_pool_size)
+    try:
+        await prepare_database(settings, writer)
+    except BaseException:
+        await writer.dispose()
+        await reader.dispose()
+        raise
     store = Store(writer, reader)
     batcher = UsageBatcher(open_hot_path(settings.database_url), enforcement)
     return App(

@@ -10,14 +10,14 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .app import App, open_app
+from .app import App, CannotOpen, open_app, opening_database, prepare_database
 from .clock import SystemClock
 from .config import Settings
 from .domain import validation
 from .domain.errors import DomainError
 from .logic.auth import mint_key
 from .storage import migrate
-from .storage.engine import create_engines, is_sqlite
+from .storage.engine import create_engines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,13 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    if args.command == "serve":
-        return _run_serve(settings)
-    if args.command == "gateway":
-        return _run_gateway(settings, args)
-    if args.command == "migrate":
-        return asyncio.run(_migrate(settings))
-    return asyncio.run(_with_app(settings, _ADMIN[(args.command, args.action)], args))
+    try:
+        if args.command == "serve":
+            return _run_serve(settings)
+        if args.command == "gateway":
+            return _run_gateway(settings, args)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        return asyncio.run(_with_app(settings, _ADMIN[(args.command, args.action)], args))
+    except CannotOpen as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def _run_serve(settings: Settings) -> int:
@@ -67,9 +71,9 @@ def _run_serve(settings: Settings) -> int:
     if workers == 1:
         _run_loop(_serve(settings, reuse_port=False))
         return 0
-    # Several processes on one address: migrate once here, then spawn them.
-    if settings.migrate_on_start is not False:
-        asyncio.run(_migrate_if_embedded(settings))
+    # Several processes on one address: migrate (or check) once here, then
+    # spawn them, so that a database that cannot serve is said once.
+    asyncio.run(_prepare_database(settings))
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_serve_worker, args=(settings.model_dump(), index), daemon=False)
@@ -95,7 +99,11 @@ def _serve_worker(settings_values: dict[str, Any], index: int) -> None:
     settings.migrate_on_start = False
     if index > 0:
         settings.http_addr = ""  # one gateway, in the first worker
-    _run_loop(_serve(settings, reuse_port=True))
+    try:
+        _run_loop(_serve(settings, reuse_port=True))
+    except CannotOpen as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 async def _serve(settings: Settings, reuse_port: bool) -> None:
@@ -105,14 +113,13 @@ async def _serve(settings: Settings, reuse_port: bool) -> None:
     await serve_until_signalled(app, reuse_port)
 
 
-async def _migrate_if_embedded(settings: Settings) -> None:
-    if settings.migrate_on_start or is_sqlite(settings.database_url):
-        writer, reader = create_engines(settings.database_url)
-        try:
-            await migrate.upgrade(writer)
-        finally:
-            await writer.dispose()
-            await reader.dispose()
+async def _prepare_database(settings: Settings) -> None:
+    writer, reader = create_engines(settings.database_url)
+    try:
+        await prepare_database(settings, writer)
+    finally:
+        await writer.dispose()
+        await reader.dispose()
 
 
 def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
@@ -139,8 +146,9 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 async def _migrate(settings: Settings) -> int:
     writer, reader = create_engines(settings.database_url)
     try:
-        await migrate.upgrade(writer)
-        print(f"database at revision {await migrate.current_revision(writer)}")
+        async with opening_database():
+            await migrate.upgrade(writer)
+            print(f"database at revision {await migrate.current_revision(writer)}")
     finally:
         await writer.dispose()
         await reader.dispose()
