@@ -1,11 +1,14 @@
 """The metering and quota engine through the real gRPC API, on both backends."""
 
+import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from billing.v1 import plan_pb2, subscription_pb2, usage_pb2
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from billing_service.app import App
 from billing_service.clock import FixedClock
@@ -441,9 +444,29 @@ async def test_usage_of_a_period_long_past(client: Client, clock: FixedClock) ->
     assert await usage_of(client, "t1", as_of=utc(2026, 6, 20)) == {"seo": 1}
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_call_that_finds_sqlite_locked_waits_and_counts_once(
+    client: Client, database_url: str
+) -> None:
+    await subscribe(client, "t1", {"seo": 10})
+    assert (await consume(client, "t1")).standing.used == 1  # the counter's terms are known
+    # Another process (here a plain connection) holds the write lock for a while.
+    other = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    call = asyncio.create_task(consume(client, "t1"))
+    await asyncio.sleep(0.1)  # well within the hot path's retries (about 300 ms)
+    assert not call.done()
+    other.execute("COMMIT")
+    other.close()
+
+    assert (await call).standing.used == 2
+    assert await usage_of(client, "t1") == {"seo": 2}
+
+
 async def test_terms_changed_between_two_calls_apply_to_the_second(client: Client) -> None:
-    # Lone calls of a known counter take the one-statement path on PostgreSQL;
-    # every change of terms must still be seen by the very next call.
+    # Lone calls of a known counter take the short path (one statement on
+    # PostgreSQL, no batch machinery on SQLite); every change of terms must
+    # still be seen by the very next call.
     await subscribe(client, "t1", {"seo": 10}, kit_primitives=["seo", "aeo"])
     assert (await consume(client, "t1")).standing.used == 1
     assert (await consume(client, "t1")).standing.used == 2

@@ -618,6 +618,7 @@ class SqliteHotPath(HotPathDb):
     makes the batch retry after an asynchronous pause instead."""
 
     never_suspends = True
+    records_alone = True
 
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -738,15 +739,78 @@ class SqliteHotPath(HotPathDb):
             ],
         )
 
+    async def record_alone(
+        self, op: UsageOp, terms_version: int, enforce_limit: bool
+    ) -> tuple[int, int] | None:
+        # SQLite has no data-modifying CTE, so: a transaction of straight
+        # statements, without the batch path's reading and deciding. The
+        # UPDATE holds the conditions of PostgreSQL's statement; when it
+        # matches nothing, nothing was written and the batch path decides.
+        # A busy database is the batch path's to wait for, too.
+        assert op.rule is not None
+        limit = op.rule.limit
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if _is_busy(error):
+                return None
+            raise
+        try:
+            counter = conn.execute(
+                _SQLITE_ADD_TO_COUNTER,
+                (
+                    op.quantity,
+                    op.key.operator_id,
+                    op.key.tenant_id,
+                    op.key.primitive,
+                    op.start,
+                    op.end,
+                    enforce_limit,
+                    limit,
+                    op.quantity,
+                    limit,
+                    op.key.operator_id,
+                    terms_version,
+                ),
+            ).fetchone()
+            if counter is None:
+                conn.execute("ROLLBACK")
+                return None
+            values = _event_values(NewEvent(op, counter[0], limit))
+            (event_id,) = conn.execute(_SQLITE_INSERT_EVENT, values).fetchone()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return event_id, counter[0]
+
+
+_SQLITE_ADD_TO_COUNTER = (
+    "UPDATE usage_counters SET used = used + ? "
+    "WHERE operator_id = ? AND tenant_id = ? AND primitive = ? "
+    "AND window_start = ? AND window_end = ? "
+    "AND (NOT ? OR ? IS NULL OR used + ? <= ?) "
+    "AND EXISTS (SELECT 1 FROM operators WHERE id = ? AND terms_version = ?) "
+    "RETURNING used"
+)
+_SQLITE_INSERT_EVENT = (
+    f"INSERT INTO usage_events ({_INSERT_EVENT_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+
 
 def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
+
+
 def _busy_or(error: sqlite3.OperationalError) -> Exception:
-    if "locked" in str(error) or "busy" in str(error):
-        return RetryBatch()
-    return error
+    return RetryBatch() if _is_busy(error) else error
 
 
 class PostgresHotPath(HotPathDb):
