@@ -176,6 +176,41 @@ async def test_check_quota_is_read_only(client: Client) -> None:
     assert check.standing.plan_key == "pro"
 
 
+async def test_checks_see_every_change_since_the_last_check(
+    client: Client, clock: FixedClock
+) -> None:
+    # A lone check of a known counter skips the batch machinery; it must still
+    # answer as if decided afresh: new usage, new terms, a new period.
+    async def check() -> usage_pb2.CheckQuotaResponse:
+        response: usage_pb2.CheckQuotaResponse = await client.usage.CheckQuota(
+            usage_pb2.CheckQuotaRequest(tenant_id="t1", primitive="seo", quantity=1),
+            metadata=client.auth,
+        )
+        return response
+
+    await subscribe(client, "t1", {"seo": 3})
+    await consume(client, "t1")
+    assert (await check()).standing.used == 1
+    await consume(client, "t1", quantity=2)
+    refused = await check()
+    assert (refused.allowed, refused.standing.used) == (False, 3)
+
+    await subscribe(client, "t1", {"seo": 10})
+    assert (await check()).allowed
+    await subscribe(client, "t1", {"seo": 10}, status=subscription_pb2.SUBSCRIPTION_STATUS_CANCELED)
+    inactive = await check()
+    assert (inactive.allowed, inactive.reason) == (
+        False,
+        usage_pb2.DENIAL_REASON_SUBSCRIPTION_INACTIVE,
+    )
+
+    await subscribe(client, "t1", {"seo": 3})
+    clock.set(utc(2026, 7, 1))
+    next_period = await check()
+    assert (next_period.allowed, next_period.standing.used) == (True, 0)
+    assert next_period.standing.period_start.ToDatetime(UTC) == utc(2026, 7, 1)
+
+
 @pytest.mark.parametrize(
     ("primitive", "quantity", "field"),
     [

@@ -280,8 +280,13 @@ class UsageBatcher:
                     await self._run_exclusively(batch)
 
     async def _run(self, batch: list[UsageOp]) -> None:
-        if self._db.records_alone and len(batch) == 1 and await self._recorded_alone(batch[0]):
-            return
+        if len(batch) == 1:
+            lone = batch[0]
+            if lone.kind is OpKind.CHECK:
+                if await self._checked_alone(lone):
+                    return
+            elif self._db.records_alone and await self._recorded_alone(lone):
+                return
         write = any(op.kind is not OpKind.CHECK for op in batch)
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
@@ -308,6 +313,43 @@ class UsageBatcher:
                 op.future.set_exception(answer)
             else:
                 op.future.set_result(answer)
+
+    async def _checked_alone(self, op: UsageOp) -> bool:
+        """The fast path of a lone CheckQuota under terms this process has
+        already seen: the batch path's reads (terms_version and the counter;
+        the events when the counter is of another period), decided straight
+        from them. Changed terms or a failed read go the batch path, which
+        reads again: a check writes nothing, so trying twice is harmless."""
+        slot = self._rules.get(op.key)
+        version = self._versions.get(op.key.operator_id)
+        if slot is None or version is None:
+            return False
+        slot.apply_to(op)
+        key, rule, window = op.key, slot.rule, op.window
+        assert window is not None
+
+        async def read() -> int | None:
+            versions, counters = await self._db.versions_and_counters(
+                [key.operator_id], [key], lock=False
+            )
+            if versions.get(key.operator_id) != version:
+                return None
+            counter = counters[key]
+            if (counter.start, counter.end) == (op.start, op.end):
+                return counter.used
+            return await self._db.sum_events(key, op.start, op.end)
+
+        try:
+            used = await self._db.in_transaction(False, read)
+        except Exception:
+            used = None
+        if used is None:
+            op.rule = op.window = None  # the batch path derives them afresh
+            return False
+        if not op.future.done():
+            standing = Standing(used, rule.limit, window, rule.plan_key)
+            op.future.set_result(_check(op, rule, standing))
+        return True
 
     async def _recorded_alone(self, op: UsageOp) -> bool:
         """The fast path of a lone call that records usage without an
@@ -587,6 +629,26 @@ def _event_row(row: Any) -> EventRow:
     )
 
 
+# An operator's terms_version and one counter ({0} operator, {1} tenant, {2}
+# primitive); a batch of one key reads both in this one statement. The
+# counter's row may not exist yet, the operator's always does.
+_VERSION_AND_COUNTER = (
+    "SELECT o.terms_version, c.window_start, c.window_end, c.used FROM operators o "
+    "LEFT JOIN usage_counters c ON c.operator_id = o.id AND c.tenant_id = {1} "
+    "AND c.primitive = {2} WHERE o.id = {0}"
+)
+# SQLite's marks bind in the order they appear: tenant, primitive, operator.
+_SQLITE_VERSION_AND_COUNTER = _VERSION_AND_COUNTER.format("?", "?", "?")
+_PG_VERSION_AND_COUNTER = _VERSION_AND_COUNTER.format("$1", "$2", "$3")
+
+
+def _version_and_counter(key: UsageKey, row: Any) -> tuple[dict[int, int], dict[UsageKey, Counter]]:
+    if row is None:  # no such operator
+        return {}, {key: Counter(0, 0, 0)}
+    counter = Counter(row[1], row[2], row[3]) if row[1] is not None else Counter(0, 0, 0)
+    return {key.operator_id: row[0]}, {key: counter}
+
+
 def _event_values(event: NewEvent) -> tuple[Any, ...]:
     op = event.op
     assert op.rule is not None
@@ -685,15 +747,9 @@ class SqliteHotPath(HotPathDb):
         # The common batch, one counter: one statement.
         key = keys[0]
         row = self._conn.execute(
-            "SELECT o.terms_version, c.window_start, c.window_end, c.used FROM operators o "
-            "LEFT JOIN usage_counters c ON c.operator_id = o.id AND c.tenant_id = ? "
-            "AND c.primitive = ? WHERE o.id = ?",
-            (key.tenant_id, key.primitive, key.operator_id),
+            _SQLITE_VERSION_AND_COUNTER, (key.tenant_id, key.primitive, key.operator_id)
         ).fetchone()
-        if row is None:  # no such operator
-            return {}, {key: Counter(0, 0, 0)}
-        counter = Counter(row[1], row[2], row[3]) if row[1] is not None else Counter(0, 0, 0)
-        return {key.operator_id: row[0]}, {key: counter}
+        return _version_and_counter(key, row)
 
     async def counters(self, keys: Sequence[UsageKey], lock: bool) -> dict[UsageKey, Counter]:
         found: dict[UsageKey, Counter] = {}
@@ -915,9 +971,16 @@ class PostgresHotPath(HotPathDb):
     async def versions_and_counters(
         self, operator_ids: Sequence[int], keys: Sequence[UsageKey], lock: bool
     ) -> tuple[dict[int, int], dict[UsageKey, Counter]]:
+        conn = await self._connection()
+        if len(keys) == 1 and not lock:
+            # A lone check: the plain join, cheaper for the server than the CTE.
+            key = keys[0]
+            row = await conn.fetchrow(
+                _PG_VERSION_AND_COUNTER, key.operator_id, key.tenant_id, key.primitive
+            )
+            return _version_and_counter(key, row)
         # One round trip: the counter rows (locked in the CTE when `lock`),
         # then one row per operator with its terms_version in `used`.
-        conn = await self._connection()
         rows = await conn.fetch(
             f"WITH c AS ({_pg_select_counters(lock)}) SELECT * FROM c UNION ALL "
             "SELECT id, NULL, NULL, 0, 0, terms_version FROM operators WHERE id = ANY($4::int[])",
