@@ -18,6 +18,13 @@ order, exactly as if each had had its own transaction:
    counters written back, then the transaction commits and the callers get
    their answers.
 
+A lone call (a batch of one) of a counter whose terms the process already
+holds takes a shorter way: a check is decided straight from the one read, and
+a ConsumeQuota or RecordUsage without idempotency key is one conditional
+UPDATE of its counter with the event's INSERT (record_alone), which writes
+nothing, and leaves the call to the batch path, whenever that path could
+decide otherwise.
+
 One dedicated connection per process runs the batches: sqlite3 itself,
 called inline (a statement is a few microseconds; a thread hop would cost
 more), or asyncpg on PostgreSQL.
