@@ -778,13 +778,8 @@ class SqliteHotPath(HotPathDb):
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
         ids: list[int | None] = []
-        sql = (
-            f"INSERT INTO usage_events ({_INSERT_EVENT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING RETURNING id"
-        )
         for event in events:
-            row = self._conn.execute(sql, _event_values(event)).fetchone()
+            row = self._conn.execute(_SQLITE_INSERT_EVENT, _event_values(event)).fetchone()
             ids.append(row[0] if row else None)
         return ids
 
@@ -822,20 +817,17 @@ class SqliteHotPath(HotPathDb):
         try:
             counter = conn.execute(
                 _SQLITE_ADD_TO_COUNTER,
-                (
-                    op.quantity,
-                    op.key.operator_id,
-                    op.key.tenant_id,
-                    op.key.primitive,
-                    op.start,
-                    op.end,
-                    enforce_limit,
-                    limit,
-                    op.quantity,
-                    limit,
-                    op.key.operator_id,
-                    terms_version,
-                ),
+                {
+                    "quantity": op.quantity,
+                    "operator": op.key.operator_id,
+                    "tenant": op.key.tenant_id,
+                    "primitive": op.key.primitive,
+                    "start": op.start,
+                    "end": op.end,
+                    "enforce": enforce_limit,
+                    "limit": limit,
+                    "version": terms_version,
+                },
             ).fetchone()
             if counter is None:
                 conn.execute("ROLLBACK")
@@ -851,16 +843,18 @@ class SqliteHotPath(HotPathDb):
 
 
 _SQLITE_ADD_TO_COUNTER = (
-    "UPDATE usage_counters SET used = used + ? "
-    "WHERE operator_id = ? AND tenant_id = ? AND primitive = ? "
-    "AND window_start = ? AND window_end = ? "
-    "AND (NOT ? OR ? IS NULL OR used + ? <= ?) "
-    "AND EXISTS (SELECT 1 FROM operators WHERE id = ? AND terms_version = ?) "
+    "UPDATE usage_counters SET used = used + :quantity "
+    "WHERE operator_id = :operator AND tenant_id = :tenant AND primitive = :primitive "
+    "AND window_start = :start AND window_end = :end "
+    "AND (NOT :enforce OR :limit IS NULL OR used + :quantity <= :limit) "
+    "AND EXISTS (SELECT 1 FROM operators WHERE id = :operator AND terms_version = :version) "
     "RETURNING used"
 )
+# No row back when the event's idempotency key is taken.
 _SQLITE_INSERT_EVENT = (
     f"INSERT INTO usage_events ({_INSERT_EVENT_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
