@@ -150,17 +150,26 @@ def probe_request(path: str) -> bytes:
     return b""
 
 
-def start_floor(log_dir: Path) -> ServerProcess:
+def start_floor(log_dir: Path, grpc_experiments: str | None = None) -> ServerProcess:
+    """The floor server on gRPC core's defaults, or with GRPC_EXPERIMENTS as given
+    (the service's own settings: grpc_core.py)."""
+    env = dict(os.environ)
+    env.pop("GRPC_EXPERIMENTS", None)
+    name, log = "floor server", log_dir / "floor-server.log"
+    if grpc_experiments is not None:
+        env["GRPC_EXPERIMENTS"] = grpc_experiments
+        name, log = "floor server (the service's gRPC settings)", log_dir / "floor-server-2.log"
     port = free_port()
-    server = _spawn(
-        "floor server",
-        [sys.executable, str(FLOOR_SERVER), f"127.0.0.1:{port}"],
-        dict(os.environ),
-        log_dir / "floor-server.log",
-        port,
-    )
+    server = _spawn(name, [sys.executable, str(FLOOR_SERVER), f"127.0.0.1:{port}"], env, log, port)
     _wait_until_serving(server, FLOOR_PATH)
     return server
+
+
+def service_grpc_experiments() -> str:
+    """GRPC_EXPERIMENTS as the service under test will run with it."""
+    from billing_service.grpc_core import GRPC_EXPERIMENTS
+
+    return os.environ.get("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS)
 
 
 def billing_env(database_url: str, port: int = 0) -> dict[str, str]:

@@ -36,6 +36,11 @@ T = TypeVar("T")
 
 FLOOR = "floor (empty RPC)"
 FLOOR_PER_PROCESS = "floor, 1 stream per process"
+# The same floors on the gRPC core settings the service sets for itself
+# (billing_service/grpc_core.py): what the service costs over the stack it runs on.
+FLOOR_AS_SERVICE = "floor, the service's gRPC settings"
+FLOOR_PER_PROCESS_AS_SERVICE = "floor, 1 stream per process, the service's gRPC settings"
+FLOORS = (FLOOR, FLOOR_PER_PROCESS, FLOOR_AS_SERVICE, FLOOR_PER_PROCESS_AS_SERVICE)
 CHECK = "CheckQuota"
 CONSUME_MANY = "ConsumeQuota, many tenants"
 CONSUME_HOT = "ConsumeQuota, hot tenant"
@@ -48,7 +53,7 @@ def layout_of(scenario: str, concurrency: int, offered_rate: int = 0) -> Layout:
     for many tenants: below saturation a process rarely has two calls in flight)."""
     if offered_rate:
         return paced(concurrency)
-    if scenario in (FLOOR_PER_PROCESS, CONSUME_MANY):
+    if scenario in (FLOOR_PER_PROCESS, FLOOR_PER_PROCESS_AS_SERVICE, CONSUME_MANY):
         return one_stream_per_process(concurrency)
     return multiplexed(concurrency)
 
@@ -60,6 +65,13 @@ def floor_of(scenario: str, concurrency: int, offered_rate: int = 0) -> str:
     ):
         return FLOOR
     return FLOOR_PER_PROCESS
+
+
+def service_floor_of(scenario: str, concurrency: int) -> str:
+    """floor_of's twin on the service's gRPC settings (closed loop only)."""
+    if floor_of(scenario, concurrency) == FLOOR:
+        return FLOOR_AS_SERVICE
+    return FLOOR_PER_PROCESS_AS_SERVICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +101,7 @@ class Measurement:
     service_cpu_us_per_request: float  # the server process only (not PostgreSQL)
     client_cpu_us_per_request: float
     ratio_of_floor: float = float("nan")
+    ratio_of_service_floor: float = float("nan")  # of the floor on the service's gRPC settings
     problems: list[str] = field(default_factory=list)
 
 
@@ -102,6 +115,7 @@ class Summary:
     p50_ms: float
     p99_ms: float
     ratio_of_floor: float
+    ratio_of_service_floor: float
     service_cpu_us_per_request: float
     problems: tuple[str, ...]
 
@@ -114,6 +128,7 @@ def summary_of(runs: Sequence[Measurement]) -> Summary:
         p50_ms=statistics.median(m.p50_ms for m in runs),
         p99_ms=statistics.median(m.p99_ms for m in runs),
         ratio_of_floor=statistics.median(m.ratio_of_floor for m in runs),
+        ratio_of_service_floor=statistics.median(m.ratio_of_service_floor for m in runs),
         service_cpu_us_per_request=statistics.median(m.service_cpu_us_per_request for m in runs),
         problems=tuple(f"run {m.run}: {p}" for m in runs for p in m.problems),
     )

@@ -1,6 +1,7 @@
 """`billing-service serve` with several worker processes on one address."""
 
 import asyncio
+import os
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ import grpc
 import pytest
 
 from billing_service.clock import FixedClock
+from billing_service.grpc_core import GRPC_EXPERIMENTS
 
 from .cli_subprocess import serve, service_env
 from .conftest import Client, make_client
@@ -22,9 +24,13 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
 ) -> None:
     clock.set(datetime.now(UTC))  # the workers run on the system clock
     await subscribe(client, "hot", {"seo": 30})
-    async with serve(
-        service_env(database_url, auth_cache_seconds="0", workers="2"), tmp_path
-    ) as service:
+    env = service_env(database_url, auth_cache_seconds="0", workers="2")
+    env.pop("GRPC_EXPERIMENTS", None)
+    async with serve(env, tmp_path) as service:
+        # The workers run on the gRPC core settings the command sets (grpc_core.py).
+        workers = _workers(service.process.pid)
+        assert len(workers) == 2
+        assert {_environ(pid).get("GRPC_EXPERIMENTS") for pid in workers} == {GRPC_EXPERIMENTS}
         # Separate channels: separate connections, which the kernel spreads.
         channels = [grpc.aio.insecure_channel(service.target) for _ in range(4)]
         try:
@@ -42,3 +48,24 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
     assert len(admitted) == 30
     assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert await usage_of(client, "hot") == {"seo": 30}
+
+
+def _workers(pid: int) -> list[int]:
+    """The server processes `serve` spawned (not multiprocessing's resource tracker)."""
+    children: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listing:
+            children += [int(child) for child in listing.read().split()]
+    return [child for child in children if b"spawn_main" in _cmdline(child)]
+
+
+def _cmdline(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as raw:
+        return raw.read()
+
+
+def _environ(pid: int) -> dict[str, str]:
+    """The environment a process started with."""
+    with open(f"/proc/{pid}/environ", "rb") as raw:
+        entries = raw.read().decode().split("\0")
+    return dict(entry.partition("=")[::2] for entry in entries if entry)

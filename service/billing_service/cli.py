@@ -15,12 +15,16 @@ from .clock import SystemClock
 from .config import Settings
 from .domain import validation
 from .domain.errors import DomainError
+from .grpc_core import apply_defaults as apply_grpc_core_defaults
 from .logic.auth import mint_key
 from .storage import migrate
 from .storage.engine import create_engines
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything imports grpc: the settings are read when it loads, and
+    # the processes `serve` spawns inherit them.
+    apply_grpc_core_defaults()
     parser = argparse.ArgumentParser(prog="billing-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gRPC server (and the REST gateway)")
