@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from billing_service.api.server import SERVICE_NAMES, start_server
 from billing_service.app import App, open_app
 from billing_service.config import Settings
+from billing_service.grpc_core import GRPC_EXPERIMENTS
 
 from .cli_subprocess import ServeProcess, run_cli_ok, serve, service_env
 from .conftest import create_operator_key, make_client
@@ -148,6 +149,7 @@ async def test_a_cli_key_works_through_grpcurl_against_serve(tmp_path: Path) -> 
     """The whole operator journey with real processes only: create an
     operator and a key with the CLI, start the server, call it with grpcurl."""
     env = service_env(f"sqlite+aiosqlite:///{tmp_path / 'journey.db'}")
+    env.pop("GRPC_EXPERIMENTS", None)
     await run_cli_ok(env, "operators", "create", "acme")
     key = (await run_cli_ok(env, "keys", "create", "--operator", "acme")).last_line
 
@@ -168,6 +170,9 @@ async def test_a_cli_key_works_through_grpcurl_against_serve(tmp_path: Path) -> 
             process.target,
             "billing.v1.PlanService/ListPlans",
         )
+
+        # The server says which gRPC core settings it runs on (grpc_core.py).
+        assert f"(GRPC_EXPERIMENTS={GRPC_EXPERIMENTS!r})" in process.log()
 
     upserted = json.loads(answer)
     assert upserted["created"] is True

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +97,12 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
 async def serve_until_signalled(app: App, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     running = await start_server(app, app.settings.grpc_addr, reuse_port)
-    log.info("gRPC listening on %s", app.settings.grpc_addr)
+    # gRPC core's experiments change how it does I/O (grpc_core.py): say which ran.
+    log.info(
+        "gRPC listening on %s (GRPC_EXPERIMENTS=%r)",
+        app.settings.grpc_addr,
+        os.environ.get("GRPC_EXPERIMENTS", ""),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
