@@ -58,6 +58,48 @@ async def test_concurrent_quantities_never_overshoot(client: Client) -> None:
     assert await usage_of(client, "hot") == {"seo": admitted}
 
 
+async def test_concurrent_calls_over_many_tenants_each_get_their_own_count(
+    client: Client,
+) -> None:
+    """Once the server knows the tenants, calls that arrive together are
+    decided together (on PostgreSQL, in one statement): each tenant still admits
+    exactly its limit, and every answer gives the count just after that call."""
+    tenants = [f"tenant-{i}" for i in range(8)]
+    for tenant in tenants:
+        await subscribe(client, tenant, {"seo": 6})
+        await consume(client, tenant)
+    calls = [consume(client, tenants[i % 8]) for i in range(8 * 8)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for i, tenant in enumerate(tenants):
+        mine = results[i::8]
+        counts = sorted(
+            r.standing.used for r in mine if isinstance(r, usage_pb2.ConsumeQuotaResponse)
+        )
+        assert counts == [2, 3, 4, 5, 6]
+        refused = [r for r in mine if isinstance(r, grpc.aio.AioRpcError)]
+        assert [r.code() for r in refused] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+        assert await usage_of(client, tenant) == {"seo": 6}
+
+
+async def test_concurrent_recorded_usage_counts_every_unit_once(client: Client) -> None:
+    tenants = [f"tenant-{i}" for i in range(4)]
+    for tenant in tenants:
+        await subscribe(client, tenant, {"seo": 5})
+        await consume(client, tenant)
+    calls = [
+        client.usage.RecordUsage(
+            usage_pb2.RecordUsageRequest(tenant_id=tenants[i % 4], primitive="seo", quantity=2),
+            metadata=client.auth,
+        )
+        for i in range(4 * 6)
+    ]
+    results = await asyncio.gather(*calls)
+    for i, tenant in enumerate(tenants):
+        # RecordUsage is never refused: past the limit of 5 too.
+        assert sorted(r.standing.used for r in results[i::4]) == [3, 5, 7, 9, 11, 13]
+        assert await usage_of(client, tenant) == {"seo": 13}
+
+
 async def test_concurrent_retries_with_one_key_count_once(client: Client) -> None:
     await subscribe(client, "hot", {"seo": LIMIT})
     responses = await asyncio.gather(*(consume(client, "hot", key="same") for _ in range(50)))

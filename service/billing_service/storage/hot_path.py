@@ -23,7 +23,9 @@ holds takes a shorter way: a check is decided straight from the one read, and
 a ConsumeQuota or RecordUsage without idempotency key is one conditional
 UPDATE of its counter with the event's INSERT (record_alone), which writes
 nothing, and leaves the call to the batch path, whenever that path could
-decide otherwise.
+decide otherwise. On PostgreSQL a batch of such calls does the same for all
+its counters in one statement (record_together): a counter whose calls all
+fit is written with their events, the calls of any other go the batch path.
 
 One dedicated connection per process runs the batches: sqlite3 itself,
 called inline (a statement is a few microseconds; a thread hop would cost
@@ -151,8 +153,9 @@ class HotPathDb(ABC):
     # waits), so that it may run in a caller's coroutine: no cancellation can
     # land inside its transaction.
     never_suspends = False
-    # True when record_alone is implemented.
+    # True when the engine implements record_alone, and record_together.
     records_alone = False
+    records_together = False
 
     @abstractmethod
     async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
@@ -215,6 +218,16 @@ class HotPathDb(ABC):
         when it recorded nothing and the batch path must decide. Engines
         without such a statement always answer None."""
         return None
+
+    async def record_together(
+        self, ops: Sequence[UsageOp], terms_version: int, enforce_limit: bool
+    ) -> dict[int, tuple[int, int]]:
+        """record_alone for a batch of such calls, all of one operator and one
+        kind, in one atomic statement: per counter, all its calls or none.
+        {id(op): (event id, used after)} of the calls recorded; the others
+        are left to the batch path. Engines without such a statement record
+        none."""
+        return {}
 
 
 class UsageBatcher:
@@ -293,6 +306,10 @@ class UsageBatcher:
                 if await self._checked_alone(lone):
                     return
             elif self._db.records_alone and await self._recorded_alone(lone):
+                return
+        elif self._db.records_together:
+            batch = await self._recorded_together(batch)
+            if not batch:
                 return
         write = any(op.kind is not OpKind.CHECK for op in batch)
         for attempt in range(1, _MAX_ATTEMPTS + 1):
@@ -390,6 +407,51 @@ class UsageBatcher:
         if not op.future.done():
             op.future.set_result(UsageRecorded(event_id, standing, replayed=False))
         return True
+
+    async def _recorded_together(self, batch: list[UsageOp]) -> list[UsageOp]:
+        """The fast path of a batch of calls that record usage without
+        idempotency keys, all of one operator and one kind, under terms this
+        process has already seen: one statement (record_together). Returns the
+        calls it did not answer, for the batch path."""
+        kind, operator_id = batch[0].kind, batch[0].key.operator_id
+        version = self._versions.get(operator_id)
+        if kind is OpKind.CHECK or version is None:
+            return batch
+        for op in batch:
+            slot = self._rules.get(op.key)
+            if (
+                op.kind is not kind
+                or op.idempotency_key is not None
+                or op.key.operator_id != operator_id
+                or slot is None
+                or slot.rule.denial is not None
+            ):
+                return batch
+        for op in batch:
+            self._rules[op.key].apply_to(op)
+        try:
+            recorded = await self._db.record_together(batch, version, kind is OpKind.CONSUME)
+        except Exception as error:
+            # As in _recorded_alone: whether it committed is unknown.
+            log.exception("usage statement failed")
+            failure = StorageUnavailable(f"storage unavailable: {type(error).__name__}")
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(failure)
+            return []
+        rest: list[UsageOp] = []
+        for op in batch:
+            found = recorded.get(id(op))
+            if found is None:
+                op.rule = op.window = None  # the batch path derives them afresh
+                rest.append(op)
+                continue
+            event_id, used = found
+            assert op.rule is not None and op.window is not None
+            standing = Standing(used, op.rule.limit, op.window, op.rule.plan_key)
+            if not op.future.done():
+                op.future.set_result(UsageRecorded(event_id, standing, replayed=False))
+        return rest
 
     async def _decide(self, batch: list[UsageOp], write: bool) -> dict[int, Any]:
         operator_ids = sorted({op.key.operator_id for op in batch})
@@ -875,6 +937,7 @@ class PostgresHotPath(HotPathDb):
     so a batch costs the same few round trips whatever its size."""
 
     records_alone = True
+    records_together = True
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -1120,6 +1183,70 @@ class PostgresHotPath(HotPathDb):
             raise
         return None if row is None else (event_id, row["used_after"])
 
+    async def record_together(
+        self, ops: Sequence[UsageOp], terms_version: int, enforce_limit: bool
+    ) -> dict[int, tuple[int, int]]:
+        # One round trip in autocommit for the whole batch, where the batch
+        # path takes four (BEGIN, the locking read, the write, COMMIT).
+        by_key: dict[UsageKey, list[UsageOp]] = {}
+        for op in ops:
+            by_key.setdefault(op.key, []).append(op)
+        # A counter holds one window: RecordUsage calls of one counter in two
+        # periods are left to the batch path.
+        keys = [k for k, calls in by_key.items() if len({(o.start, o.end) for o in calls}) == 1]
+        if not keys:
+            return {}
+        events: list[UsageOp] = []
+        later: list[int] = []  # per event: the units of its counter's calls after it
+        for key in keys:
+            remaining = sum(op.quantity for op in by_key[key])
+            for op in by_key[key]:
+                remaining -= op.quantity
+                events.append(op)
+                later.append(remaining)
+        limits: list[int | None] = []
+        plans: list[str | None] = []
+        for key in keys:
+            rule = by_key[key][0].rule  # one counter, one rule
+            assert rule is not None
+            limits.append(rule.limit)
+            plans.append(rule.plan_key)
+        starts = [by_key[key][0].start for key in keys]
+        ends = [by_key[key][0].end for key in keys]
+        conn = await self._idle_connection()
+        try:
+            ids = await self._take_ids(conn, len(events))
+            rows = await conn.fetch(
+                _PG_RECORD_TOGETHER,
+                ops[0].key.operator_id,
+                terms_version,
+                enforce_limit,
+                [k.tenant_id for k in keys],
+                [k.primitive for k in keys],
+                [sum(op.quantity for op in by_key[k]) for k in keys],
+                limits,
+                starts,
+                ends,
+                plans,
+                ids,
+                [op.key.tenant_id for op in events],
+                [op.key.primitive for op in events],
+                [op.quantity for op in events],
+                [to_micros(op.at) for op in events],
+                [to_micros(op.now) for op in events],
+                later,
+            )
+        except (OSError, asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
+            await self._reset()
+            raise
+        used = {(row["tenant_id"], row["primitive"]): row["used"] for row in rows}
+        recorded: dict[int, tuple[int, int]] = {}
+        for op, event_id, units_after in zip(events, ids, later, strict=True):
+            total = used.get((op.key.tenant_id, op.key.primitive))
+            if total is not None:
+                recorded[id(op)] = (event_id, total - units_after)
+        return recorded
+
 
 _PG_INSERT_EVENTS = (
     f"INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS}) "
@@ -1146,6 +1273,43 @@ u AS (
 INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS})
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, u.used, $9, $10, $11, $12 FROM u
 RETURNING used_after
+"""
+
+
+# The counters of a batch of one operator ($1) at terms_version $2, per key
+# ($4-$10: tenant, primitive, units of its calls, limit, window start and end,
+# plan), locked in the batch path's order and kept only where the window is
+# the callers' and, when $3, all the units fit; then those counters' UPDATE
+# and the events of their calls ($11-$17: id, tenant, primitive, quantity,
+# occurred_at, recorded_at, and the units of the counter's calls after it).
+# Under READ COMMITTED the locking read re-checks its conditions on the
+# latest committed row, so concurrent statements serialize on each counter.
+_PG_RECORD_TOGETHER = f"""
+WITH l AS MATERIALIZED (
+    SELECT c.tenant_id, c.primitive, c.used + k.q AS used, k.lim, k.s, k.e, k.plan
+    FROM usage_counters c
+    JOIN unnest($4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+                $9::bigint[], $10::text[]) AS k(t, p, q, lim, s, e, plan)
+      ON c.tenant_id = k.t AND c.primitive = k.p
+    WHERE c.operator_id = $1 AND c.window_start = k.s AND c.window_end = k.e
+      AND (NOT $3::bool OR k.lim IS NULL OR c.used + k.q <= k.lim)
+      AND EXISTS (SELECT 1 FROM operators WHERE id = $1 AND terms_version = $2)
+    ORDER BY c.operator_id, c.tenant_id, c.primitive
+    FOR UPDATE OF c
+),
+u AS (
+    UPDATE usage_counters c SET used = l.used FROM l
+    WHERE c.operator_id = $1 AND c.tenant_id = l.tenant_id AND c.primitive = l.primitive
+    RETURNING l.tenant_id, l.primitive, l.used, l.lim, l.s, l.e, l.plan
+),
+e AS (
+    INSERT INTO usage_events (id, {_INSERT_EVENT_COLUMNS})
+    SELECT x.id, $1, x.t, x.p, x.q, x.at, x.now, NULL, u.used - x.later, u.lim, u.s, u.e, u.plan
+    FROM unnest($11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
+                $16::bigint[], $17::bigint[]) AS x(id, t, p, q, at, now, later)
+    JOIN u ON u.tenant_id = x.t AND u.primitive = x.p
+)
+SELECT tenant_id, primitive, used FROM u
 """
 
 
