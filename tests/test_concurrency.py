@@ -4,7 +4,8 @@ one database. On both backends."""
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,19 +133,28 @@ async def test_concurrent_consumes_and_refunds_stay_exact(client: Client) -> Non
     assert await usage_of(client, "hot") == {"seo": admitted}
 
 
+@asynccontextmanager
+async def _two_replicas(
+    client: Client, database_url: str, log_dir: Path
+) -> AsyncIterator[tuple[Client, Client]]:
+    """Two `billing-service serve` processes on the test's database, and a
+    client of each with `client`'s key."""
+    replica_env = service_env(database_url, auth_cache_seconds="0")
+    async with (
+        serve(replica_env, log_dir) as first,
+        serve(replica_env, log_dir) as second,
+        grpc.aio.insecure_channel(first.target) as channel_a,
+        grpc.aio.insecure_channel(second.target) as channel_b,
+    ):
+        yield make_client(channel_a, client.key), make_client(channel_b, client.key)
+
+
 async def test_two_server_processes_on_one_database_admit_exactly_the_limit(
     client: Client, database_url: str, clock: FixedClock, tmp_path: Path
 ) -> None:
     clock.set(datetime.now(UTC))  # the replicas run on the system clock
-    replica_env = service_env(database_url, auth_cache_seconds="0")
     await subscribe(client, "hot", {"seo": LIMIT})
-    async with (
-        serve(replica_env, tmp_path) as first,
-        serve(replica_env, tmp_path) as second,
-        grpc.aio.insecure_channel(first.target) as channel_a,
-        grpc.aio.insecure_channel(second.target) as channel_b,
-    ):
-        a, b = make_client(channel_a, client.key), make_client(channel_b, client.key)
+    async with _two_replicas(client, database_url, tmp_path) as (a, b):
         calls = [consume(a if i % 2 else b, "hot") for i in range(CALLS)]
         calls += [consume(a if i % 2 else b, "hot", key=f"retry-{i % 10}") for i in range(40)]
         outcomes = await _outcomes(calls)
@@ -162,17 +172,10 @@ async def test_two_server_processes_deciding_many_tenants_together_stay_exact(
     order of tenants): nothing is refused for contention, and each tenant
     admits exactly its limit."""
     clock.set(datetime.now(UTC))  # the replicas run on the system clock
-    replica_env = service_env(database_url, auth_cache_seconds="0")
     tenants = [f"tenant-{i}" for i in range(8)]
     for tenant in tenants:
         await subscribe(client, tenant, {"seo": 20})
-    async with (
-        serve(replica_env, tmp_path) as first,
-        serve(replica_env, tmp_path) as second,
-        grpc.aio.insecure_channel(first.target) as channel_a,
-        grpc.aio.insecure_channel(second.target) as channel_b,
-    ):
-        a, b = make_client(channel_a, client.key), make_client(channel_b, client.key)
+    async with _two_replicas(client, database_url, tmp_path) as (a, b):
         for tenant in tenants:
             await consume(a, tenant)
             await consume(b, tenant)

@@ -390,23 +390,9 @@ class UsageBatcher:
         try:
             recorded = await self._db.record_alone(op, version, op.kind is OpKind.CONSUME)
         except Exception as error:
-            # Whether the statement committed is unknown: answer a failure
-            # rather than decide again and perhaps count twice.
-            log.exception("usage statement failed")
-            if not op.future.done():
-                op.future.set_exception(
-                    StorageUnavailable(f"storage unavailable: {type(error).__name__}")
-                )
+            _fail_unsure([op], error)
             return True
-        if recorded is None:
-            op.rule = op.window = None  # the batch path derives them afresh
-            return False
-        event_id, used = recorded
-        assert op.rule is not None and op.window is not None
-        standing = Standing(used, op.rule.limit, op.window, op.rule.plan_key)
-        if not op.future.done():
-            op.future.set_result(UsageRecorded(event_id, standing, replayed=False))
-        return True
+        return _answer_recorded(op, recorded)
 
     async def _recorded_together(self, batch: list[UsageOp]) -> list[UsageOp]:
         """The fast path of a batch of calls that record usage without
@@ -432,26 +418,9 @@ class UsageBatcher:
         try:
             recorded = await self._db.record_together(batch, version, kind is OpKind.CONSUME)
         except Exception as error:
-            # As in _recorded_alone: whether it committed is unknown.
-            log.exception("usage statement failed")
-            failure = StorageUnavailable(f"storage unavailable: {type(error).__name__}")
-            for op in batch:
-                if not op.future.done():
-                    op.future.set_exception(failure)
+            _fail_unsure(batch, error)
             return []
-        rest: list[UsageOp] = []
-        for op in batch:
-            found = recorded.get(id(op))
-            if found is None:
-                op.rule = op.window = None  # the batch path derives them afresh
-                rest.append(op)
-                continue
-            event_id, used = found
-            assert op.rule is not None and op.window is not None
-            standing = Standing(used, op.rule.limit, op.window, op.rule.plan_key)
-            if not op.future.done():
-                op.future.set_result(UsageRecorded(event_id, standing, replayed=False))
-        return rest
+        return [op for op in batch if not _answer_recorded(op, recorded.get(id(op)))]
 
     async def _decide(self, batch: list[UsageOp], write: bool) -> dict[int, Any]:
         operator_ids = sorted({op.key.operator_id for op in batch})
@@ -585,6 +554,30 @@ class UsageBatcher:
             for key, row in (await self._db.find_events(operator_id, sorted(keys))).items():
                 found[(operator_id, key)] = row
         return found
+
+
+def _answer_recorded(op: UsageOp, recorded: tuple[int, int] | None) -> bool:
+    """Answer `op` from a fast path's (event id, used after); when that path
+    recorded nothing, return False with the op ready for the batch path."""
+    if recorded is None:
+        op.rule = op.window = None  # the batch path derives them afresh
+        return False
+    event_id, used = recorded
+    assert op.rule is not None and op.window is not None
+    standing = Standing(used, op.rule.limit, op.window, op.rule.plan_key)
+    if not op.future.done():
+        op.future.set_result(UsageRecorded(event_id, standing, replayed=False))
+    return True
+
+
+def _fail_unsure(ops: Sequence[UsageOp], error: Exception) -> None:
+    """A fast path's statement failed, and whether it committed is unknown:
+    answer a failure rather than decide again and perhaps count twice."""
+    log.exception("usage statement failed")
+    failure = StorageUnavailable(f"storage unavailable: {type(error).__name__}")
+    for op in ops:
+        if not op.future.done():
+            op.future.set_exception(failure)
 
 
 def _sorted_keys(ops: list[UsageOp]) -> list[UsageKey]:
