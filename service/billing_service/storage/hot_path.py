@@ -1189,23 +1189,20 @@ class PostgresHotPath(HotPathDb):
         keys = [k for k, calls in by_key.items() if len({(o.start, o.end) for o in calls}) == 1]
         if not keys:
             return {}
+        units: list[int] = []  # per key: its calls' units
+        rules: list[Enforcement] = []  # per key (one counter, one rule)
         events: list[UsageOp] = []
         later: list[int] = []  # per event: the units of its counter's calls after it
         for key in keys:
-            remaining = sum(op.quantity for op in by_key[key])
-            for op in by_key[key]:
+            calls = by_key[key]
+            assert calls[0].rule is not None
+            rules.append(calls[0].rule)
+            remaining = sum(op.quantity for op in calls)
+            units.append(remaining)
+            for op in calls:
                 remaining -= op.quantity
                 events.append(op)
                 later.append(remaining)
-        limits: list[int | None] = []
-        plans: list[str | None] = []
-        for key in keys:
-            rule = by_key[key][0].rule  # one counter, one rule
-            assert rule is not None
-            limits.append(rule.limit)
-            plans.append(rule.plan_key)
-        starts = [by_key[key][0].start for key in keys]
-        ends = [by_key[key][0].end for key in keys]
         conn = await self._idle_connection()
         try:
             ids = await self._take_ids(conn, len(events))
@@ -1216,11 +1213,11 @@ class PostgresHotPath(HotPathDb):
                 enforce_limit,
                 [k.tenant_id for k in keys],
                 [k.primitive for k in keys],
-                [sum(op.quantity for op in by_key[k]) for k in keys],
-                limits,
-                starts,
-                ends,
-                plans,
+                units,
+                [rule.limit for rule in rules],
+                [by_key[k][0].start for k in keys],
+                [by_key[k][0].end for k in keys],
+                [rule.plan_key for rule in rules],
                 ids,
                 [op.key.tenant_id for op in events],
                 [op.key.primitive for op in events],
