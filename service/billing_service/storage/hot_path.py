@@ -153,7 +153,7 @@ class HotPathDb(ABC):
     # waits), so that it may run in a caller's coroutine: no cancellation can
     # land inside its transaction.
     never_suspends = False
-    # True when the engine implements record_alone, and record_together.
+    # Whether the engine implements record_alone, and record_together.
     records_alone = False
     records_together = False
 
