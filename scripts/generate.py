@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 THIRD_PARTY = ROOT / "build" / "third_party" / "protos"
 GRPC_TOOLS_INCLUDE = Path(next(iter(grpc_tools.__path__))) / "_proto"
+DESCRIPTOR_SET = Path("billing/v1/billing.binpb")
 
 
 def generate(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    (out / DESCRIPTOR_SET).parent.mkdir(parents=True, exist_ok=True)
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     cmd = [
         sys.executable,
@@ -32,6 +33,10 @@ def generate(out: Path) -> None:
         f"--python_out={out}",
         f"--pyi_out={out}",
         f"--grpc_python_out={out}",
+        # The _pb2 modules carry no comments: the gateway's OpenAPI document
+        # reads them from this descriptor set (gateway/proto_docs.py).
+        f"--descriptor_set_out={out / DESCRIPTOR_SET}",
+        "--include_source_info",
         *protos,
     ]
     subprocess.run(cmd, check=True, cwd=PROTOS)

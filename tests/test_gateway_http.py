@@ -268,6 +268,54 @@ async def test_the_document_covers_every_rpc_and_only_the_served_routes(
     assert served == set(operations.values())
 
 
+async def test_the_document_describes_everything_with_the_protos_comments(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    document = ok(await anonymous.get("/openapi.json"))
+    check = document["paths"]["/v1/users/{tenant_id}/billing/quotas/{primitive}"]["get"]
+    assert check["description"].startswith("Read-only quota decision: would `quantity` more")
+    assert "\nNever records anything" in check["description"]  # line breaks kept
+    tenant = next(p for p in check["parameters"] if p["name"] == "tenant_id")
+    assert tenant["description"] == "The tenant (1 to 200 printable characters, no '/')."
+
+    schemas = document["components"]["schemas"]
+    standing = schemas["billing.v1.QuotaStanding"]
+    assert standing["description"] == "A tenant's standing for one primitive in one period."
+    assert standing["properties"]["periodEnd"] == {
+        "type": "string",
+        "format": "date-time",
+        "description": "End (exclusive) of the period.",
+    }
+    response = schemas["billing.v1.CheckQuotaResponse"]["properties"]
+    assert response["standing"] == {
+        "$ref": "#/components/schemas/billing.v1.QuotaStanding",
+        "description": "The standing now (nothing is recorded).",
+    }
+    # An enum lists its values as JSON shows them, with their comments.
+    assert response["reason"]["description"].endswith(
+        "\n\n- `null`: The call is admitted.\n"
+        "- `quota_exceeded`: The period's quota would be exceeded.\n"
+        "- `subscription_inactive`: The subscription's status does not allow metered calls.\n"
+        "- `primitive_not_permitted`: The tenant's account kit does not grant the primitive."
+    )
+
+    # Every element is described: an undocumented proto element fails here.
+    undescribed = [
+        f"{operation['operationId']} {parameter['name']}"
+        for item in document["paths"].values()
+        for operation in item.values()
+        for parameter in [{"name": "", **operation}, *operation["parameters"]]
+        if not parameter.get("description")
+    ]
+    undescribed += [
+        f"{name}.{prop}"
+        for name, schema in schemas.items()
+        for prop, prop_schema in {"": schema, **schema.get("properties", {})}.items()
+        if not prop_schema.get("description")
+    ]
+    assert undescribed == []
+
+
 async def test_every_documented_route_is_served(http: httpx.AsyncClient) -> None:
     document = ok(await http.get("/openapi.json"))
     operations = documented_operations(document)

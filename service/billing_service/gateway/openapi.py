@@ -1,23 +1,25 @@
 """The OpenAPI 3.1 document served at /openapi.json, generated from the same
 bindings and message descriptors the gateway routes by, following the JSON
-presentation rules of jsonmap.py."""
+presentation rules of jsonmap.py, and described by the protos' comments."""
 
 from collections.abc import Sequence
 from typing import Any
 
 from google.api import field_behavior_pb2
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from .errors import EXTRA_FIELDS_BY_REASON
 from .jsonmap import (
     INT64_TYPES,
     enum_of,
+    enum_short_name,
     enum_short_names,
     is_map,
     is_repeated,
     is_well_known,
     map_value_field,
 )
+from .proto_docs import proto_comments
 from .routes import Binding
 
 DESCRIPTION = """\
@@ -60,10 +62,12 @@ _WELL_KNOWN_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "description": "The body of every error response (see the document's description).",
     "required": ["error"],
     "properties": {
         "error": {
             "type": "object",
+            "description": "What went wrong: `code` for programs, `message` for people.",
             "required": ["code", "message"],
             "properties": {
                 "code": {"type": "string", "description": "snake_case reason or gRPC code"},
@@ -115,6 +119,7 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
             "name": variable.name,
             "in": "path",
             "required": True,
+            **_described(variable.field_path[-1].full_name),
             "schema": schemas.field(variable.field_path[-1], output=False),
         }
         for variable in binding.path_variables
@@ -124,6 +129,7 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
             "name": field.json_name,
             "in": "query",
             "required": False,
+            **_described(field.full_name),
             "schema": schemas.field(field, output=False),
         }
         for field in binding.query_fields
@@ -131,6 +137,7 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": method.full_name,
+        **_described(method.full_name),
         "tags": [method.containing_service.name],
         "parameters": parameters,
         "responses": {
@@ -181,8 +188,9 @@ class _Schemas:
     def output_message(self, message: Descriptor) -> dict[str, Any]:
         return {
             "type": "object",
+            **_described(message.full_name),
             "properties": {
-                field.json_name: self.field(field, output=True) for field in message.fields
+                field.json_name: self.property(field, output=True) for field in message.fields
             },
             # Fields without presence are always printed.
             "required": [field.json_name for field in message.fields if not field.has_presence],
@@ -197,7 +205,8 @@ class _Schemas:
         ]
         return {
             "type": "object",
-            "properties": {field.json_name: self.field(field, output=False) for field in fields},
+            **_described(message.full_name),
+            "properties": {field.json_name: self.property(field, output=False) for field in fields},
             "required": [
                 field.json_name
                 for field in fields
@@ -205,6 +214,18 @@ class _Schemas:
             ],
             "additionalProperties": False,
         }
+
+    def property(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
+        """A message's field: its schema with the field's comment (and, for an
+        enum, its values' comments) as description."""
+        schema = self.field(field, output)
+        description = proto_comments().get(field.full_name, "")
+        if field.type == FieldDescriptor.TYPE_ENUM:
+            description = "\n\n".join(filter(None, [description, _enum_values(enum_of(field))]))
+        if description:
+            # Beside a $ref too: OpenAPI 3.1 schemas allow it.
+            schema["description"] = description
+        return schema
 
     def field(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
         if is_map(field):
@@ -234,6 +255,23 @@ class _Schemas:
         if field.message_type is not None:
             return self.ref(field.message_type, output)
         return {"type": "string"}
+
+
+def _described(full_name: str) -> dict[str, str]:
+    """{"description": the element's proto comment}, or nothing."""
+    comment = proto_comments().get(full_name)
+    return {"description": comment} if comment else {}
+
+
+def _enum_values(enum: EnumDescriptor) -> str:
+    """A Markdown list of the enum's values as JSON shows them, with their comments."""
+    lines = []
+    for value in enum.values:
+        shown = enum_short_name(enum, value.number)
+        line = f"- `{'null' if shown is None else shown}`"
+        comment = proto_comments().get(f"{enum.full_name}.{value.name}")
+        lines.append(f"{line}: {' '.join(comment.split())}" if comment else line)
+    return "\n".join(lines)
 
 
 def _behaviors(field: FieldDescriptor) -> list[int]:
