@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from google.protobuf import descriptor_pb2
 
@@ -52,16 +53,14 @@ def _names(file: descriptor_pb2.FileDescriptorProto) -> Iterable[tuple[_Path, st
     for i, service in enumerate(file.service):
         name = f"{package}.{service.name}"
         yield (_FILE_SERVICES, i), name
-        for j, method in enumerate(service.method):
-            yield (_FILE_SERVICES, i, _SERVICE_METHODS, j), f"{name}.{method.name}"
+        yield from _members((_FILE_SERVICES, i), name, _SERVICE_METHODS, service.method)
 
 
 def _message_names(
     path: _Path, name: str, message: descriptor_pb2.DescriptorProto
 ) -> Iterable[tuple[_Path, str]]:
     yield path, name
-    for i, field in enumerate(message.field):
-        yield (*path, _MESSAGE_FIELDS, i), f"{name}.{field.name}"
+    yield from _members(path, name, _MESSAGE_FIELDS, message.field)
     for i, nested in enumerate(message.nested_type):
         yield from _message_names((*path, _MESSAGE_NESTED, i), f"{name}.{nested.name}", nested)
     for i, enum in enumerate(message.enum_type):
@@ -72,8 +71,15 @@ def _enum_names(
     path: _Path, name: str, enum: descriptor_pb2.EnumDescriptorProto
 ) -> Iterable[tuple[_Path, str]]:
     yield path, name
-    for i, value in enumerate(enum.value):
-        yield (*path, _ENUM_VALUES, i), f"{name}.{value.name}"
+    yield from _members(path, name, _ENUM_VALUES, enum.value)
+
+
+def _members(
+    path: _Path, name: str, number: int, members: Iterable[Any]
+) -> Iterable[tuple[_Path, str]]:
+    """The fields, values or methods listed under field `number` of the element at `path`."""
+    for i, member in enumerate(members):
+        yield (*path, number, i), f"{name}.{member.name}"
 
 
 def _clean(comment: str) -> str:
