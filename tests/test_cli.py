@@ -207,3 +207,9 @@ async def test_commands_on_an_unreachable_database_fail_cleanly() -> None:
             assert result.returncode == 1, (args, result)
             assert "error: cannot open the database:" in result.stderr, (args, result)
             assert "Traceback" not in result.stderr, (args, result)
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(BILLING_[A-Z0-9_]+)` \|", readme, re.M))
+    assert documented == {f"BILLING_{name.upper()}" for name in Settings.model_fields}

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from billing_service.api.server import SERVICE_NAMES, start_server
 from billing_service.app import App, open_app
+from billing_service.clock import FixedClock
 from billing_service.config import Settings
 from billing_service.grpc_core import GRPC_EXPERIMENTS
 
@@ -120,6 +121,44 @@ async def test_a_stopped_server_refuses_new_calls(app: App) -> None:
                 plan_pb2.ListPlansRequest(), metadata=client.auth, timeout=5
             )
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_an_aged_connection_is_replaced_without_failing_a_call(
+    settings: Settings, clock: FixedClock
+) -> None:
+    # The server asks the client to reconnect (GOAWAY) when the connection
+    # is 0.3 s old; the client moves to a new one between calls.
+    app = await open_app(
+        settings.model_copy(update={"grpc_max_connection_age_seconds": 0.3}), clock
+    )
+    running = await start_server(app, "127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            states: list[grpc.ChannelConnectivity] = []
+
+            async def record_states() -> None:
+                state = channel.get_state()
+                while True:
+                    states.append(state)
+                    await channel.wait_for_state_change(state)
+                    state = channel.get_state()
+
+            recorder = asyncio.create_task(record_states())
+            health = health_pb2_grpc.HealthStub(channel)
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 1.5
+            while loop.time() < until:
+                response = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                assert response.status == SERVING
+                await asyncio.sleep(0.01)
+            recorder.cancel()
+
+        ready = grpc.ChannelConnectivity.READY
+        assert states.count(ready) >= 2, states  # connected, then connected again
+    finally:
+        await running.server.stop(None)
+        await app.close()
 
 
 # -- as a process ------------------------------------------------------------

@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     gateway_grpc_target: str = ""
     # Seconds SIGTERM waits for in-flight RPCs before cancelling them.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # Seconds after which the server asks a client to reconnect (HTTP/2 GOAWAY;
+    # gRPC adds up to 10% of jitter, and calls in flight get
+    # shutdown_grace_seconds to finish): long-lived connections spread again
+    # over the processes (SO_REUSEPORT) and replicas behind a TCP balancer. 0: never.
+    grpc_max_connection_age_seconds: float = Field(default=300.0, ge=0)
     # Seconds an authenticated API key is trusted before it is looked up again:
     # the longest a revoked key keeps working on a replica that saw it.
     auth_cache_seconds: float = Field(default=2.0, ge=0)

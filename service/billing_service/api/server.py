@@ -57,7 +57,7 @@ class RunningServer:
 async def start_server(app: App, address: str, reuse_port: bool = False) -> RunningServer:
     """Start serving on `address`; with `reuse_port`, beside other processes
     listening on the same address (SO_REUSEPORT)."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", int(reuse_port))])
+    server = grpc.aio.server(options=_server_options(app, reuse_port))
     auth = app.authenticator
     account_kit_pb2_grpc.add_AccountKitServiceServicer_to_server(
         guard(
@@ -92,6 +92,17 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
         raise RuntimeError(f"cannot listen on {address}")
     await server.start()
     return RunningServer(server, health_servicer, port)
+
+
+def _server_options(app: App, reuse_port: bool) -> list[tuple[str, int]]:
+    options = [("grpc.so_reuseport", int(reuse_port))]
+    age = app.settings.grpc_max_connection_age_seconds
+    if age > 0:
+        options += [
+            ("grpc.max_connection_age_ms", round(age * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(app.settings.shutdown_grace_seconds * 1000)),
+        ]
+    return options
 
 
 async def serve_until_signalled(app: App, reuse_port: bool = False) -> None:
