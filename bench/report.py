@@ -72,7 +72,7 @@ def machine_lines(backends: Sequence[str]) -> list[str]:
         f"- Machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
         f"{_cpu_model()}, {_memory_gib():.0f} GiB RAM",
         f"- Load average when the run started: {load1:.2f} (1 min), {load5:.2f} (5 min)",
-        # Which interpreter: builds differ (PGO and LTO or not) by 15-20% in calls/s.
+        # Which interpreter: a build with PGO and LTO or without one changes CPU per call.
         f"- Python {platform.python_version()} (`{os.path.realpath(sys.executable)}`), "
         f"grpcio {grpc.__version__}, uvloop event loop",
         f"- Load generator: {h2load_version()}",
