@@ -148,11 +148,13 @@ async def test_an_aged_connection_is_replaced_without_failing_a_call(
             health = health_pb2_grpc.HealthStub(channel)
             loop = asyncio.get_running_loop()
             until = loop.time() + 1.5
-            while loop.time() < until:
-                response = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
-                assert response.status == SERVING
-                await asyncio.sleep(0.01)
-            recorder.cancel()
+            try:
+                while loop.time() < until:
+                    response = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                    assert response.status == SERVING
+                    await asyncio.sleep(0.01)
+            finally:
+                recorder.cancel()
 
         ready = grpc.ChannelConnectivity.READY
         assert states.count(ready) >= 2, states  # connected, then connected again
