@@ -15,6 +15,7 @@ from .logic.catalog import Catalog
 from .logic.subscriptions import Subscriptions
 from .logic.usage import QuotaEngine
 from .storage import migrate
+from .storage.commit_window import CommitWindow
 from .storage.engine import create_engines, is_sqlite
 from .storage.hot_path import UsageBatcher, open_hot_path
 from .storage.store import Store
@@ -75,7 +76,12 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         await reader.dispose()
         raise
     store = Store(writer, reader)
-    batcher = UsageBatcher(open_hot_path(settings.database_url), enforcement)
+    window_ms = settings.group_commit_window_ms
+    batcher = UsageBatcher(
+        open_hot_path(settings.database_url),
+        enforcement,
+        CommitWindow(window_ms / 1000) if window_ms else None,
+    )
     return App(
         settings=settings,
         clock=clock,
