@@ -80,7 +80,8 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     batcher = UsageBatcher(
         open_hot_path(settings.database_url),
         enforcement,
-        CommitWindow(window_ms / 1000) if window_ms else None,
+        # PostgreSQL batches by itself: calls queue while a batch is there.
+        CommitWindow(window_ms / 1000) if window_ms and is_sqlite(settings.database_url) else None,
     )
     return App(
         settings=settings,

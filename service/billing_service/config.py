@@ -32,9 +32,10 @@ class Settings(BaseSettings):
     # Server processes sharing grpc_addr with SO_REUSEPORT (the kernel spreads
     # connections); 0 means one per CPU core. The REST gateway runs in the first.
     workers: int = Field(default=1, ge=0)
-    # The longest a metered write waits for others to share its transaction
-    # (group commit; how many it waits for is learned: storage/commit_window.py).
-    # Whole milliseconds: the event loop's timers are no finer. 0: never wait.
+    # On SQLite, the longest a metered write waits for others to share its
+    # transaction (group commit; how many it waits for is learned:
+    # storage/commit_window.py). Whole milliseconds: the event loop's timers
+    # are no finer. 0: never wait. (PostgreSQL batches by itself.)
     group_commit_window_ms: int = Field(default=1, ge=0)
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
