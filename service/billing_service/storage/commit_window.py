@@ -17,13 +17,17 @@ decided alone, and a window is tried again (a probe, one write waiting the
 whole time) at most every `probe_interval` seconds, 1 ms in 100 being what
 finding out costs a process whose callers come one at a time.
 
-Measured on 2 cores (2026-11-30, ConsumeQuota, two processes, side by side
-with each call decided alone): on SQLite 10-30% more calls/s with 4 to 64
-callers in flight, on PostgreSQL 10-14% more over many tenants at 16 and 64,
-one caller at a time unchanged. A window that always waited the whole 1 ms
-had won more at 16 and 64 callers (30-50%) but lost at 2 to 8 (down to a
-quarter of the throughput with 2), where a window's few callers had all
-arrived long before it closed.
+Measured on 2 cores (2026-11-30, two processes, bench/run.py's matrix side
+by side with every call decided alone, medians of 3 runs): ConsumeQuota on
+SQLite with 16 callers in flight, 13-20% more calls/s (many tenants 4,723 to
+5,323, one hot tenant 5,045 to 6,043) and a p99 of 9-10 ms instead of 13-14;
+with 64, 2-8% more; one caller at a time and 500 calls/s at a fixed rate, as
+before. A window that always waited the whole 1 ms had won more with 16 and
+64 callers (30-50%) but lost with 2 to 8 (down to a quarter of the
+throughput with 2), where its few callers had all come long before it
+closed. PostgreSQL batches by itself (calls queue while a batch is there):
+windows there changed nothing beyond the noise but one caller's p99 (0.9 to
+1.6 ms, the probes), so the service opens them on SQLite only (app.py).
 """
 
 import time
