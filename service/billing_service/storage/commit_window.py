@@ -25,10 +25,10 @@ with 64, 2-8% more; with 4 and 8 (outside the matrix), 0-20% more; one caller
 at a time and 500 calls/s at a fixed rate, as before. A window that always
 waited the whole 1 ms had won more with 16 and 64 callers (30-50%) but lost
 with 2 to 8 (down to a quarter of the throughput with 2), where its few
-callers had all come long before it
-closed. PostgreSQL batches by itself (calls queue while a batch is there):
-windows there changed nothing beyond the noise but one caller's p99 (0.9 to
-1.6 ms, the probes), so the service opens them on SQLite only (app.py).
+callers had all come long before it closed. PostgreSQL batches by itself
+(calls queue while a batch is there): windows there changed nothing beyond
+the noise but one caller's p99 (0.9 to 1.6 ms, the probes), so the service
+opens them on SQLite only (app.py).
 """
 
 import time
