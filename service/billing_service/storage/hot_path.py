@@ -3,8 +3,10 @@
 Every call waits for an answer from the database, but calls that arrive while
 a batch is in the database are answered together by the next one: one
 transaction, a handful of statements, whatever the batch's size (group
-commit). Within a batch the calls are decided one after the other, in arrival
-order, exactly as if each had had its own transaction:
+commit). On SQLite, which answers before the next call arrives, a write may
+also wait a moment for company (commit_window.py). Within a batch the calls
+are decided one after the other, in arrival order, exactly as if each had had
+its own transaction:
 
 1. Tenants' terms (subscription, plan, kit) come from a per-process cache,
    checked against `operators.terms_version` in the batch's own transaction,
@@ -324,24 +326,25 @@ class UsageBatcher:
 
     async def _gather(self) -> None:
         """Let more calls join the queued ones before the next batch."""
-        window, wanted = self._window, self._window_asked
-        self._window_asked = None
-        if window is not None and wanted is None and window.expected > 1:
-            wanted = window.expected
-        if window is not None and wanted is not None:
-            filled = len(self._queue) >= wanted
-            if not filled:
-                loop = asyncio.get_running_loop()
-                full = self._window_full = loop.create_future()
-                self._window_target = wanted
-                timer = loop.call_later(window.seconds, _settle, full, False)
-                try:
-                    filled = await full
-                finally:
-                    timer.cancel()
-                    self._window_full = None
-            window.closed(len(self._queue), filled)
-            return
+        window = self._window
+        wanted, self._window_asked = self._window_asked, None
+        if window is not None:
+            if wanted is None and window.expected > 1:
+                wanted = window.expected  # waiting has been paying
+            if wanted is not None:
+                filled = len(self._queue) >= wanted
+                if not filled:
+                    loop = asyncio.get_running_loop()
+                    full = self._window_full = loop.create_future()
+                    self._window_target = wanted
+                    timer = loop.call_later(window.seconds, _settle, full, False)
+                    try:
+                        filled = await full
+                    finally:
+                        timer.cancel()
+                        self._window_full = None
+                window.closed(len(self._queue), filled)
+                return
         # Let calls already on their way through the event loop join this
         # batch: yield while each pass of the loop brings more. One pass when
         # calls come one at a time.
@@ -617,7 +620,7 @@ def _retry_pause(attempt: int) -> float:
     """Seconds to wait after the attempt-th try found the database busy."""
     if attempt <= _FAST_RETRIES:
         return 0.0
-    return float(min(0.0005 * 2 ** (attempt - _FAST_RETRIES), 0.05))
+    return min(0.0005 * 2.0 ** (attempt - _FAST_RETRIES), 0.05)
 
 
 def _answer_recorded(op: UsageOp, recorded: tuple[int, int] | None) -> bool:
