@@ -7,6 +7,8 @@ import grpc
 import pytest
 from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from billing_service.app import App
 from billing_service.domain.errors import Unauthenticated
@@ -199,3 +201,70 @@ async def test_a_cached_key_works_until_its_cache_entry_expires(app: App) -> Non
     with pytest.raises(Unauthenticated):
         await authenticator.authenticate(metadata)
     assert authenticator.cached(metadata) is None  # a refusal is never a hit
+
+
+class KeyLookups:
+    """Counts the statements that look up an API key, on every engine: what
+    the database sees."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __enter__(self) -> "KeyLookups":
+        event.listen(Engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(Engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM api_keys" in statement:
+            self.count += 1
+
+
+async def test_callers_of_a_key_not_in_the_cache_share_one_lookup(app: App) -> None:
+    # An entry expiring under load must not send every call in flight to
+    # the database at once.
+    secret = await create_operator_key(app, "herd")
+    metadata = [("authorization", f"Bearer {secret}")]
+    authenticator = Authenticator(app.store, cache_seconds=60)
+
+    with KeyLookups() as lookups:
+        answers = await asyncio.gather(*(authenticator.authenticate(metadata) for _ in range(50)))
+        again = await authenticator.authenticate(metadata)
+
+    assert len(set(answers)) == 1
+    assert again == answers[0]
+    assert lookups.count == 1
+
+
+async def test_a_caller_giving_up_leaves_the_shared_lookup_to_the_others(app: App) -> None:
+    secret = await create_operator_key(app, "impatient")
+    metadata = [("authorization", f"Bearer {secret}")]
+    authenticator = Authenticator(app.store, cache_seconds=0)
+
+    with KeyLookups() as lookups:
+        first = asyncio.create_task(authenticator.authenticate(metadata))
+        others = [asyncio.create_task(authenticator.authenticate(metadata)) for _ in range(5)]
+        await asyncio.sleep(0)  # all of them waiting on the one lookup
+        first.cancel()
+        answers = await asyncio.gather(*others)
+
+    assert first.cancelled()
+    assert len(set(answers)) == 1
+    assert lookups.count == 1
+
+
+async def test_refusals_are_shared_too_and_every_caller_is_refused(app: App) -> None:
+    metadata = [("authorization", f"Bearer {mint_key().secret}")]
+    authenticator = Authenticator(app.store, cache_seconds=0)
+
+    with KeyLookups() as lookups:
+        results = await asyncio.gather(
+            *(authenticator.authenticate(metadata) for _ in range(10)), return_exceptions=True
+        )
+        with pytest.raises(Unauthenticated):  # not cached: looked up again
+            await authenticator.authenticate(metadata)
+
+    assert all(isinstance(r, Unauthenticated) for r in results), results
+    assert lookups.count == 2

@@ -1,5 +1,6 @@
 """Operators' API keys: minting, and authenticating a request's bearer key."""
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -45,6 +46,12 @@ class Authenticator:
     working on a replica that has just seen it. The cache is keyed by the raw
     header value, so that a hit (nearly every call) costs one dict lookup:
     no parsing, no hashing.
+
+    A key is looked up once at a time: when its entry expires under load,
+    every call in flight with that key waits for the same query rather than
+    sending its own (a burst of identical queries every `cache_seconds`).
+    Those calls get the answer of a query that started at most one lookup
+    earlier than their own would have.
     """
 
     def __init__(self, store: Store, cache_seconds: float) -> None:
@@ -52,6 +59,8 @@ class Authenticator:
         self._ttl = cache_seconds
         # raw authorization value -> (operator id or None when refused, expiry)
         self._cache: dict[str | bytes, tuple[int | None, float]] = {}
+        # raw authorization value -> the lookup in flight
+        self._lookups: dict[str | bytes, asyncio.Task[int | None]] = {}
 
     def cached(self, metadata: Iterable[tuple[str, str | bytes]]) -> int | None:
         """The operator of a key answered recently; None when it must be looked up."""
@@ -65,19 +74,36 @@ class Authenticator:
 
     async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> int:
         raw, secret = _bearer(metadata)
-        now = time.monotonic()
         cached = self._cache.get(raw)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > time.monotonic():
             operator_id = cached[0]
         else:
-            operator_id = await self._store.operator_for_key_hash(hash_key(secret))
-            if self._ttl > 0:
-                if len(self._cache) >= _MAX_CACHED_KEYS:
-                    self._cache.clear()
-                self._cache[raw] = (operator_id, now + self._ttl)
+            lookup = self._lookups.get(raw)
+            if lookup is None:
+                lookup = asyncio.create_task(self._look_up(raw, secret))
+                self._lookups[raw] = lookup
+                lookup.add_done_callback(lambda done: self._looked_up(raw, done))
+            # Shielded: a caller that gives up (its deadline passed) leaves
+            # the lookup to the others waiting for it.
+            operator_id = await asyncio.shield(lookup)
         if operator_id is None:
             raise Unauthenticated("invalid or revoked API key")
         return operator_id
+
+    async def _look_up(self, raw: str | bytes, secret: str) -> int | None:
+        started = time.monotonic()
+        operator_id = await self._store.operator_for_key_hash(hash_key(secret))
+        if self._ttl > 0:
+            if len(self._cache) >= _MAX_CACHED_KEYS:
+                self._cache.clear()
+            self._cache[raw] = (operator_id, started + self._ttl)
+        return operator_id
+
+    def _looked_up(self, raw: str | bytes, lookup: "asyncio.Task[int | None]") -> None:
+        if self._lookups.get(raw) is lookup:
+            del self._lookups[raw]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: every waiter may have given up
 
 
 def _bearer(metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str | bytes, str]:
