@@ -30,7 +30,10 @@ class QuotaEngine:
         key = _usage_key(operator_id, tenant_id, primitive)
         quantity = v.quantity("quantity", quantity, default_one=True)
         now = self._clock.now()
-        return await self._submit_check(key, quantity, now)
+        decision = self._batcher.check_at_once(key, quantity, now)
+        if decision is None:
+            decision = await self._submit_check(key, quantity, now)
+        return decision
 
     async def consume(
         self,

@@ -164,7 +164,9 @@ class HotPathDb(ABC):
     # waits), so that it may run in a caller's coroutine: no cancellation can
     # land inside its transaction.
     never_suspends = False
-    # Whether the engine implements record_alone, and record_together.
+    # Whether the engine implements used_in_window_now, record_alone, and
+    # record_together.
+    answers_at_once = False
     records_alone = False
     records_together = False
 
@@ -201,6 +203,27 @@ class HotPathDb(ABC):
 
     @abstractmethod
     async def sum_events(self, key: UsageKey, start: int, end: int) -> int: ...
+
+    async def used_in_window(
+        self, key: UsageKey, terms_version: int, start: int, end: int
+    ) -> int | None:
+        """A check's one read: the usage of `key` in [start, end), or None
+        when the operator's terms are no longer at `terms_version` (the
+        caller's rule is stale). Outside a transaction: each statement sees
+        the latest commit, which is all a check needs."""
+        versions, counters = await self.versions_and_counters([key.operator_id], [key], lock=False)
+        if versions.get(key.operator_id) != terms_version:
+            return None
+        counter = counters[key]
+        if (counter.start, counter.end) == (start, end):
+            return counter.used
+        return await self.sum_events(key, start, end)
+
+    def used_in_window_now(
+        self, key: UsageKey, terms_version: int, start: int, end: int
+    ) -> int | None:
+        """used_in_window without a coroutine, where `answers_at_once`."""
+        raise NotImplementedError
 
     @abstractmethod
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
@@ -393,6 +416,31 @@ class UsageBatcher:
             else:
                 op.future.set_result(answer)
 
+    def check_at_once(self, key: UsageKey, quantity: int, at: datetime) -> QuotaDecision | None:
+        """A CheckQuota decided in the caller's own frame: no UsageOp, no
+        future, no coroutine, where the database answers without suspending
+        (SQLite), nothing is queued or in the database, and this process
+        holds the counter's terms. None: submit it instead. The same read and
+        decision as a lone check's fast path (_checked_alone), for the call
+        made most often; on 2 cores the layers it skips cost a fifth of
+        CheckQuota's throughput (2026-12-01)."""
+        db = self._db
+        if not db.answers_at_once or self._queue or self._busy:
+            return None
+        slot = self._rules.get(key)
+        version = self._versions.get(key.operator_id)
+        if slot is None or version is None:
+            return None
+        window = slot.window_at(at)
+        try:
+            used = db.used_in_window_now(key, version, slot.start, slot.end)
+        except Exception:
+            return None  # the batch path reads again, and reports a failure
+        if used is None:
+            return None
+        rule = slot.rule
+        return _check(quantity, rule, Standing(used, rule.limit, window, rule.plan_key))
+
     async def _checked_alone(self, op: UsageOp) -> bool:
         """The fast path of a lone CheckQuota under terms this process has
         already seen: the batch path's reads (terms_version and the counter;
@@ -404,22 +452,10 @@ class UsageBatcher:
         if slot is None or version is None:
             return False
         slot.apply_to(op)
-        key, rule, window = op.key, slot.rule, op.window
+        rule, window = slot.rule, op.window
         assert window is not None
-
-        async def read() -> int | None:
-            versions, counters = await self._db.versions_and_counters(
-                [key.operator_id], [key], lock=False
-            )
-            if versions.get(key.operator_id) != version:
-                return None
-            counter = counters[key]
-            if (counter.start, counter.end) == (op.start, op.end):
-                return counter.used
-            return await self._db.sum_events(key, op.start, op.end)
-
         try:
-            used = await self._db.in_transaction(False, read)
+            used = await self._db.used_in_window(op.key, version, op.start, op.end)
         except Exception:
             used = None
         if used is None:
@@ -427,7 +463,7 @@ class UsageBatcher:
             return False
         if not op.future.done():
             standing = Standing(used, rule.limit, window, rule.plan_key)
-            op.future.set_result(_check(op, rule, standing))
+            op.future.set_result(_check(op.quantity, rule, standing))
         return True
 
     async def _recorded_alone(self, op: UsageOp) -> bool:
@@ -564,7 +600,7 @@ class UsageBatcher:
             counter.touched = True
             standing = Standing(counter.used, rule.limit, op.window, rule.plan_key)
             if op.kind is OpKind.CHECK:
-                answers[id(op)] = _check(op, rule, standing)
+                answers[id(op)] = _check(op.quantity, rule, standing)
                 continue
             if (
                 op.kind is OpKind.CONSUME
@@ -667,18 +703,23 @@ class _RuleSlot:
         self.window: Window | None = None
         self.start = self.end = 0
 
+    def window_at(self, at: datetime) -> Window:
+        """The window in force at `at`; `start` and `end` are its bounds after."""
+        window = self.window
+        if window is None or not window.start <= at < window.end:
+            window = self.window = self.rule.window(at)
+            self.start, self.end = to_micros(window.start), to_micros(window.end)
+        return window
+
     def apply_to(self, op: UsageOp) -> None:
         """Set `op`'s rule, window and bounds."""
-        window = self.window
-        if window is None or not window.start <= op.at < window.end:
-            window = self.window = self.rule.window(op.at)
-            self.start, self.end = to_micros(window.start), to_micros(window.end)
-        op.rule, op.window, op.start, op.end = self.rule, window, self.start, self.end
+        op.window = self.window_at(op.at)
+        op.rule, op.start, op.end = self.rule, self.start, self.end
 
 
-def _check(op: UsageOp, rule: Enforcement, standing: Standing) -> QuotaDecision:
+def _check(quantity: int, rule: Enforcement, standing: Standing) -> QuotaDecision:
     reason = rule.denial
-    if reason is None and rule.limit is not None and standing.used + op.quantity > rule.limit:
+    if reason is None and rule.limit is not None and standing.used + quantity > rule.limit:
         reason = DenialReason.QUOTA_EXCEEDED
     return QuotaDecision(reason is None, reason, standing)
 
@@ -768,6 +809,7 @@ _VERSION_AND_COUNTER = (
 )
 # SQLite's marks bind in the order they appear: tenant, primitive, operator.
 _SQLITE_VERSION_AND_COUNTER = _VERSION_AND_COUNTER.format("?", "?", "?")
+_SQLITE_SUM_EVENTS = _SUM_EVENTS.format("?", "?", "?", "?", "?")
 _PG_VERSION_AND_COUNTER = _VERSION_AND_COUNTER.format("$1", "$2", "$3")
 
 
@@ -809,6 +851,7 @@ class SqliteHotPath(HotPathDb):
     makes the batch retry after an asynchronous pause instead."""
 
     never_suspends = True
+    answers_at_once = True
     records_alone = True
 
     def __init__(self, path: str) -> None:
@@ -892,11 +935,30 @@ class SqliteHotPath(HotPathDb):
         return found
 
     async def sum_events(self, key: UsageKey, start: int, end: int) -> int:
+        return self._sum_events(key, start, end)
+
+    def _sum_events(self, key: UsageKey, start: int, end: int) -> int:
         row = self._conn.execute(
-            _SUM_EVENTS.format("?", "?", "?", "?", "?"),
-            (key.operator_id, key.tenant_id, key.primitive, start, end),
+            _SQLITE_SUM_EVENTS, (key.operator_id, key.tenant_id, key.primitive, start, end)
         ).fetchone()
         return int(row[0])
+
+    async def used_in_window(
+        self, key: UsageKey, terms_version: int, start: int, end: int
+    ) -> int | None:
+        return self.used_in_window_now(key, terms_version, start, end)
+
+    def used_in_window_now(
+        self, key: UsageKey, terms_version: int, start: int, end: int
+    ) -> int | None:
+        row = self._conn.execute(
+            _SQLITE_VERSION_AND_COUNTER, (key.tenant_id, key.primitive, key.operator_id)
+        ).fetchone()
+        if row is None or row[0] != terms_version:
+            return None
+        if row[1] == start and row[2] == end:
+            return int(row[3])
+        return self._sum_events(key, start, end)
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
         ids: list[int | None] = []
