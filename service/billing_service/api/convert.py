@@ -129,17 +129,17 @@ def subscription_to_proto(terms: TenantTerms, now: datetime) -> subscription_pb2
     return message
 
 
-def standing_to_proto(standing: Standing) -> usage_pb2.QuotaStanding:
+def set_standing(message: usage_pb2.QuotaStanding, standing: Standing) -> None:
+    """Fill a response's `standing` in place: half the cost of building a
+    QuotaStanding for the response's constructor to copy, on every quota call."""
     start, end = _window_stamps(standing.window)
-    return usage_pb2.QuotaStanding(
-        used=standing.used,
-        limit=standing.limit or 0,
-        remaining=standing.remaining,
-        unlimited=standing.limit is None,
-        period_start=start,
-        period_end=end,
-        plan_key=standing.plan_key or "",
-    )
+    message.used = standing.used
+    message.limit = standing.limit or 0
+    message.remaining = standing.remaining
+    message.unlimited = standing.limit is None
+    message.period_start.CopyFrom(start)
+    message.period_end.CopyFrom(end)
+    message.plan_key = standing.plan_key or ""
 
 
 # The Timestamps of recent windows: nearly every quota answer carries one of

@@ -157,11 +157,11 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         decision = await self._engine.check(
             current_operator(), request.tenant_id, request.primitive, request.quantity
         )
-        return usage_pb2.CheckQuotaResponse(
-            allowed=decision.allowed,
-            reason=c.DENIAL_TO_PROTO[decision.reason],
-            standing=c.standing_to_proto(decision.standing),
+        response = usage_pb2.CheckQuotaResponse(
+            allowed=decision.allowed, reason=c.DENIAL_TO_PROTO[decision.reason]
         )
+        c.set_standing(response.standing, decision.standing)
+        return response
 
     async def ConsumeQuota(
         self, request: usage_pb2.ConsumeQuotaRequest, context: Context
@@ -173,11 +173,11 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             request.quantity,
             request.idempotency_key,
         )
-        return usage_pb2.ConsumeQuotaResponse(
-            usage_event_id=str(result.event_id),
-            standing=c.standing_to_proto(result.standing),
-            replayed=result.replayed,
+        response = usage_pb2.ConsumeQuotaResponse(
+            usage_event_id=str(result.event_id), replayed=result.replayed
         )
+        c.set_standing(response.standing, result.standing)
+        return response
 
     async def RecordUsage(
         self, request: usage_pb2.RecordUsageRequest, context: Context
@@ -190,19 +190,19 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             request.idempotency_key,
             c.optional_datetime("occurred_at", request, "occurred_at"),
         )
-        return usage_pb2.RecordUsageResponse(
-            usage_event_id=str(result.event_id),
-            standing=c.standing_to_proto(result.standing),
-            replayed=result.replayed,
+        response = usage_pb2.RecordUsageResponse(
+            usage_event_id=str(result.event_id), replayed=result.replayed
         )
+        c.set_standing(response.standing, result.standing)
+        return response
 
     async def RefundUsage(
         self, request: usage_pb2.RefundUsageRequest, context: Context
     ) -> usage_pb2.RefundUsageResponse:
         result = await self._engine.refund(current_operator(), request.usage_event_id)
-        return usage_pb2.RefundUsageResponse(
-            refunded=result.refunded, standing=c.standing_to_proto(result.standing)
-        )
+        response = usage_pb2.RefundUsageResponse(refunded=result.refunded)
+        c.set_standing(response.standing, result.standing)
+        return response
 
     async def GetUsage(
         self, request: usage_pb2.GetUsageRequest, context: Context
