@@ -455,8 +455,11 @@ class UsageBatcher:
         slot.apply_to(op)
         rule, window = slot.rule, op.window
         assert window is not None
+        db = self._db
         try:
-            used = await self._db.used_in_window(op.key, version, op.start, op.end)
+            used = await db.in_transaction(
+                False, lambda: db.used_in_window(op.key, version, op.start, op.end)
+            )
         except Exception:
             used = None
         if used is None:
