@@ -164,9 +164,10 @@ class HotPathDb(ABC):
     # waits), so that it may run in a caller's coroutine: no cancellation can
     # land inside its transaction.
     never_suspends = False
-    # Whether the engine implements used_in_window_now, record_alone, and
-    # record_together.
+    # Whether the engine implements used_in_window_now: a check's read
+    # answered without a coroutine.
     answers_at_once = False
+    # Whether the engine implements record_alone, and record_together.
     records_alone = False
     records_together = False
 
