@@ -41,6 +41,7 @@ import contextlib
 import enum
 import logging
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,24 @@ MAX_CACHED_RULES = 4 * MAX_CACHED_TENANTS  # a rule per tenant and primitive
 _FAST_RETRIES = 2
 _MAX_ATTEMPTS = _FAST_RETRIES + 12
 _MAX_GATHER_PASSES = 8
+# A batch of checks only (on PostgreSQL a read, over before more calls pile
+# up behind it) may also wait out up to _CHECK_QUIET_PASSES passes of the
+# loop that bring nothing: calls come through gRPC one per pass, some passes
+# apart. It does while that pays: a later call saves a round trip (~100 us of
+# CPU, both sides), a pass costs a few us. So checks wait while more than
+# _CHECK_WORTH_WAITING of the waits bring a call (a moving average over about
+# 32), and otherwise wait one pass but for a probe every _CHECK_PROBE_SECONDS;
+# a probe that brings a call starts the waiting again. On 2 cores
+# (2026-12-01, side by side, PostgreSQL, medians of 3): always waiting,
+# CheckQuota went from 3,736 to 4,272 calls/s with 16 callers and from 3,945
+# to 4,488 with 64, a quarter of the waits bringing a call, but one caller
+# lost 2-4% (three empty passes per call); learning as here, 3,826 -> 4,307
+# with 16 callers and one caller as before (1,519 / 1,526). ConsumeQuota does
+# not wait: always waiting lost 4% with a hot tenant (its write lasts long
+# enough for calls to gather behind it).
+_CHECK_QUIET_PASSES = 4
+_CHECK_WORTH_WAITING = 0.05
+_CHECK_PROBE_SECONDS = 0.01
 _ID_BLOCK = 512
 
 
@@ -289,6 +308,7 @@ class UsageBatcher:
         # dropped with them, with the window it last applied to.
         self._rules: dict[UsageKey, _RuleSlot] = {}
         self._versions: dict[int, int] = {}
+        self._check_patience = CheckPatience()
 
     async def submit(self, op: UsageOp) -> QuotaDecision | UsageRecorded:
         if not self._queue:
@@ -372,11 +392,24 @@ class UsageBatcher:
         # Let calls already on their way through the event loop join this
         # batch: yield while each pass of the loop brings more. One pass when
         # calls come one at a time.
+        quiet_passes = 1
+        if all(op.kind is OpKind.CHECK for op in self._queue):
+            quiet_passes = self._check_patience.quiet_passes()
+        quiet = 0
+        late = False  # a call came after a pass that brought none
         for _ in range(_MAX_GATHER_PASSES):
             queued = len(self._queue)
             await asyncio.sleep(0)
-            if len(self._queue) == queued or len(self._queue) >= MAX_BATCH:
+            if len(self._queue) >= MAX_BATCH:
                 break
+            if len(self._queue) == queued:
+                quiet += 1
+                if quiet >= quiet_passes:
+                    break
+            elif quiet:
+                late = True
+        if quiet_passes > 1:
+            self._check_patience.waited(late)
 
     async def _run(self, batch: list[UsageOp]) -> None:
         if len(batch) == 1:
@@ -650,6 +683,32 @@ class UsageBatcher:
             for key, row in (await self._db.find_events(operator_id, sorted(keys))).items():
                 found[(operator_id, key)] = row
         return found
+
+
+class CheckPatience:
+    """Whether a batch of checks waits out quiet passes of the event loop:
+    while that brings calls often enough, and on a probe now and then."""
+
+    __slots__ = ("_clock", "_next_probe", "_paying")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._paying = 0.0  # moving average: how often a wait brought a call
+        self._next_probe = 0.0
+
+    def quiet_passes(self) -> int:
+        if self._paying >= _CHECK_WORTH_WAITING:
+            return _CHECK_QUIET_PASSES
+        now = self._clock()
+        if now < self._next_probe:
+            return 1
+        self._next_probe = now + _CHECK_PROBE_SECONDS
+        return _CHECK_QUIET_PASSES
+
+    def waited(self, brought_calls: bool) -> None:
+        self._paying += (brought_calls - self._paying) / 32
+        if brought_calls:
+            self._paying = max(self._paying, _CHECK_WORTH_WAITING)
 
 
 def _settle(future: asyncio.Future[bool], result: bool) -> None:
