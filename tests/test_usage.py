@@ -211,6 +211,38 @@ async def test_checks_see_every_change_since_the_last_check(
     assert next_period.standing.period_start.ToDatetime(UTC) == utc(2026, 7, 1)
 
 
+async def test_a_check_counts_the_events_when_the_counter_holds_another_period(
+    client: Client,
+) -> None:
+    # Recording usage in an earlier period moves the counter there; a check
+    # in the current one then sums the current period's events (refunds out).
+    async def check(quantity: int) -> usage_pb2.CheckQuotaResponse:
+        response: usage_pb2.CheckQuotaResponse = await client.usage.CheckQuota(
+            usage_pb2.CheckQuotaRequest(tenant_id="t1", primitive="seo", quantity=quantity),
+            metadata=client.auth,
+        )
+        return response
+
+    await subscribe(client, "t1", {"seo": 5})
+    first = await consume(client, "t1", quantity=2)
+    await consume(client, "t1")
+    await client.usage.RecordUsage(
+        usage_pb2.RecordUsageRequest(
+            tenant_id="t1", primitive="seo", quantity=4, occurred_at=timestamp(utc(2026, 5, 20))
+        ),
+        metadata=client.auth,
+    )
+    allowed, refused = await check(2), await check(3)
+    assert (allowed.allowed, allowed.standing.used, allowed.standing.remaining) == (True, 3, 2)
+    assert (refused.allowed, refused.reason) == (False, usage_pb2.DENIAL_REASON_QUOTA_EXCEEDED)
+    await client.usage.RefundUsage(
+        usage_pb2.RefundUsageRequest(usage_event_id=first.usage_event_id), metadata=client.auth
+    )
+    after_refund = await check(4)
+    assert (after_refund.allowed, after_refund.standing.used) == (True, 1)
+    assert not (await check(5)).allowed
+
+
 @pytest.mark.parametrize(
     ("primitive", "quantity", "field"),
     [

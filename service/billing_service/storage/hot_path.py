@@ -224,20 +224,15 @@ class HotPathDb(ABC):
     @abstractmethod
     async def sum_events(self, key: UsageKey, start: int, end: int) -> int: ...
 
+    @abstractmethod
     async def used_in_window(
         self, key: UsageKey, terms_version: int, start: int, end: int
     ) -> int | None:
-        """A check's one read: the usage of `key` in [start, end), or None
-        when the operator's terms are no longer at `terms_version` (the
-        caller's rule is stale). Outside a transaction: each statement sees
-        the latest commit, which is all a check needs."""
-        versions, counters = await self.versions_and_counters([key.operator_id], [key], lock=False)
-        if versions.get(key.operator_id) != terms_version:
-            return None
-        counter = counters[key]
-        if (counter.start, counter.end) == (start, end):
-            return counter.used
-        return await self.sum_events(key, start, end)
+        """A check's one read (one statement, _USED_IN_WINDOW): the usage of
+        `key` in [start, end), or None when the operator's terms are no
+        longer at `terms_version` (the caller's rule is stale). Outside a
+        transaction: the statement sees the latest commit, which is all a
+        check needs."""
 
     def used_in_window_now(
         self, key: UsageKey, terms_version: int, start: int, end: int
@@ -876,6 +871,25 @@ _SQLITE_VERSION_AND_COUNTER = _VERSION_AND_COUNTER.format("?", "?", "?")
 _SQLITE_SUM_EVENTS = _SUM_EVENTS.format("?", "?", "?", "?", "?")
 _PG_VERSION_AND_COUNTER = _VERSION_AND_COUNTER.format("$1", "$2", "$3")
 
+# A check's read: the operator's terms_version and the usage of one counter
+# ({0} operator, {1} tenant, {2} primitive) in the window [{3}, {4}): the
+# counter's when it holds that window, else the events' sum (a tenant with no
+# usage yet this period, or none ever), in the same statement. The sum is a
+# subquery of the ELSE branch, which both engines run only when reached.
+_USED_IN_WINDOW = """
+SELECT o.terms_version,
+       CASE WHEN c.window_start = {3} AND c.window_end = {4} THEN c.used
+       ELSE (SELECT CAST(COALESCE(SUM(e.quantity), 0) AS BIGINT) FROM usage_events e
+             WHERE e.operator_id = {0} AND e.tenant_id = {1} AND e.primitive = {2}
+               AND e.occurred_at >= {3} AND e.occurred_at < {4} AND e.refunded_at IS NULL)
+       END
+FROM operators o
+LEFT JOIN usage_counters c ON c.operator_id = o.id AND c.tenant_id = {1} AND c.primitive = {2}
+WHERE o.id = {0}
+"""
+_SQLITE_USED_IN_WINDOW = _USED_IN_WINDOW.format("?1", "?2", "?3", "?4", "?5")
+_PG_USED_IN_WINDOW = _USED_IN_WINDOW.format("$1", "$2", "$3", "$4", "$5")
+
 
 def _version_and_counter(key: UsageKey, row: Any) -> tuple[dict[int, int], dict[UsageKey, Counter]]:
     if row is None:  # no such operator
@@ -1016,13 +1030,11 @@ class SqliteHotPath(HotPathDb):
         self, key: UsageKey, terms_version: int, start: int, end: int
     ) -> int | None:
         row = self._conn.execute(
-            _SQLITE_VERSION_AND_COUNTER, (key.tenant_id, key.primitive, key.operator_id)
+            _SQLITE_USED_IN_WINDOW, (key.operator_id, key.tenant_id, key.primitive, start, end)
         ).fetchone()
         if row is None or row[0] != terms_version:
             return None
-        if row[1] == start and row[2] == end:
-            return int(row[3])
-        return self._sum_events(key, start, end)
+        return int(row[1])
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
         ids: list[int | None] = []
@@ -1223,7 +1235,7 @@ class PostgresHotPath(HotPathDb):
     ) -> tuple[dict[int, int], dict[UsageKey, Counter]]:
         conn = await self._connection()
         if len(keys) == 1 and not lock:
-            # A lone check: the plain join, cheaper for the server than the CTE.
+            # Checks of one counter: the plain join, cheaper for the server than the CTE.
             key = keys[0]
             row = await conn.fetchrow(
                 _PG_VERSION_AND_COUNTER, key.operator_id, key.tenant_id, key.primitive
@@ -1297,6 +1309,17 @@ class PostgresHotPath(HotPathDb):
             end,
         )
         return int(total)
+
+    async def used_in_window(
+        self, key: UsageKey, terms_version: int, start: int, end: int
+    ) -> int | None:
+        conn = await self._connection()
+        row = await conn.fetchrow(
+            _PG_USED_IN_WINDOW, key.operator_id, key.tenant_id, key.primitive, start, end
+        )
+        if row is None or row[0] != terms_version:
+            return None
+        return int(row[1])
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
         return await self.write_batch(events, [])
