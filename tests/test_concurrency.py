@@ -42,6 +42,28 @@ async def test_200_concurrent_consumes_admit_exactly_the_limit(client: Client) -
     assert await usage_of(client, "hot") == {"seo": LIMIT}
 
 
+async def test_concurrent_checks_of_one_counter_each_get_their_own_answer(
+    client: Client,
+) -> None:
+    # Checks that arrive together are answered from one read of their
+    # counter; each is still decided on its own quantity.
+    await subscribe(client, "hot", {"seo": LIMIT})
+    await consume(client, "hot", quantity=40)
+    quantities = [1 + i % 20 for i in range(CALLS)]
+    answers = await asyncio.gather(
+        *(
+            client.usage.CheckQuota(
+                usage_pb2.CheckQuotaRequest(tenant_id="hot", primitive="seo", quantity=q),
+                metadata=client.auth,
+            )
+            for q in quantities
+        )
+    )
+    for quantity, answer in zip(quantities, answers, strict=True):
+        assert (answer.allowed, answer.standing.used) == (quantity <= 10, 40)
+    assert await usage_of(client, "hot") == {"seo": 40}
+
+
 async def test_concurrent_quantities_never_overshoot(client: Client) -> None:
     await subscribe(client, "hot", {"seo": LIMIT})
     quantities = [1 + i % 7 for i in range(CALLS)]
