@@ -25,9 +25,10 @@ holds takes a shorter way: a check (or a batch of checks of one counter) is
 decided straight from one read, and a ConsumeQuota or RecordUsage without
 idempotency key is one conditional UPDATE of its counter with the event's
 INSERT (record_alone), which writes nothing, and leaves the call to the batch
-path, whenever that path could decide otherwise. On PostgreSQL a batch of such calls does the same for all
-its counters in one statement (record_together): a counter whose calls all
-fit is written with their events, the calls of any other go the batch path.
+path, whenever that path could decide otherwise. On PostgreSQL a batch of
+such calls does the same for all its counters in one statement
+(record_together): a counter whose calls all fit is written with their
+events, the calls of any other go the batch path.
 
 One dedicated connection per process runs the batches: sqlite3 itself,
 called inline (a statement is a few microseconds; a thread hop would cost
