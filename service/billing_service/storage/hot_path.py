@@ -884,6 +884,7 @@ _VERSION_AND_COUNTER = (
 # SQLite's marks bind in the order they appear: tenant, primitive, operator.
 _SQLITE_VERSION_AND_COUNTER = _VERSION_AND_COUNTER.format("?", "?", "?")
 _SQLITE_SUM_EVENTS = _SUM_EVENTS.format("?", "?", "?", "?", "?")
+_PG_SUM_EVENTS = _SUM_EVENTS.format("$1", "$2", "$3", "$4", "$5")
 _PG_VERSION_AND_COUNTER = _VERSION_AND_COUNTER.format("$1", "$2", "$3")
 
 # A check's read: the operator's terms_version and the usage of one counter
@@ -904,6 +905,14 @@ WHERE o.id = {0}
 """
 _SQLITE_USED_IN_WINDOW = _USED_IN_WINDOW.format("?1", "?2", "?3", "?4", "?5")
 _PG_USED_IN_WINDOW = _USED_IN_WINDOW.format("$1", "$2", "$3", "$4", "$5")
+
+
+def _used_at_version(row: Any, terms_version: int) -> int | None:
+    """A _USED_IN_WINDOW row's usage; None when there is no such operator or
+    its terms are no longer at `terms_version`."""
+    if row is None or row[0] != terms_version:
+        return None
+    return int(row[1])
 
 
 def _version_and_counter(key: UsageKey, row: Any) -> tuple[dict[int, int], dict[UsageKey, Counter]]:
@@ -1028,9 +1037,6 @@ class SqliteHotPath(HotPathDb):
         return found
 
     async def sum_events(self, key: UsageKey, start: int, end: int) -> int:
-        return self._sum_events(key, start, end)
-
-    def _sum_events(self, key: UsageKey, start: int, end: int) -> int:
         row = self._conn.execute(
             _SQLITE_SUM_EVENTS, (key.operator_id, key.tenant_id, key.primitive, start, end)
         ).fetchone()
@@ -1047,9 +1053,7 @@ class SqliteHotPath(HotPathDb):
         row = self._conn.execute(
             _SQLITE_USED_IN_WINDOW, (key.operator_id, key.tenant_id, key.primitive, start, end)
         ).fetchone()
-        if row is None or row[0] != terms_version:
-            return None
-        return int(row[1])
+        return _used_at_version(row, terms_version)
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
         ids: list[int | None] = []
@@ -1316,7 +1320,7 @@ class PostgresHotPath(HotPathDb):
     async def sum_events(self, key: UsageKey, start: int, end: int) -> int:
         conn = await self._connection()
         total = await conn.fetchval(
-            _SUM_EVENTS.format("$1", "$2", "$3", "$4", "$5"),
+            _PG_SUM_EVENTS,
             key.operator_id,
             key.tenant_id,
             key.primitive,
@@ -1332,9 +1336,7 @@ class PostgresHotPath(HotPathDb):
         row = await conn.fetchrow(
             _PG_USED_IN_WINDOW, key.operator_id, key.tenant_id, key.primitive, start, end
         )
-        if row is None or row[0] != terms_version:
-            return None
-        return int(row[1])
+        return _used_at_version(row, terms_version)
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
         return await self.write_batch(events, [])
