@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +61,12 @@ def _process_tree(pid: int) -> list[int]:
     return tree
 
 
-def _proc_file(pid: int, name: str) -> str:
+# States in /proc/net/tcp (include/net/tcp_states.h).
+_TCP_ESTABLISHED = "01"
+_TCP_LISTEN = "0A"
+
+
+def _proc_file(pid: int | str, name: str) -> str:
     try:
         return Path(f"/proc/{pid}/{name}").read_text()
     except OSError:  # the process ended meanwhile
@@ -97,6 +102,46 @@ class ServerProcess:
                 fields = stat.rsplit(")", 1)[1].split()
                 ticks += int(fields[11]) + int(fields[12])
         return ticks / _CLOCK_TICKS
+
+    def connections(self) -> frozenset[str]:
+        """The sockets (inode numbers) of the clients' TCP connections to the port."""
+        return self._sockets()[1]
+
+    def connections_by_process(self, ignore: frozenset[str] = frozenset()) -> tuple[int, ...]:
+        """Clients' TCP connections to the port but `ignore`d ones, per process
+        of the tree that listens on it, most first. With several processes on
+        one port (SO_REUSEPORT) the kernel hashes each new connection to one of
+        them, and with a few connections the spread is often uneven: 3:1 at
+        c=16 leaves one process three quarters of the calls."""
+        listening, established = self._sockets()
+        counts = []
+        for pid in _process_tree(self.process.pid):
+            held = set()
+            with suppress(OSError):  # the process ended meanwhile
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    with suppress(OSError):
+                        link = os.readlink(fd)
+                        if link.startswith("socket:["):
+                            held.add(link[8:-1])
+            if held & listening:
+                counts.append(len((held & established) - ignore))
+        return tuple(sorted(counts, reverse=True))
+
+    def _sockets(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Inode numbers of the port's listening sockets and of its connections."""
+        listening: set[str] = set()
+        established: set[str] = set()
+        for table in ("tcp", "tcp6"):
+            for line in _proc_file("net", table).splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) != self.port:
+                    continue
+                state, inode = fields[3], fields[9]
+                if state == _TCP_LISTEN:
+                    listening.add(inode)
+                elif state == _TCP_ESTABLISHED:
+                    established.add(inode)
+        return frozenset(listening), frozenset(established)
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:

@@ -57,6 +57,7 @@ from scenarios import (
     measure_floor,
     running_backend,
     service_floor_of,
+    spread_of,
     summary_of,
     with_restart,
 )
@@ -291,12 +292,19 @@ def _results_table(summaries: Sequence[Summary]) -> str:
             "1.00 (floor)" if s.cell.scenario in DEFAULT_FLOORS else fmt(s.ratio_of_floor, 2),
             "-" if not s.cell.backend else fmt(s.ratio_of_service_floor, 2),
             fmt(s.service_cpu_us_per_request, 0),
+            ", ".join(spread_of(c).strip() for c in s.connections if len(c) > 1) or "-",
         ]
         for s in summaries
     ]
     header = ["scenario", "backend", "concurrency", "req/s", "p50 ms", "p99 ms"]
     return markdown_table(
-        [*header, "ratio of floor", "of floor, service's gRPC settings", "service CPU us/req"],
+        [
+            *header,
+            "ratio of floor",
+            "of floor, service's gRPC settings",
+            "service CPU us/req",
+            "connections per process",
+        ],
         rows,
     )
 
@@ -362,7 +370,11 @@ def render(summaries: Sequence[Summary], settings: Settings, machine: list[str])
         "column: what the service costs over the gRPC stack it runs on. "
         "Service CPU: user+system CPU of the service's processes per completed call "
         "(PostgreSQL's own processes not included), less sensitive than req/s to other load "
-        "on the machine.",
+        "on the machine. Connections per process: how the kernel spread the clients' "
+        "connections over the service's processes (SO_REUSEPORT hashes each to one), each "
+        "run's, read halfway through it; the process with more connections does more of the "
+        "work, and its calls wait longer (a 3:1 spread at c=16, 3:5 or 2:6 at c=64, lowers "
+        "throughput and raises p99).",
     ]
     if fixed:
         parts += [

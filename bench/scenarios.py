@@ -2,6 +2,7 @@
 checks that every call h2load counted was a gRPC success."""
 
 import statistics
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,6 +101,8 @@ class Measurement:
     requests: int
     service_cpu_us_per_request: float  # the server process only (not PostgreSQL)
     client_cpu_us_per_request: float
+    # Connections per service process halfway through the measured run (SO_REUSEPORT's spread).
+    connections: tuple[int, ...] = ()
     ratio_of_floor: float = float("nan")
     ratio_of_service_floor: float = float("nan")  # of the floor on the service's gRPC settings
     problems: list[str] = field(default_factory=list)
@@ -117,6 +120,7 @@ class Summary:
     ratio_of_floor: float
     ratio_of_service_floor: float
     service_cpu_us_per_request: float
+    connections: tuple[tuple[int, ...], ...]  # each run's
     problems: tuple[str, ...]
 
 
@@ -130,6 +134,7 @@ def summary_of(runs: Sequence[Measurement]) -> Summary:
         ratio_of_floor=statistics.median(m.ratio_of_floor for m in runs),
         ratio_of_service_floor=statistics.median(m.ratio_of_service_floor for m in runs),
         service_cpu_us_per_request=statistics.median(m.service_cpu_us_per_request for m in runs),
+        connections=tuple(m.connections for m in runs),
         problems=tuple(f"run {m.run}: {p}" for m in runs for p in m.problems),
     )
 
@@ -199,9 +204,16 @@ def _load(
     server.check_alive()
     try:
         warm = run_load(targets, layout, timing.warmup_s, timing.workdir, rate)
+        spread: list[tuple[int, ...]] = []
+        idle = server.connections()  # the bench's own gRPC client's, say
+        halfway = threading.Timer(
+            timing.duration_s / 2, lambda: spread.append(server.connections_by_process(idle))
+        )
         cpu_before = server.cpu_seconds()
+        halfway.start()
         load = run_load(targets, layout, timing.duration_s, timing.workdir, rate)
         service_cpu = server.cpu_seconds() - cpu_before
+        halfway.join()
     except RuntimeError:
         server.check_alive()  # say so if h2load failed because the server is gone
         raise
@@ -217,6 +229,7 @@ def _load(
         requests=load.succeeded,
         service_cpu_us_per_request=service_cpu / done * 1e6,
         client_cpu_us_per_request=load.client_cpu_seconds / done * 1e6,
+        connections=spread[0] if spread else (),
     )
     for phase, result in (("warm-up", warm), ("measured run", load)):
         if result.unsuccessful:
@@ -345,6 +358,11 @@ def measure_consume(
     return measurement
 
 
+def spread_of(connections: tuple[int, ...]) -> str:
+    """Connections per process ("3:1 "), where there are several processes."""
+    return ":".join(map(str, connections)) + " " if len(connections) > 1 else ""
+
+
 def describe(measurement: Measurement) -> str:
     cell = measurement.cell
     status = "; ".join(measurement.problems) or "ok"
@@ -353,5 +371,6 @@ def describe(measurement: Measurement) -> str:
         f"run {measurement.run} c={cell.concurrency:<3}{rate:<7} {cell.scenario:<28} "
         f"{cell.backend or '-':<8} {measurement.requests_per_second:9.1f} req/s  "
         f"p50 {measurement.p50_ms:7.2f} ms  p99 {measurement.p99_ms:7.2f} ms  "
-        f"service {measurement.service_cpu_us_per_request:6.0f} us/req  [{status}]"
+        f"service {measurement.service_cpu_us_per_request:6.0f} us/req  "
+        f"{spread_of(measurement.connections)}[{status}]"
     )
