@@ -78,7 +78,7 @@ class Settings:
     concurrencies: list[int]
     backends: list[str]
     latency_rate: int  # req/s offered for the fixed-rate latency round; 0: none
-    workers: int  # the service's BILLING_WORKERS: processes on one port; 0 one per core
+    workers: int  # the service's BILLING_WORKERS: processes on one port; 0 one per core (less one)
     results: Path
     out: Path
 
@@ -441,7 +441,8 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         "--workers",
         type=int,
         default=int(os.environ.get("BILLING_WORKERS", "0")),
-        help="service processes sharing its port (BILLING_WORKERS; default 0: one per core)",
+        help="service processes sharing its port (BILLING_WORKERS; default 0: one per core, "
+        "less one for the PostgreSQL server on this machine)",
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
     parser.add_argument(
@@ -474,11 +475,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The service started by the harness inherits the environment.
     os.environ["BILLING_WORKERS"] = str(settings.workers)
     machine = machine_lines(settings.backends)
-    processes = settings.workers or len(os.sched_getaffinity(0))
-    machine.append(
-        f"- Service processes: {processes} (BILLING_WORKERS={settings.workers}, SO_REUSEPORT); "
-        "each floor: 1 process"
-    )
     print("\n".join(machine), flush=True)
     started = time.monotonic()
     with ExitStack() as stack:
@@ -490,6 +486,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.enter_context(seeded_backend(name, settings, scratch))
             for name in settings.backends
         ]
+        # As many as the service chose for BILLING_WORKERS (0: per core, less
+        # one for a PostgreSQL server on this machine): those listening.
+        processes = ", ".join(
+            f"{len(backend.server.connections_by_process())} on {backend.name}"
+            for backend in backends
+        )
+        machine.append(
+            f"- Service processes: {processes} (BILLING_WORKERS={settings.workers}, "
+            "SO_REUSEPORT); each floor: 1 process"
+        )
+        print(machine[-1], flush=True)
         matrix = Matrix(settings, floors, backends, scratch)
         matrix.run()
     summaries = summarize(matrix.measurements)

@@ -12,7 +12,7 @@ from typing import Any
 
 from .app import App, CannotOpen, open_app, opening_database, prepare_database
 from .clock import SystemClock
-from .config import Settings
+from .config import Settings, server_processes
 from .domain import validation
 from .domain.errors import DomainError
 from .grpc_core import apply_defaults as apply_grpc_core_defaults
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_serve(settings: Settings) -> int:
-    # 0: one per core this process may run on (a cpuset or taskset narrows it).
-    workers = settings.workers or len(os.sched_getaffinity(0)) or 1
+    # The cores this process may run on: a cpuset or taskset narrows them.
+    workers = server_processes(settings, len(os.sched_getaffinity(0)))
     if workers == 1:
         _run_loop(_serve(settings, reuse_port=False))
         return 0
