@@ -55,14 +55,18 @@ def _postgres_version() -> str:
 
 
 def _service_revision() -> str:
-    # The service changes under the benchmark: say which code was measured.
-    done = subprocess.run(
-        ["git", "describe", "--always", "--dirty"],
-        cwd=BENCH_DIR.parent,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip() or "unknown"
+    # The service changes under the benchmark: say which code was measured,
+    # "-dirty" when the service's code differs from that commit (not when
+    # only the bench or its results do).
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=BENCH_DIR.parent, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    edited = git("status", "--porcelain", "--", "service", "generated", "pyproject.toml")
+    return commit + ("-dirty" if edited else "")
 
 
 def machine_lines(backends: Sequence[str]) -> list[str]:

@@ -454,7 +454,7 @@ class UsageBatcher:
         decision as a lone check's fast path (_checked_together), for the call
         made most often: on 2 cores, skipping those layers took CheckQuota
         from 8,836 to 9,610 calls/s at c=16 and from 8,783 to 10,029 at c=64
-        (2026-12-01, side by side; README, What paid)."""
+        (2026-12-01, side by side; docs/performance.md)."""
         db = self._db
         if not db.answers_at_once or self._queue or self._busy:
             return None
