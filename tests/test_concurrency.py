@@ -16,7 +16,7 @@ from billing_service.clock import FixedClock
 
 from .cli_subprocess import serve, service_env
 from .conftest import Client, make_client
-from .usage_helpers import consume, subscribe, usage_of
+from .usage_helpers import check, consume, subscribe, usage_of
 
 CALLS = 200
 LIMIT = 50
@@ -207,3 +207,24 @@ async def test_two_server_processes_deciding_many_tenants_together_stay_exact(
     assert outcomes == {"OK": 8 * 18, "RESOURCE_EXHAUSTED": 8 * 40 - 8 * 18}
     for tenant in tenants:
         assert await usage_of(client, tenant) == {"seo": 20}
+
+
+async def test_a_check_on_one_server_process_sees_every_answer_of_another(
+    client: Client, database_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Read-your-writes across replicas: once a consume has been answered by
+    one process, a check on the other counts it (on SQLite, the check's read
+    is kept until the next commit anywhere: sqlite_commits.py)."""
+    clock.set(datetime.now(UTC))  # the replicas run on the system clock
+    await subscribe(client, "watched", {"seo": 1000})
+    async with _two_replicas(client, database_url, tmp_path) as (a, b):
+        for replica in (a, b):
+            assert (await check(replica, "watched")).standing.used == 0
+        for n in range(1, 31):
+            writer, reader = (a, b) if n % 2 else (b, a)
+            consumed = await consume(writer, "watched", quantity=n)
+            for _ in range(2):  # the second check is answered from the first's read
+                checked = await check(reader, "watched")
+                assert checked.standing.used == consumed.standing.used
+            assert (await check(writer, "watched")).standing.used == consumed.standing.used
+    assert await usage_of(client, "watched") == {"seo": 31 * 30 // 2}

@@ -72,6 +72,16 @@ async def consume(
     return response
 
 
+async def check(
+    client: Client, tenant_id: str, primitive: str = "seo", quantity: int = 0
+) -> usage_pb2.CheckQuotaResponse:
+    response: usage_pb2.CheckQuotaResponse = await client.usage.CheckQuota(
+        usage_pb2.CheckQuotaRequest(tenant_id=tenant_id, primitive=primitive, quantity=quantity),
+        metadata=client.auth,
+    )
+    return response
+
+
 async def usage_of(client: Client, tenant_id: str, as_of: datetime | None = None) -> dict[str, int]:
     request = usage_pb2.GetUsageRequest(tenant_id=tenant_id)
     if as_of is not None:

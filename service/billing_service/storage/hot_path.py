@@ -22,7 +22,8 @@ its own transaction:
 
 A lone call (a batch of one) of a counter whose terms the process already
 holds takes a shorter way: a check (or a batch of checks of one counter) is
-decided straight from one read, and a ConsumeQuota or RecordUsage without
+decided straight from one read (on SQLite, a read kept until the next commit
+by any connection: sqlite_commits.py), and a ConsumeQuota or RecordUsage without
 idempotency key is one conditional UPDATE of its counter with the event's
 INSERT (record_alone), which writes nothing, and leaves the call to the batch
 path, whenever that path could decide otherwise. On PostgreSQL a batch of
@@ -78,6 +79,7 @@ from .rows import (
     plan_from_row,
     subscription_from_row,
 )
+from .sqlite_commits import CommitWatch
 from .wal_checkpoints import WalCheckpointer
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,9 @@ _CHECK_QUIET_PASSES = 4
 _CHECK_WORTH_WAITING = 0.05
 _CHECK_PROBE_SECONDS = 0.01
 _ID_BLOCK = 512
+# Checks' reads kept on SQLite until the next commit, at most (a dict entry
+# each, ~200 bytes; dropped all at once beyond).
+_MAX_KEPT_READS = 65_536
 
 
 class OpKind(enum.Enum):
@@ -965,6 +970,13 @@ class SqliteHotPath(HotPathDb):
         # Checkpoints run in a thread of their own (wal_checkpoints.py).
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = WalCheckpointer(path)
+        # A first read maps the database's shared memory, which the watch reads.
+        self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        self._commits = CommitWatch.open(path)  # None: every check reads
+        # Checks' reads, good until the next commit (sqlite_commits.py): the
+        # usage of (counter, terms_version, window start, end), as of _read_mark.
+        self._reads: dict[tuple[UsageKey, int, int, int], int] = {}
+        self._read_mark: bytes | None = None
 
     async def in_transaction(self, write: bool, work: Callable[[], Awaitable[T]]) -> T:
         if not write:
@@ -989,6 +1001,8 @@ class SqliteHotPath(HotPathDb):
 
     async def close(self) -> None:
         self._checkpointer.close()
+        if self._commits is not None:
+            self._commits.close()
         self._conn.close()
 
     async def terms_versions(self, operator_ids: Sequence[int]) -> dict[int, int]:
@@ -1050,10 +1064,27 @@ class SqliteHotPath(HotPathDb):
     def used_in_window_now(
         self, key: UsageKey, terms_version: int, start: int, end: int
     ) -> int | None:
+        mark = None
+        if self._commits is not None and not self._conn.in_transaction:
+            # Taken before the read: an answer kept under it is at least as new.
+            mark = self._commits.mark()
+            if mark is not None:
+                if mark != self._read_mark:  # a commit since: forget every read
+                    self._reads.clear()
+                    self._read_mark = mark
+                else:
+                    kept = self._reads.get((key, terms_version, start, end))
+                    if kept is not None:
+                        return kept
         row = self._conn.execute(
             _SQLITE_USED_IN_WINDOW, (key.operator_id, key.tenant_id, key.primitive, start, end)
         ).fetchone()
-        return _used_at_version(row, terms_version)
+        used = _used_at_version(row, terms_version)
+        if mark is not None and used is not None:
+            if len(self._reads) >= _MAX_KEPT_READS:
+                self._reads.clear()
+            self._reads[key, terms_version, start, end] = used
+        return used
 
     async def insert_events(self, events: Sequence[NewEvent]) -> list[int | None]:
         ids: list[int | None] = []
