@@ -228,3 +228,38 @@ async def test_a_check_on_one_server_process_sees_every_answer_of_another(
                 assert checked.standing.used == consumed.standing.used
             assert (await check(writer, "watched")).standing.used == consumed.standing.used
     assert await usage_of(client, "watched") == {"seo": 31 * 30 // 2}
+
+
+async def test_checks_never_lag_what_either_server_process_has_answered(
+    client: Client, database_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Consumes on both replicas while both answer checks: every check counts
+    at least every consume answered before it was sent, and at most those
+    sent before it returned."""
+    clock.set(datetime.now(UTC))  # the replicas run on the system clock
+    await subscribe(client, "watched", {"seo": 10**6})
+    async with _two_replicas(client, database_url, tmp_path) as (a, b):
+        answered = sent = 0
+        writing = True
+        seen: list[int] = []
+
+        async def write(replica: Client) -> None:
+            nonlocal answered, sent
+            for _ in range(60):
+                sent += 1
+                await consume(replica, "watched")
+                answered += 1
+
+        async def read(replica: Client) -> None:
+            while writing:
+                at_least = answered
+                used = (await check(replica, "watched")).standing.used
+                assert at_least <= used <= sent
+                seen.append(used)
+
+        readers = [asyncio.create_task(read(replica)) for replica in (a, b)]
+        await asyncio.gather(*(write(replica) for replica in (a, b, a, b)))
+        writing = False
+        await asyncio.gather(*readers)
+    assert len(set(seen)) > 10  # the checks did run alongside the writes
+    assert await usage_of(client, "watched") == {"seo": 240}
