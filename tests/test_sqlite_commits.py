@@ -67,9 +67,10 @@ def test_a_commit_in_another_process_changes_the_mark(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_checkpoints_of_the_log_count_as_changes_or_change_nothing(tmp_path: Path) -> None:
+def test_a_checkpoint_keeps_the_mark_and_a_log_started_over_changes_it(tmp_path: Path) -> None:
     # A checkpoint copies committed pages: the data a reader sees is the same,
-    # so the mark may stay; starting the log over changes it.
+    # and kept reads outlive the checkpointer's ticks; starting the log over
+    # changes the header.
     conn = _database(tmp_path / "db")
     conn.execute("INSERT INTO rows VALUES (1)")
     watch = _watch(tmp_path / "db")
