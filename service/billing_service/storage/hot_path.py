@@ -1188,14 +1188,7 @@ class PostgresHotPath(HotPathDb):
     records_together = True
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        self._connect_args = {
-            "host": parsed.host,
-            "port": parsed.port,
-            "user": parsed.username,
-            "password": parsed.password,
-            "database": parsed.database,
-        }
+        self._connect_args = _asyncpg_connect_args(url)
         self._conn: asyncpg.Connection | None = None
         self._ids: list[int] = []
 
@@ -1599,6 +1592,22 @@ def _counter_columns(rows: Sequence[tuple[UsageKey, Counter]]) -> tuple[list[Any
         [c.end for _, c in rows],
         [c.used for _, c in rows],
     )
+
+
+def _asyncpg_connect_args(url: str) -> dict[str, Any]:
+    """asyncpg.connect's arguments for `url`, as SQLAlchemy derives them for
+    the Store's connections: the query string's options too (a Unix socket's
+    `host`, `port`, `ssl`, ...), so that both reach the same server the same
+    way. Less SQLAlchemy's own options, which asyncpg does not take."""
+    parsed = make_url(url)
+    _, options = parsed.get_dialect()().create_connect_args(parsed)
+    for sqlalchemy_only in (
+        "prepared_statement_cache_size",
+        "prepared_statement_name_func",
+        "async_creator_fn",
+    ):
+        options.pop(sqlalchemy_only, None)
+    return dict(options)
 
 
 def open_hot_path(url: str) -> HotPathDb:
