@@ -176,6 +176,18 @@ async def test_migrate_brings_a_new_database_to_head_twice_harmlessly(database_u
     await create_key(env, "acme")
 
 
+async def test_commands_log_what_migrations_do_not_which_dialect_they_found(
+    env: dict[str, str],
+) -> None:
+    migrated = await run_cli_ok(env, "migrate")
+    created = await run_cli_ok(env, "operators", "create", "acme")
+
+    assert "Running upgrade" in migrated.stderr
+    for result in (migrated, created):
+        assert "Context impl" not in result.stderr, result
+        assert "Will assume" not in result.stderr, result
+
+
 async def test_commands_on_a_database_never_migrated_say_to_migrate(database_url: str) -> None:
     # Migrations are explicit on PostgreSQL, and here on SQLite too.
     env = service_env(database_url, migrate_on_start="false", grpc_addr="127.0.0.1:0")

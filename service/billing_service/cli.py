@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
     try:
         if args.command == "serve":
             return _run_serve(settings)
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     except CannotOpen as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def _without_alembic_chatter(record: logging.LogRecord) -> bool:
+    """Alembic says at INFO which dialect it found whenever it looks at a
+    database, which every command does (two lines, each time): keep what it
+    does to the database (`Running upgrade ...`), not that."""
+    return not record.getMessage().startswith(("Context impl ", "Will assume "))
 
 
 def _run_serve(settings: Settings) -> int:
