@@ -72,6 +72,9 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
                 await channel.close()
         service.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(service.process.wait(), 20) == 0
+        # Each worker logs, as a single process does.
+        assert service.log().count("gRPC listening on") == 2
+        assert service.log().count("shutting down: NOT_SERVING") == 2
     admitted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert len(admitted) == 30

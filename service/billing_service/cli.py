@@ -53,10 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
+    _configure_logging(settings)
     try:
         if args.command == "serve":
             return _run_serve(settings)
@@ -68,6 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     except CannotOpen as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Log to stderr at BILLING_LOG_LEVEL: in the command's process, and in
+    each worker `serve` spawns (a spawned process starts unconfigured)."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
 
 
 def _without_alembic_chatter(record: logging.LogRecord) -> bool:
@@ -108,6 +114,7 @@ def _run_serve(settings: Settings) -> int:
 
 def _serve_worker(settings_values: dict[str, Any], index: int) -> None:
     settings = Settings(**settings_values)
+    _configure_logging(settings)
     settings.migrate_on_start = False
     if index > 0:
         settings.http_addr = ""  # one gateway, in the first worker
