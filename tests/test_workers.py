@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,6 +57,8 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
     env = service_env(database_url, auth_cache_seconds="0", workers="2")
     env.pop("GRPC_EXPERIMENTS", None)
     async with serve(env, tmp_path) as service:
+        # Each worker logs, as a single process does; serving starts with the first.
+        await _until(lambda: service.log().count("gRPC listening on") == 2)
         # The workers run on the gRPC core settings the command sets (grpc_core.py).
         workers = _workers(service.process.pid)
         assert len(workers) == 2
@@ -72,14 +75,34 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
                 await channel.close()
         service.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(service.process.wait(), 20) == 0
-        # Each worker logs, as a single process does.
-        assert service.log().count("gRPC listening on") == 2
         assert service.log().count("shutting down: NOT_SERVING") == 2
     admitted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert len(admitted) == 30
     assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     assert await usage_of(client, "hot") == {"seo": 30}
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_under_serve_makes_it_exit_with_failure(
+    client: Client, database_url: str, tmp_path: Path
+) -> None:
+    # (`client` is here for its migrated database.)
+    env = service_env(database_url, workers="2")
+    async with serve(env, tmp_path) as service:
+        await _until(lambda: service.log().count("gRPC listening on") == 2)
+        killed, _ = _workers(service.process.pid)
+        os.kill(killed, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        service.process.send_signal(signal.SIGTERM)  # the other stops cleanly
+        assert await asyncio.wait_for(service.process.wait(), 20) == 128 + signal.SIGKILL
+
+
+async def _until(condition: Callable[[], bool], within_seconds: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
 
 
 def _workers(pid: int) -> list[int]:

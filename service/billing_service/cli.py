@@ -109,7 +109,10 @@ def _run_serve(settings: Settings) -> int:
     signal.signal(signal.SIGINT, forward)
     for process in processes:
         process.join()
-    return max(process.exitcode or 0 for process in processes)
+    # A worker killed by a signal (exitcode -N) is a failure too, told as a
+    # shell would (128 + N), even when the others stopped cleanly.
+    codes = [process.exitcode or 0 for process in processes]
+    return max(128 - code if code < 0 else code for code in codes)
 
 
 def _serve_worker(settings_values: dict[str, Any], index: int) -> None:
