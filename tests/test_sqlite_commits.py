@@ -34,7 +34,6 @@ def test_reads_and_rollbacks_leave_the_mark_as_it_was(tmp_path: Path) -> None:
     assert watch.mark() == before  # not committed: other connections do not see it yet
     conn.execute("ROLLBACK")
     assert watch.mark() == before
-    watch.close()
     conn.close()
 
 
@@ -46,7 +45,6 @@ def test_every_commit_changes_the_mark(tmp_path: Path) -> None:
         conn.execute("INSERT INTO rows VALUES (?)", (n,))
         marks.add(watch.mark())
     assert len(marks) == 21 and None not in marks
-    watch.close()
     conn.close()
 
 
@@ -63,7 +61,6 @@ def test_a_commit_in_another_process_changes_the_mark(tmp_path: Path) -> None:
     after = watch.mark()
     assert after is not None and after != before
     assert conn.execute("SELECT n FROM rows").fetchall() == [(7,)]
-    watch.close()
     conn.close()
 
 
@@ -80,14 +77,15 @@ def test_a_checkpoint_keeps_the_mark_and_a_log_started_over_changes_it(tmp_path:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     conn.execute("INSERT INTO rows VALUES (2)")
     assert watch.mark() != before
-    watch.close()
     conn.close()
 
 
 def test_no_watch_without_shared_memory(tmp_path: Path) -> None:
     # Never opened in WAL mode: no -shm file.
-    sqlite3.connect(tmp_path / "plain").execute("CREATE TABLE t (x)").connection.close()
+    plain = sqlite3.connect(tmp_path / "plain")
+    plain.execute("CREATE TABLE t (x)")
     assert CommitWatch.open(str(tmp_path / "plain")) is None
+    plain.close()
     # WAL with exclusive locking keeps the index in the process's own memory.
     conn = sqlite3.connect(tmp_path / "alone", isolation_level=None)
     conn.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -97,11 +95,58 @@ def test_no_watch_without_shared_memory(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_no_watch_of_a_database_this_process_does_not_have_open(tmp_path: Path) -> None:
+    _database(tmp_path / "db").close()
+    script = (
+        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('SELECT count(*) FROM rows').fetchone(); print(flush=True); time.sleep(30)"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "db")], stdout=subprocess.PIPE
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline()
+        assert (tmp_path / "db-shm").exists()  # the other process's
+        assert CommitWatch.open(str(tmp_path / "db")) is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_watching_leaves_the_processs_locks_on_the_shared_memory(tmp_path: Path) -> None:
+    # Closing any descriptor of a file drops all of the process's POSIX locks
+    # on it; without SQLite's lock on the shared memory, the next process to
+    # open the database would truncate it under this one's connections.
+    conn = _database(tmp_path / "db")
+    conn.execute("SELECT count(*) FROM rows").fetchone()
+    assert _lock_on_shared_memory_seen_by_another_process(tmp_path / "db-shm") == "shared"
+    watch = _watch(tmp_path / "db")
+    watch.mark()
+    conn.execute("SELECT count(*) FROM rows").fetchone()
+    assert _lock_on_shared_memory_seen_by_another_process(tmp_path / "db-shm") == "shared"
+    conn.close()
+
+
+def _lock_on_shared_memory_seen_by_another_process(shm: Path) -> str:
+    """The lock on SQLite's "dead man switch" byte of the -shm file (offset
+    128), which every process with the database open holds shared."""
+    script = (
+        "import fcntl, os, struct, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+        "lock = struct.pack('hhqqi', fcntl.F_WRLCK, 0, 128, 1, 0); "
+        "kind = struct.unpack('hhqqi', fcntl.fcntl(fd, fcntl.F_GETLK, lock))[0]; "
+        "print({fcntl.F_UNLCK: 'none', fcntl.F_RDLCK: 'shared', fcntl.F_WRLCK: 'exclusive'}[kind])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(shm)], check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
 def test_no_watch_of_an_unknown_format(tmp_path: Path) -> None:
-    (tmp_path / "db-shm").write_bytes(bytes(136))  # version 0, not initialised
-    assert CommitWatch.open(str(tmp_path / "db")) is None
-    (tmp_path / "short-shm").write_bytes(bytes(10))
-    assert CommitWatch.open(str(tmp_path / "short")) is None
+    for name, content in (("db", bytes(136)), ("short", bytes(10))):  # version 0; too short
+        (tmp_path / f"{name}-shm").write_bytes(content)
+        with (tmp_path / f"{name}-shm").open("rb"):  # held open, as SQLite would
+            assert CommitWatch.open(str(tmp_path / name)) is None
 
 
 def test_no_mark_while_the_two_copies_of_the_header_differ(tmp_path: Path) -> None:
@@ -109,9 +154,11 @@ def test_no_mark_while_the_two_copies_of_the_header_differ(tmp_path: Path) -> No
     # header is neither the old one nor the new.
     header = struct.pack("=I4xIB", 3007000, 5, 1).ljust(48, b"\0")
     newer = struct.pack("=I4xIB", 3007000, 6, 1).ljust(48, b"\0")
-    (tmp_path / "db-shm").write_bytes((header + newer).ljust(136, b"\0"))
-    watch = _watch(tmp_path / "db")
-    assert watch.mark() is None
-    (tmp_path / "db-shm").write_bytes((newer + newer).ljust(136, b"\0"))
-    assert watch.mark() == newer + newer  # a shared mapping: the file's bytes as they are now
-    watch.close()
+    shm = tmp_path / "db-shm"
+    shm.write_bytes((header + newer).ljust(136, b"\0"))
+    with shm.open("r+b") as held:  # held open, as SQLite would
+        watch = _watch(tmp_path / "db")
+        assert watch.mark() is None
+        held.write((newer + newer).ljust(136, b"\0"))
+        held.flush()
+        assert watch.mark() == newer + newer

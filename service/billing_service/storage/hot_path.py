@@ -1001,8 +1001,6 @@ class SqliteHotPath(HotPathDb):
 
     async def close(self) -> None:
         self._checkpointer.close()
-        if self._commits is not None:
-            self._commits.close()
         self._conn.close()
 
     async def terms_versions(self, operator_ids: Sequence[int]) -> dict[int, int]:

@@ -26,13 +26,18 @@ mark taken there (SqliteHotPath reads the database instead).
 The format is SQLite's (https://www.sqlite.org/walformat.html, "The WAL-Index
 Header"): it cannot change while processes running different SQLite versions
 may share a database, and the watch checks the version it names, else there
-is no watch and every read goes to the database. The mapping is safe to read
-for as long as the hot path's own connection is open: SQLite only truncates
-the file when a connection opens it and finds no other connection has it
-open, and this one does.
+is no watch and every read goes to the database.
+
+The watch reads the header through SQLite's own descriptor of the `-shm` file
+(found in /proc/self/fd; no watch where there is none) and never opens or
+closes one itself: closing any descriptor of a file drops every POSIX lock the
+process holds on it, SQLite's included, and without them another process that
+opens the database would find the shared memory unused, truncate it and start
+it afresh under this one's connections. SQLite keeps its descriptor open for
+as long as any connection of the process has the database open, as the hot
+path's own connection does for the watch's whole life.
 """
 
-import mmap
 import os
 import struct
 
@@ -46,43 +51,51 @@ _VERSION_AND_INIT = struct.Struct("=I4xIB")
 
 
 class CommitWatch:
-    """A read-only view of one database's wal-index header."""
+    """Reads one database's wal-index header through SQLite's descriptor."""
 
-    def __init__(self, view: mmap.mmap) -> None:
-        self._view = view
+    def __init__(self, descriptor: int) -> None:
+        self._descriptor = descriptor
 
     @classmethod
     def open(cls, database_path: str) -> "CommitWatch | None":
-        """Watch the database at `database_path`, which a connection in WAL
-        mode holds open; None where there is no wal-index to watch (no
-        `-shm` file, as with `locking_mode=EXCLUSIVE`) or not one of the
-        format known here."""
+        """Watch the database at `database_path`, which a connection of this
+        process holds open in WAL mode; None where there is no wal-index to
+        watch (no `-shm` file open, as with `locking_mode=EXCLUSIVE`, or no
+        /proc) or not one of the format known here."""
+        descriptor = _descriptor_of(os.path.realpath(f"{database_path}-shm"))
+        if descriptor is None:
+            return None
         try:
-            fd = os.open(f"{database_path}-shm", os.O_RDONLY)
+            header = os.pread(descriptor, _HEADER_BYTES, 0)
         except OSError:
             return None
-        try:
-            if os.fstat(fd).st_size < _HEADER_BYTES:
-                return None
-            view = mmap.mmap(fd, _HEADER_BYTES, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
+        if len(header) < _HEADER_BYTES:
             return None
-        finally:
-            os.close(fd)
-        version, _change, initialised = _VERSION_AND_INIT.unpack_from(view)
+        version, _change, initialised = _VERSION_AND_INIT.unpack_from(header)
         if version != _WAL_INDEX_VERSION or not initialised:
-            view.close()
             return None
-        return cls(view)
+        return cls(descriptor)
 
     def mark(self) -> bytes | None:
         """The header now, to compare with a later mark: equal marks mean
         that nothing was committed in between. None while a writer is
         rewriting it."""
-        header = self._view[:_HEADER_BYTES]
+        header = os.pread(self._descriptor, _HEADER_BYTES, 0)
         if header[:_HEADER_COPY] != header[_HEADER_COPY:]:
             return None
         return header
 
-    def close(self) -> None:
-        self._view.close()
+
+def _descriptor_of(path: str) -> int | None:
+    """A descriptor this process holds open on `path`, if any."""
+    try:
+        entries = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            if os.readlink(f"/proc/self/fd/{entry}") == path:
+                return int(entry)
+        except OSError:
+            continue  # closed meanwhile (listdir's own descriptor, say)
+    return None
