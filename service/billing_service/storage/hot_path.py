@@ -970,7 +970,8 @@ class SqliteHotPath(HotPathDb):
         # Checkpoints run in a thread of their own (wal_checkpoints.py).
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = WalCheckpointer(path)
-        # A first read maps the database's shared memory, which the watch reads.
+        # A first read has SQLite open the database's shared memory (the -shm
+        # file), whose header the watch reads through SQLite's descriptor.
         self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         self._commits = CommitWatch.open(path)  # None: every check reads
         # Checks' reads, good until the next commit (sqlite_commits.py): the
