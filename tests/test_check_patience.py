@@ -1,9 +1,11 @@
-"""How long a batch of checks waits for company: while waiting brings calls."""
+"""How long a batch waits for company: while waiting brings calls, and
+longer while a longer wait brings several."""
 
 from billing_service.storage.hot_path import (
-    _CHECK_PROBE_SECONDS,
-    _CHECK_QUIET_PASSES,
-    CheckPatience,
+    _LONG_QUIET_PASSES,
+    _PROBE_SECONDS,
+    _QUIET_PASSES,
+    Patience,
 )
 
 
@@ -15,26 +17,54 @@ class FakeClock:
         return self.now
 
 
-def test_checks_that_come_one_at_a_time_wait_one_pass_but_for_a_probe_now_and_then() -> None:
+def test_calls_that_come_one_at_a_time_wait_one_pass_but_for_a_probe_now_and_then() -> None:
     clock = FakeClock()
-    patience = CheckPatience(clock)
-    assert patience.quiet_passes() == _CHECK_QUIET_PASSES  # a probe: does waiting bring anyone?
-    patience.waited(brought_calls=False)
+    patience = Patience(clock)
+    assert patience.quiet_passes() == _QUIET_PASSES  # a probe: does waiting bring anyone?
+    patience.waited(_QUIET_PASSES, late=0, after_short_wait=0)
     assert [patience.quiet_passes() for _ in range(100)] == [1] * 100
-    clock.now += _CHECK_PROBE_SECONDS
-    assert patience.quiet_passes() == _CHECK_QUIET_PASSES
+    clock.now += _PROBE_SECONDS
+    assert patience.quiet_passes() == _QUIET_PASSES
 
 
-def test_checks_wait_while_a_wait_brings_a_call_often_enough() -> None:
+def test_batches_wait_while_a_wait_brings_a_call_often_enough() -> None:
     clock = FakeClock()
-    patience = CheckPatience(clock)
-    patience.waited(brought_calls=True)  # a probe that paid
+    patience = Patience(clock)
+    patience.waited(_QUIET_PASSES, late=1, after_short_wait=0)  # a probe that paid
+    assert patience.quiet_passes() == _LONG_QUIET_PASSES  # a probe of the long wait
+    patience.waited(_LONG_QUIET_PASSES, late=1, after_short_wait=0)  # which did not pay
     for _ in range(200):  # one wait in four brings a call: keep waiting
-        for brought in (True, False, False, False):
-            assert patience.quiet_passes() == _CHECK_QUIET_PASSES
-            patience.waited(brought)
+        for late in (1, 0, 0, 0):
+            assert patience.quiet_passes() == _QUIET_PASSES
+            patience.waited(_QUIET_PASSES, late, after_short_wait=0)
     for _ in range(200):  # then nobody comes any more
-        patience.waited(brought_calls=False)
-    assert patience.quiet_passes() == _CHECK_QUIET_PASSES  # the probe due at once
-    patience.waited(brought_calls=False)
+        patience.waited(_QUIET_PASSES, late=0, after_short_wait=0)
+    assert patience.quiet_passes() == _QUIET_PASSES  # the probe due at once
+    patience.waited(_QUIET_PASSES, late=0, after_short_wait=0)
     assert patience.quiet_passes() == 1
+
+
+def test_batches_wait_long_while_the_long_wait_brings_several_calls() -> None:
+    clock = FakeClock()
+    patience = Patience(clock)
+    patience.waited(_QUIET_PASSES, late=1, after_short_wait=0)
+    assert patience.quiet_passes() == _LONG_QUIET_PASSES  # the probe
+    patience.waited(_LONG_QUIET_PASSES, late=5, after_short_wait=4)
+    for _ in range(5):  # five more probes that bring four calls each
+        assert patience.quiet_passes() == _QUIET_PASSES
+        patience.waited(_QUIET_PASSES, late=1, after_short_wait=0)
+        clock.now += _PROBE_SECONDS
+        assert patience.quiet_passes() == _LONG_QUIET_PASSES
+        patience.waited(_LONG_QUIET_PASSES, late=5, after_short_wait=4)
+    assert [patience.quiet_passes() for _ in range(20)] == [_LONG_QUIET_PASSES] * 20
+    # A few callers: every long wait brings the one or two that are left.
+    long_waits = 0
+    for _ in range(100):
+        passes = patience.quiet_passes()
+        long_waits += passes == _LONG_QUIET_PASSES
+        patience.waited(passes, late=1, after_short_wait=1 if passes > _QUIET_PASSES else 0)
+    assert long_waits < 20
+    assert patience.quiet_passes() == _QUIET_PASSES
+    clock.now += _PROBE_SECONDS
+    assert patience.quiet_passes() == _LONG_QUIET_PASSES  # tried again now and then
+    assert patience.quiet_passes() == _QUIET_PASSES

@@ -99,24 +99,35 @@ MAX_CACHED_RULES = 4 * MAX_CACHED_TENANTS  # a rule per tenant and primitive
 _FAST_RETRIES = 2
 _MAX_ATTEMPTS = _FAST_RETRIES + 12
 _MAX_GATHER_PASSES = 8
-# A batch of checks only (on PostgreSQL a read, over before more calls pile
-# up behind it) may also wait out up to _CHECK_QUIET_PASSES passes of the
-# loop that bring nothing: calls come through gRPC one per pass, some passes
-# apart. It does while that pays: a later call saves a round trip (~100 us of
-# CPU, both sides), a pass costs a few us. So checks wait while more than
-# _CHECK_WORTH_WAITING of the waits bring a call (a moving average over about
-# 32), and otherwise wait one pass but for a probe every _CHECK_PROBE_SECONDS;
-# a probe that brings a call starts the waiting again. On 2 cores
-# (2026-12-01, side by side, PostgreSQL, medians of 3): always waiting,
-# CheckQuota went from 3,736 to 4,272 calls/s with 16 callers and from 3,945
-# to 4,488 with 64, a quarter of the waits bringing a call, but one caller
-# lost 2-4% (three empty passes per call); learning as here, 3,826 -> 4,307
-# with 16 callers and one caller as before (1,519 / 1,526). ConsumeQuota does
-# not wait: always waiting lost 4% with a hot tenant (its write lasts long
-# enough for calls to gather behind it).
-_CHECK_QUIET_PASSES = 4
-_CHECK_WORTH_WAITING = 0.05
-_CHECK_PROBE_SECONDS = 0.01
+# A batch of checks, or of writes where the database is a round trip away
+# (PostgreSQL), may also wait out passes of the loop that bring nothing
+# (Patience): calls come through gRPC one per pass, some passes apart, and a
+# call that joins saves a round trip (~100 us of CPU, both sides) while a
+# pass costs a few us. Batches wait _QUIET_PASSES while more than
+# _WORTH_WAITING of the waits bring a call (a moving average over about 32),
+# else one pass but for a probe every _PROBE_SECONDS; and _LONG_QUIET_PASSES
+# while the calls that came after the short wait would have ended average
+# _LONG_WORTH or more (over about 8 long waits; a probe of the long wait
+# every _PROBE_SECONDS otherwise). The calls that come late have been round
+# the caller and back: with a few callers, all of them end up in every batch
+# and waiting for the last only adds latency; with many, each wait gathers
+# several. A write counts as company only when it joins a counter already
+# in the batch: one counter row updated for several calls is what the
+# batch saves (over many tenants, rows and events cost per call).
+# Measured on 2 cores, PostgreSQL, one process, side by side with the code
+# before (docs/performance.md, 2026-12-01 10:40 UTC): CheckQuota from 8,200
+# to 10,258 calls/s with 16 callers, 8,702 to 10,257 with 8, 8,828 to 10,519
+# with 64, with 1 and 4 the same (2,922 / 2,897, 7,799 / 7,687); the hot
+# tenant's ConsumeQuota 5,991 to 8,103 with 16 and 5,469 to 6,611 with 64,
+# over many tenants the same (5,715 / 5,767 with 16). The short wait alone
+# had taken CheckQuota from 3,826 to 4,307 with 16 callers (the afternoon
+# before, a slower machine); waiting long always, as with 16 callers, lost
+# 10% with 4.
+_QUIET_PASSES = 4
+_LONG_QUIET_PASSES = 32
+_WORTH_WAITING = 0.05
+_LONG_WORTH = 2.0
+_PROBE_SECONDS = 0.01
 _ID_BLOCK = 512
 # Checks' reads kept on SQLite until the next commit, at most (a dict entry
 # each, ~200 bytes; dropped all at once beyond).
@@ -309,7 +320,8 @@ class UsageBatcher:
         # dropped with them, with the window it last applied to.
         self._rules: dict[UsageKey, _RuleSlot] = {}
         self._versions: dict[int, int] = {}
-        self._check_patience = CheckPatience()
+        self._check_patience = Patience()
+        self._write_patience = Patience()  # where a write is a round trip
 
     async def submit(self, op: UsageOp) -> QuotaDecision | UsageRecorded:
         if not self._queue:
@@ -391,14 +403,20 @@ class UsageBatcher:
                 window.closed(len(self._queue), filled)
                 return
         # Let calls already on their way through the event loop join this
-        # batch: yield while each pass of the loop brings more. One pass when
-        # calls come one at a time.
-        quiet_passes = 1
-        if all(op.kind is OpKind.CHECK for op in self._queue):
-            quiet_passes = self._check_patience.quiet_passes()
+        # batch: yield while each pass of the loop brings more, and wait out
+        # as many passes that bring none as the patience says (one when
+        # calls come one at a time).
+        writes = not all(op.kind is OpKind.CHECK for op in self._queue)
+        patience: Patience | None = self._check_patience
+        if writes:
+            patience = None if self._db.never_suspends else self._write_patience
+        quiet_passes = patience.quiet_passes() if patience is not None else 1
+        # Writes count as company only on a counter already in the batch.
+        counters = {op.key for op in self._queue} if writes and patience else None
         quiet = 0
-        late = False  # a call came after a pass that brought none
-        for _ in range(_MAX_GATHER_PASSES):
+        late = 0  # calls that came after a pass that brought none
+        after_short_wait = 0  # of them, those after _QUIET_PASSES such passes
+        for _ in range(max(_MAX_GATHER_PASSES, 2 * quiet_passes)):
             queued = len(self._queue)
             await asyncio.sleep(0)
             if len(self._queue) >= MAX_BATCH:
@@ -408,9 +426,19 @@ class UsageBatcher:
                 if quiet >= quiet_passes:
                     break
             elif quiet:
-                late = True
-        if quiet_passes > 1:
-            self._check_patience.waited(late)
+                joined = len(self._queue) - queued
+                if counters is not None:
+                    joined = 0
+                    for op in self._queue[queued:]:
+                        joined += op.key in counters
+                        counters.add(op.key)
+                late += joined
+                if quiet >= _QUIET_PASSES:
+                    after_short_wait += joined
+            elif counters is not None:
+                counters.update(op.key for op in self._queue[queued:])
+        if patience is not None:
+            patience.waited(quiet_passes, late, after_short_wait)
 
     async def _run(self, batch: list[UsageOp]) -> None:
         first = batch[0]
@@ -695,30 +723,47 @@ class UsageBatcher:
         return found
 
 
-class CheckPatience:
-    """Whether a batch of checks waits out quiet passes of the event loop:
-    while that brings calls often enough, and on a probe now and then."""
+class Patience:
+    """How many passes of the event loop that bring no call a batch waits out
+    for company (the constants above say why): one while calls come one at a
+    time, _QUIET_PASSES while such a wait brings a call often enough,
+    _LONG_QUIET_PASSES while the longer wait brings several more; each longer
+    wait is tried now and then."""
 
-    __slots__ = ("_clock", "_next_probe", "_paying")
+    __slots__ = ("_clock", "_long_gain", "_next_long_probe", "_next_probe", "_paying")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._paying = 0.0  # moving average: how often a wait brought a call
+        self._long_gain = 0.0  # moving average: calls a long wait brought late
         self._next_probe = 0.0
+        self._next_long_probe = 0.0
 
     def quiet_passes(self) -> int:
-        if self._paying >= _CHECK_WORTH_WAITING:
-            return _CHECK_QUIET_PASSES
+        if self._paying < _WORTH_WAITING:
+            now = self._clock()
+            if now < self._next_probe:
+                return 1
+            self._next_probe = now + _PROBE_SECONDS
+            return _QUIET_PASSES
+        if self._long_gain >= _LONG_WORTH:
+            return _LONG_QUIET_PASSES
         now = self._clock()
-        if now < self._next_probe:
-            return 1
-        self._next_probe = now + _CHECK_PROBE_SECONDS
-        return _CHECK_QUIET_PASSES
+        if now < self._next_long_probe:
+            return _QUIET_PASSES
+        self._next_long_probe = now + _PROBE_SECONDS
+        return _LONG_QUIET_PASSES
 
-    def waited(self, brought_calls: bool) -> None:
-        self._paying += (brought_calls - self._paying) / 32
-        if brought_calls:
-            self._paying = max(self._paying, _CHECK_WORTH_WAITING)
+    def waited(self, quiet_passes: int, late: int, after_short_wait: int) -> None:
+        """A wait of `quiet_passes` ended: `late` calls came after a pass that
+        brought none, `after_short_wait` of them after _QUIET_PASSES such."""
+        if quiet_passes <= 1:
+            return
+        self._paying += ((late > 0) - self._paying) / 32
+        if late:
+            self._paying = max(self._paying, _WORTH_WAITING)
+        if quiet_passes >= _LONG_QUIET_PASSES:
+            self._long_gain += (after_short_wait - self._long_gain) / 8
 
 
 def _settle(future: asyncio.Future[bool], result: bool) -> None:
