@@ -6,7 +6,9 @@ from billing_service.storage.hot_path import (
     _PROBE_SECONDS,
     _QUIET_PASSES,
     Patience,
+    _company,
 )
+from billing_service.storage.rows import UsageKey
 
 
 class FakeClock:
@@ -68,3 +70,12 @@ def test_batches_wait_long_while_the_long_wait_brings_several_calls() -> None:
     clock.now += _PROBE_SECONDS
     assert patience.quiet_passes() == _LONG_QUIET_PASSES  # tried again now and then
     assert patience.quiet_passes() == _QUIET_PASSES
+
+
+def test_checks_keep_a_batch_company_and_writes_only_on_a_counter_already_in_it() -> None:
+    hot, other, third = (UsageKey(1, tenant, "seo") for tenant in ("hot", "other", "third"))
+    assert _company([other, third], None) == 2  # checks: each saves a read
+    counters = {hot}
+    assert _company([hot, other], counters) == 1  # the write on `other` costs its own row
+    assert _company([other, third, hot], counters) == 2  # `other` is in the batch now
+    assert counters == {hot, other, third}

@@ -4,7 +4,9 @@ Every call waits for an answer from the database, but calls that arrive while
 a batch is in the database are answered together by the next one: one
 transaction, a handful of statements, whatever the batch's size (group
 commit). On SQLite, which answers before the next call arrives, a write may
-also wait a moment for company (commit_window.py). Within a batch the calls
+also wait a moment for company (commit_window.py); elsewhere a batch of
+checks, or of writes that share counters, may wait out passes of the event
+loop that bring nobody (Patience). Within a batch the calls
 are decided one after the other, in arrival order, exactly as if each had had
 its own transaction:
 
@@ -411,8 +413,7 @@ class UsageBatcher:
         if writes:
             patience = None if self._db.never_suspends else self._write_patience
         quiet_passes = patience.quiet_passes() if patience is not None else 1
-        # Writes count as company only on a counter already in the batch.
-        counters = {op.key for op in self._queue} if writes and patience else None
+        counters = {op.key for op in self._queue} if writes and patience is not None else None
         quiet = 0
         late = 0  # calls that came after a pass that brought none
         after_short_wait = 0  # of them, those after _QUIET_PASSES such passes
@@ -425,18 +426,12 @@ class UsageBatcher:
                 quiet += 1
                 if quiet >= quiet_passes:
                     break
-            elif quiet:
-                joined = len(self._queue) - queued
-                if counters is not None:
-                    joined = 0
-                    for op in self._queue[queued:]:
-                        joined += op.key in counters
-                        counters.add(op.key)
-                late += joined
-                if quiet >= _QUIET_PASSES:
-                    after_short_wait += joined
-            elif counters is not None:
-                counters.update(op.key for op in self._queue[queued:])
+            else:
+                joined = _company([op.key for op in self._queue[queued:]], counters)
+                if quiet:
+                    late += joined
+                    if quiet >= _QUIET_PASSES:
+                        after_short_wait += joined
         if patience is not None:
             patience.waited(quiet_passes, late, after_short_wait)
 
@@ -764,6 +759,20 @@ class Patience:
             self._paying = max(self._paying, _WORTH_WAITING)
         if quiet_passes >= _LONG_QUIET_PASSES:
             self._long_gain += (after_short_wait - self._long_gain) / 8
+
+
+def _company(arrived: Sequence[UsageKey], counters: set[UsageKey] | None) -> int:
+    """How many of the calls that just joined a batch (their counters'
+    keys) keep it company: all of them in a batch of checks (`counters`
+    None); in one with writes, those on a counter already in the batch
+    (`counters`, which they are added to)."""
+    if counters is None:
+        return len(arrived)
+    joined = 0
+    for key in arrived:
+        joined += key in counters
+        counters.add(key)
+    return joined
 
 
 def _settle(future: asyncio.Future[bool], result: bool) -> None:
