@@ -5,14 +5,18 @@ empty message. The handler is generic with no (de)serializers, so grpc hands
 over and takes back raw bytes: what is left is the cost of grpc.aio itself.
 It runs on uvloop with the server options the billing service uses, so that
 the billing service's throughput divided by this one's is the cost of the
-service's own work.
+service's own work. With BILLING_BUSY_POLL_US set (the floor on the service's
+settings), its event loop polls after each call as the service's does
+(billing_service/api/busy_poll.py).
 
 Usage: floor_server.py HOST:PORT  (stops on SIGTERM or SIGINT)
 """
 
 import asyncio
+import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 
 import grpc
 import uvloop
@@ -26,12 +30,34 @@ async def empty(_request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
     return b""
 
 
+Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+def busy_polled(handler: Handler, poll_us: int) -> Handler:
+    """`handler`, touching a busy poll as the service's guard does, as it
+    starts and ends."""
+    from billing_service.api.busy_poll import BusyPoll
+
+    touch = BusyPoll(poll_us / 1e6).touch
+
+    async def polled(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        touch()
+        try:
+            return await handler(request, context)
+        finally:
+            touch()
+
+    return polled
+
+
 async def serve(address: str) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    poll_us = int(os.environ.get("BILLING_BUSY_POLL_US") or 0)
+    handler = busy_polled(empty, poll_us) if poll_us else empty
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
-                SERVICE, {METHOD: grpc.unary_unary_rpc_method_handler(empty)}
+                SERVICE, {METHOD: grpc.unary_unary_rpc_method_handler(handler)}
             ),
         )
     )

@@ -197,13 +197,16 @@ def probe_request(path: str) -> bytes:
 
 def start_floor(log_dir: Path, grpc_experiments: str | None = None) -> ServerProcess:
     """The floor server on gRPC core's defaults, or with GRPC_EXPERIMENTS as given
-    (the service's own settings: grpc_core.py)."""
+    and busy polling as the service's (BILLING_BUSY_POLL_US): the service's own
+    settings (grpc_core.py, api/busy_poll.py)."""
     env = dict(os.environ)
     env.pop("GRPC_EXPERIMENTS", None)
+    busy_poll_us = env.pop("BILLING_BUSY_POLL_US", "")
     name, log = "floor server", log_dir / "floor-server.log"
     if grpc_experiments is not None:
         env["GRPC_EXPERIMENTS"] = grpc_experiments
-        name, log = "floor server (the service's gRPC settings)", log_dir / "floor-server-2.log"
+        env["BILLING_BUSY_POLL_US"] = busy_poll_us
+        name, log = "floor server (the service's settings)", log_dir / "floor-server-2.log"
     port = free_port()
     server = _spawn(name, [sys.executable, str(FLOOR_SERVER), f"127.0.0.1:{port}"], env, log, port)
     _wait_until_serving(server, FLOOR_PATH)

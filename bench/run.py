@@ -79,6 +79,7 @@ class Settings:
     backends: list[str]
     latency_rate: int  # req/s offered for the fixed-rate latency round; 0: none
     workers: int  # the service's BILLING_WORKERS: processes on one port; 0 one per core (less one)
+    busy_poll_us: int  # the service's BILLING_BUSY_POLL_US; 0: off
     results: Path
     out: Path
 
@@ -301,7 +302,7 @@ def _results_table(summaries: Sequence[Summary]) -> str:
         [
             *header,
             "ratio of floor",
-            "of floor, service's gRPC settings",
+            "of floor, service's settings",
             "service CPU us/req",
             "connections per process",
         ],
@@ -366,8 +367,10 @@ def render(summaries: Sequence[Summary], settings: Settings, machine: list[str])
         "layout, `floor, 1 stream per process` for the many-tenants one), median over runs; "
         "the targets are judged on it. The floors run on gRPC core's defaults; the service "
         "turns gRPC core's EventEngine experiments off (billing_service/grpc_core.py), which "
-        "costs less CPU per call. The same floors on the service's settings give the next "
-        "column: what the service costs over the gRPC stack it runs on. "
+        "costs less CPU per call, and its event loop polls for a moment after each call "
+        "(BILLING_BUSY_POLL_US, billing_service/api/busy_poll.py). The same floors on the "
+        "service's settings (both of those) give the next column: what the service costs "
+        "over the stack it runs on. "
         "Service CPU: user+system CPU of the service's processes per completed call "
         "(PostgreSQL's own processes not included), less sensitive than req/s to other load "
         "on the machine. Connections per process: how the kernel spread the clients' "
@@ -402,7 +405,7 @@ def render(summaries: Sequence[Summary], settings: Settings, machine: list[str])
                 "wanted",
                 "measured",
                 "the floor",
-                "of floor, service's gRPC settings",
+                "of floor, service's settings",
                 "",
             ],
             targets,
@@ -444,6 +447,13 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         help="service processes sharing its port (BILLING_WORKERS; default 0: one per core, "
         "less one for the PostgreSQL server on this machine)",
     )
+    parser.add_argument(
+        "--busy-poll-us",
+        type=int,
+        default=int(os.environ.get("BILLING_BUSY_POLL_US", "300")),
+        help="how long the service's event loop polls after each call (BILLING_BUSY_POLL_US; "
+        "default 300, as for a machine of its own; 0: off, the service's default)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="the markdown file to write the table to"
@@ -461,6 +471,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         backends=backends,
         latency_rate=args.latency_rate,
         workers=args.workers,
+        busy_poll_us=args.busy_poll_us,
         results=args.results,
         out=args.out / time.strftime("run-%Y%m%d-%H%M%S"),
     )
@@ -474,6 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings.out.mkdir(parents=True, exist_ok=True)
     # The service started by the harness inherits the environment.
     os.environ["BILLING_WORKERS"] = str(settings.workers)
+    os.environ["BILLING_BUSY_POLL_US"] = str(settings.busy_poll_us)
     machine = machine_lines(settings.backends)
     print("\n".join(machine), flush=True)
     started = time.monotonic()
@@ -494,7 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         machine.append(
             f"- Service processes: {processes} (BILLING_WORKERS={settings.workers}, "
-            "SO_REUSEPORT); each floor: 1 process"
+            f"SO_REUSEPORT), busy polling {settings.busy_poll_us} us "
+            f"(BILLING_BUSY_POLL_US={settings.busy_poll_us}); each floor: 1 process"
         )
         print(machine[-1], flush=True)
         matrix = Matrix(settings, floors, backends, scratch)

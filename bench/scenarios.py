@@ -39,8 +39,8 @@ FLOOR = "floor (empty RPC)"
 FLOOR_PER_PROCESS = "floor, 1 stream per process"
 # The same floors on the gRPC core settings the service sets for itself
 # (billing_service/grpc_core.py): what the service costs over the stack it runs on.
-FLOOR_AS_SERVICE = "floor, the service's gRPC settings"
-FLOOR_PER_PROCESS_AS_SERVICE = "floor, 1 stream per process, the service's gRPC settings"
+FLOOR_AS_SERVICE = "floor, the service's settings"
+FLOOR_PER_PROCESS_AS_SERVICE = "floor, 1 stream per process, the service's settings"
 FLOORS = (FLOOR, FLOOR_PER_PROCESS, FLOOR_AS_SERVICE, FLOOR_PER_PROCESS_AS_SERVICE)
 CHECK = "CheckQuota"
 CONSUME_MANY = "ConsumeQuota, many tenants"
@@ -69,7 +69,7 @@ def floor_of(scenario: str, concurrency: int, offered_rate: int = 0) -> str:
 
 
 def service_floor_of(scenario: str, concurrency: int) -> str:
-    """floor_of's twin on the service's gRPC settings (closed loop only)."""
+    """floor_of's twin on the service's settings (closed loop only)."""
     if floor_of(scenario, concurrency) == FLOOR:
         return FLOOR_AS_SERVICE
     return FLOOR_PER_PROCESS_AS_SERVICE
@@ -104,7 +104,7 @@ class Measurement:
     # Connections per service process halfway through the measured run (SO_REUSEPORT's spread).
     connections: tuple[int, ...] = ()
     ratio_of_floor: float = float("nan")
-    ratio_of_service_floor: float = float("nan")  # of the floor on the service's gRPC settings
+    ratio_of_service_floor: float = float("nan")  # of the floor on the service's settings
     problems: list[str] = field(default_factory=list)
 
 

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # storage/commit_window.py). Whole milliseconds: the event loop's timers
     # are no finer. 0: never wait. (PostgreSQL batches by itself.)
     group_commit_window_ms: int = Field(default=1, ge=0)
+    # Microseconds the event loop keeps polling, instead of sleeping, after an
+    # RPC starts or ends (api/busy_poll.py): less latency when calls come one
+    # at a time, for CPU while they do. 0: off.
+    busy_poll_us: int = Field(default=0, ge=0, le=1_000_000)
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"

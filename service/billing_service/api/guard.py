@@ -17,6 +17,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from ..domain.errors import DomainError
 from ..logic.auth import Authenticator
+from .busy_poll import BusyPoll
 from .errors import internal_status, to_status
 
 log = logging.getLogger(__name__)
@@ -32,19 +33,33 @@ def current_operator() -> int:
     return _OPERATOR.get()
 
 
-def guard(servicer: Servicer, service: ServiceDescriptor, authenticator: Authenticator) -> Servicer:
-    """Wrap every RPC method of `servicer` (an instance) in the guard."""
+def guard(
+    servicer: Servicer,
+    service: ServiceDescriptor,
+    authenticator: Authenticator,
+    busy_poll: BusyPoll | None = None,
+) -> Servicer:
+    """Wrap every RPC method of `servicer` (an instance) in the guard; with
+    `busy_poll`, touched as each call starts and ends."""
+    touch = busy_poll.touch if busy_poll is not None else None
     for method in service.methods:
         setattr(
             servicer,
             method.name,
-            _guarded(getattr(servicer, method.name), method.full_name, authenticator),
+            _guarded(getattr(servicer, method.name), method.full_name, authenticator, touch),
         )
     return servicer
 
 
-def _guarded(method: Method, name: str, authenticator: Authenticator) -> Method:
+def _guarded(
+    method: Method,
+    name: str,
+    authenticator: Authenticator,
+    touch: Callable[[], None] | None,
+) -> Method:
     async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if touch is not None:
+            touch()
         try:
             metadata = context.invocation_metadata() or ()
             operator_id = authenticator.cached(metadata)
@@ -55,6 +70,8 @@ def _guarded(method: Method, name: str, authenticator: Authenticator) -> Method:
                 return await method(request, context)
             finally:
                 _OPERATOR.reset(token)
+                if touch is not None:
+                    touch()
         except DomainError as error:
             await context.abort_with_status(to_status(error))
         except grpc.aio.AbortError:

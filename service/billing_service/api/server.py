@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..app import App
+from .busy_poll import BusyPoll
 from .guard import guard
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
 
@@ -47,11 +48,14 @@ class RunningServer:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     port: int
+    busy_poll: BusyPoll | None = None
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, then let in-flight RPCs finish within `grace`."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.busy_poll is not None:
+            self.busy_poll.close()
 
 
 async def start_server(app: App, address: str, reuse_port: bool = False) -> RunningServer:
@@ -59,25 +63,33 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
     listening on the same address (SO_REUSEPORT)."""
     server = grpc.aio.server(options=_server_options(app, reuse_port))
     auth = app.authenticator
+    poll_us = app.settings.busy_poll_us
+    busy_poll = BusyPoll(poll_us / 1e6) if poll_us else None
     account_kit_pb2_grpc.add_AccountKitServiceServicer_to_server(
         guard(
-            AccountKitServicer(app.catalog), _service(account_kit_pb2, "AccountKitService"), auth
+            AccountKitServicer(app.catalog),
+            _service(account_kit_pb2, "AccountKitService"),
+            auth,
+            busy_poll,
         ),
         server,
     )
     plan_pb2_grpc.add_PlanServiceServicer_to_server(
-        guard(PlanServicer(app.catalog), _service(plan_pb2, "PlanService"), auth), server
+        guard(PlanServicer(app.catalog), _service(plan_pb2, "PlanService"), auth, busy_poll),
+        server,
     )
     subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
         guard(
             SubscriptionServicer(app.subscriptions, app.clock),
             _service(subscription_pb2, "SubscriptionService"),
             auth,
+            busy_poll,
         ),
         server,
     )
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
-        guard(UsageServicer(app.engine), _service(usage_pb2, "UsageService"), auth), server
+        guard(UsageServicer(app.engine), _service(usage_pb2, "UsageService"), auth, busy_poll),
+        server,
     )
 
     health_servicer = health.aio.HealthServicer()
@@ -91,7 +103,7 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
     await server.start()
-    return RunningServer(server, health_servicer, port)
+    return RunningServer(server, health_servicer, port, busy_poll)
 
 
 def _server_options(app: App, reuse_port: bool) -> list[tuple[str, int]]:

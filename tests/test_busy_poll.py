@@ -1,0 +1,115 @@
+"""Busy polling (BILLING_BUSY_POLL_US): the event loop polls instead of
+sleeping for a moment after each call, stops when the moment is over, and
+backs off when its polling keeps another thread from a core."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+import pytest
+from billing.v1 import usage_pb2
+
+from billing_service.api.busy_poll import BusyPoll
+from billing_service.config import Settings
+
+from .conftest import Client
+from .usage_helpers import check, consume, subscribe
+
+
+async def _thread_cpu_while(seconds: float) -> float:
+    """CPU seconds this (the event loop's) thread spends while the loop waits `seconds`."""
+    before = time.thread_time()
+    await asyncio.sleep(seconds)
+    return time.thread_time() - before
+
+
+async def test_the_loop_polls_for_the_window_then_sleeps_again() -> None:
+    idle = await _thread_cpu_while(0.05)
+    poll = BusyPoll(0.05)
+    poll.touch()
+    polling = await _thread_cpu_while(0.05)
+    after = await _thread_cpu_while(0.05)
+    # Polling keeps the thread on its core for the window (unless this machine
+    # is so busy that it backed off, which is what it should then do).
+    assert polling > 0.02 or poll.backoffs > 0
+    assert after < 0.01 and idle < 0.01
+    poll.close()
+
+
+async def test_each_touch_extends_the_window() -> None:
+    poll = BusyPoll(0.02)
+    started = time.thread_time()
+    for _ in range(6):
+        poll.touch()
+        await asyncio.sleep(0.01)
+    busy = time.thread_time() - started
+    assert busy > 0.03 or poll.backoffs > 0
+    assert await _thread_cpu_while(0.05) < 0.03  # the last window ends: 20 ms of it at most
+    poll.close()
+
+
+@contextmanager
+def _a_busy_neighbour_on_this_core() -> Iterator[None]:
+    """Pin this process to one core, with a process that spins on it too."""
+    saved = os.sched_getaffinity(0)
+    core = min(saved)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(spinner.pid, {core})
+        os.sched_setaffinity(0, {core})
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
+        spinner.kill()
+        spinner.wait()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+async def test_polling_backs_off_while_another_thread_wants_the_core() -> None:
+    poll = BusyPoll(0.5)
+    with _a_busy_neighbour_on_this_core():
+        poll.touch()
+        cpu = await _thread_cpu_while(0.5)
+    assert poll.backoffs >= 1
+    # It polled for a look or two, not the half second the window asked.
+    assert cpu < 0.15
+    poll.close()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The suite's settings (conftest.py), with busy polling on."""
+    return Settings(
+        database_url=database_url,
+        auth_cache_seconds=0,
+        migrate_on_start=True,
+        http_addr="",
+        grpc_addr="127.0.0.1:0",
+        busy_poll_us=300,
+    )
+
+
+async def test_calls_are_answered_exactly_with_busy_polling_on(client: Client) -> None:
+    await subscribe(client, "user-1", {"seo": 50})
+    answers = await asyncio.gather(
+        *(consume(client, "user-1", key=f"req-{i % 55}") for i in range(60)),
+        return_exceptions=True,
+    )
+    refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+    recorded = {a.usage_event_id for a in answers if not isinstance(a, BaseException)}
+    # 55 keys for 50 units: 50 recorded once each (a repeated key replays its
+    # first answer), the rest refused.
+    assert {a.code() for a in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert len(recorded) == 50
+    assert (await check(client, "user-1")).standing.used == 50
+    with pytest.raises(grpc.aio.AioRpcError) as refused_key:
+        await client.usage.CheckQuota(
+            usage_pb2.CheckQuotaRequest(tenant_id="user-1", primitive="seo"),
+            metadata=[("authorization", "Bearer bsk_nope")],
+        )
+    assert refused_key.value.code() == grpc.StatusCode.UNAUTHENTICATED
