@@ -34,18 +34,18 @@ Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
 
 def busy_polled(handler: Handler, poll_us: int) -> Handler:
-    """`handler`, touching a busy poll as the service's guard does, as it
-    starts and ends."""
+    """`handler`, telling a busy poll as the service's guard does as each
+    call starts and ends."""
     from billing_service.api.busy_poll import BusyPoll
 
-    touch = BusyPoll(poll_us / 1e6).touch
+    busy_poll = BusyPoll(poll_us / 1e6)
 
     async def polled(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        touch()
+        busy_poll.call_started()
         try:
             return await handler(request, context)
         finally:
-            touch()
+            busy_poll.call_ended()
 
     return polled
 

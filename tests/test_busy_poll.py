@@ -1,6 +1,7 @@
 """Busy polling (BILLING_BUSY_POLL_US): the event loop polls instead of
-sleeping for a moment after each call, stops when the moment is over, and
-backs off when its polling keeps another thread from a core."""
+sleeping for a moment after each call, while calls come within that moment;
+it stops when the moment is over, and backs off when its polling keeps
+another thread from a core."""
 
 import asyncio
 import os
@@ -28,10 +29,17 @@ async def _thread_cpu_while(seconds: float) -> float:
     return time.thread_time() - before
 
 
+def _calls_come_back_to_back(poll: BusyPoll) -> None:
+    """Calls that come as soon as the last is answered, as from a caller in a loop."""
+    for _ in range(32):
+        poll.call_started()
+        poll.call_ended()
+
+
 async def test_the_loop_polls_for_the_window_then_sleeps_again() -> None:
     idle = await _thread_cpu_while(0.05)
     poll = BusyPoll(0.05)
-    poll.touch()
+    _calls_come_back_to_back(poll)
     polling = await _thread_cpu_while(0.05)
     after = await _thread_cpu_while(0.05)
     # Polling keeps the thread on its core for the window (unless this machine
@@ -41,15 +49,40 @@ async def test_the_loop_polls_for_the_window_then_sleeps_again() -> None:
     poll.close()
 
 
-async def test_each_touch_extends_the_window() -> None:
+async def test_each_call_extends_the_window() -> None:
     poll = BusyPoll(0.02)
+    _calls_come_back_to_back(poll)
     started = time.thread_time()
     for _ in range(6):
-        poll.touch()
+        poll.call_started()
+        poll.call_ended()
         await asyncio.sleep(0.01)
     busy = time.thread_time() - started
     assert busy > 0.03 or poll.backoffs > 0
     assert await _thread_cpu_while(0.05) < 0.03  # the last window ends: 20 ms of it at most
+    poll.close()
+
+
+async def test_calls_that_come_at_their_own_pace_find_no_polling() -> None:
+    poll = BusyPoll(0.002)
+    _calls_come_back_to_back(poll)
+    assert poll.soon_share >= 0.5  # polling pays
+
+    async def calls_10_ms_apart(count: int) -> float:
+        """CPU spent on `count` calls, each 10 ms after the last answer."""
+        started = time.thread_time()
+        for _ in range(count):
+            poll.call_started()
+            poll.call_ended()
+            await asyncio.sleep(0.01)
+        return time.thread_time() - started
+
+    await calls_10_ms_apart(15)  # polling 2 ms after each answer catches none of them
+    assert poll.soon_share < 0.5
+    assert await calls_10_ms_apart(15) < 0.01  # polling after each would have taken 30 ms
+    _calls_come_back_to_back(poll)  # the caller speeds up: polling pays again
+    assert poll.soon_share >= 0.5
+    assert await _thread_cpu_while(0.01) > 0.001 or poll.backoffs > 0
     poll.close()
 
 
@@ -73,7 +106,7 @@ def _a_busy_neighbour_on_this_core() -> Iterator[None]:
 async def test_polling_backs_off_while_another_thread_wants_the_core() -> None:
     poll = BusyPoll(0.5)
     with _a_busy_neighbour_on_this_core():
-        poll.touch()
+        _calls_come_back_to_back(poll)
         cpu = await _thread_cpu_while(0.5)
     assert poll.backoffs >= 1
     # It polled for a look or two, not the half second the window asked.

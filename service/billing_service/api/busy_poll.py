@@ -10,15 +10,21 @@ polling for that long after a call starts or ends: a callback that schedules
 itself again keeps each pass of the loop from blocking, so what comes is
 picked up at once.
 
-Polling spends a core's time while calls come one at a time, which pays only
-where that core would otherwise be idle. So it watches what it costs others:
-the time its thread spent ready to run but waiting for a core while it polled
-(the run-queue delay in /proc/thread-self/schedstat), which stays near zero
-on a core nobody else wants. When that is more than _MAX_WAIT_SHARE of the
-time polled, another thread wants the core (the service's other processes,
-PostgreSQL's backends, a client, a neighbour), and polling stops for
-_FIRST_BACKOFF_S, twice as long each time in a row, up to _LAST_BACKOFF_S.
-Measured on 2 cores in docs/performance.md ("Busy polling").
+Polling spends a core's time, which pays only where the next call comes
+before the window is out (a caller that sends its next call on the answer of
+the last, a database that answers within it) and where nobody else wants
+that core. So it polls only while most calls come within two windows of the
+answer before them (a moving average of those that did, over about
+1/_SOON_WEIGHT calls): callers that come at their own pace, milliseconds
+apart, would find the loop asleep anyway, and polling for them only takes a
+core from others. And it watches what polling costs others: the time its
+thread spent ready to run but waiting for a core while it polled (the
+run-queue delay in /proc/thread-self/schedstat), near zero on a core nobody
+else wants. When that is more than _MAX_WAIT_SHARE of the time polled,
+another thread wants the core (the service's other processes, PostgreSQL's
+backends, a client, a neighbour), and polling stops for _FIRST_BACKOFF_S,
+twice as long each time in a row, up to _LAST_BACKOFF_S. Measured on 2 cores
+in docs/performance.md ("Busy polling").
 """
 
 import asyncio
@@ -34,18 +40,29 @@ _LOOK_EVERY_S = 0.001  # how much polling is summed before a verdict
 # thread wants it: with nobody else about, about 1%; against another busy
 # thread on the same core, a third to a half.
 _MAX_WAIT_SHARE = 0.1
+# Polling while at least this share of calls come within _SOON_WINDOWS windows
+# of the answer before them (a moving average, each call weighing
+# _SOON_WEIGHT). Two windows, not one: without polling, the time between an
+# answer and the next call includes the wake-ups that polling saves (one
+# caller at a time on 2 cores: about 350 us without, 250 with).
+_SOON_WINDOWS = 2
+_MIN_SOON_SHARE = 0.5
+_SOON_WEIGHT = 1 / 16
 _FIRST_BACKOFF_S = 0.1
 _LAST_BACKOFF_S = 1.6
 
 
 class BusyPoll:
-    """Keeps the event loop polling for `window_s` after each `touch()`.
+    """Keeps the event loop polling for `window_s` after a call starts and
+    after it ends, while calls come soon enough for that to pay.
 
-    Created, touched and run on the event loop's thread only (the guard
-    touches it as each RPC starts and ends)."""
+    Created, told and run on the event loop's thread only (the guard tells it
+    as each RPC starts and ends)."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
+        self._answered_at = 0.0  # perf_counter() of the last call's end
+        self.soon_share = 0.0  # of calls that came within the window of the last answer
         self._loop: asyncio.AbstractEventLoop | None = None
         self._schedstat: int | None = None  # the loop thread's, opened on the first touch
         self._off = False  # no schedstat to watch: never polls
@@ -61,9 +78,25 @@ class BusyPoll:
         self._waited_ns = 0
         self.backoffs = 0  # times it backed off
 
-    def touch(self) -> None:
-        """Poll for the next `window_s` (unless backed off)."""
+    def call_started(self) -> None:
+        """A call has come: poll through its wait, if calls come soon enough."""
         now = time.perf_counter()
+        if self._answered_at:
+            soon = now - self._answered_at <= _SOON_WINDOWS * self.window_s
+            self.soon_share += (soon - self.soon_share) * _SOON_WEIGHT
+            self._answered_at = 0.0
+        self._touch(now)
+
+    def call_ended(self) -> None:
+        """A call is answered: poll for the next, if calls come soon enough."""
+        now = time.perf_counter()
+        self._answered_at = now
+        self._touch(now)
+
+    def _touch(self, now: float) -> None:
+        """Poll for the next `window_s` (unless not worth it, or backed off)."""
+        if self.soon_share < _MIN_SOON_SHARE:
+            return
         self._until = now + self.window_s
         if self._polling or now < self._paused_until or self._off:
             return

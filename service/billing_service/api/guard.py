@@ -40,13 +40,12 @@ def guard(
     busy_poll: BusyPoll | None = None,
 ) -> Servicer:
     """Wrap every RPC method of `servicer` (an instance) in the guard; with
-    `busy_poll`, touched as each call starts and ends."""
-    touch = busy_poll.touch if busy_poll is not None else None
+    `busy_poll`, told as each call starts and ends."""
     for method in service.methods:
         setattr(
             servicer,
             method.name,
-            _guarded(getattr(servicer, method.name), method.full_name, authenticator, touch),
+            _guarded(getattr(servicer, method.name), method.full_name, authenticator, busy_poll),
         )
     return servicer
 
@@ -55,11 +54,14 @@ def _guarded(
     method: Method,
     name: str,
     authenticator: Authenticator,
-    touch: Callable[[], None] | None,
+    busy_poll: BusyPoll | None,
 ) -> Method:
+    started = busy_poll.call_started if busy_poll is not None else None
+    ended = busy_poll.call_ended if busy_poll is not None else None
+
     async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if touch is not None:
-            touch()
+        if started is not None:
+            started()
         try:
             metadata = context.invocation_metadata() or ()
             operator_id = authenticator.cached(metadata)
@@ -70,8 +72,8 @@ def _guarded(
                 return await method(request, context)
             finally:
                 _OPERATOR.reset(token)
-                if touch is not None:
-                    touch()
+                if ended is not None:
+                    ended()
         except DomainError as error:
             await context.abort_with_status(to_status(error))
         except grpc.aio.AbortError:
