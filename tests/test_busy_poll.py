@@ -16,6 +16,7 @@ import pytest
 from billing.v1 import usage_pb2
 
 from billing_service.api.busy_poll import BusyPoll
+from billing_service.app import App
 from billing_service.config import Settings
 
 from .conftest import Client
@@ -115,19 +116,13 @@ async def test_polling_backs_off_while_another_thread_wants_the_core() -> None:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(settings: Settings) -> Settings:
     """The suite's settings (conftest.py), with busy polling on."""
-    return Settings(
-        database_url=database_url,
-        auth_cache_seconds=0,
-        migrate_on_start=True,
-        http_addr="",
-        grpc_addr="127.0.0.1:0",
-        busy_poll_us=300,
-    )
+    return settings.model_copy(update={"busy_poll_us": 300})
 
 
-async def test_calls_are_answered_exactly_with_busy_polling_on(client: Client) -> None:
+async def test_calls_are_answered_exactly_with_busy_polling_on(app: App, client: Client) -> None:
+    assert app.settings.busy_poll_us == 300
     await subscribe(client, "user-1", {"seo": 50})
     answers = await asyncio.gather(
         *(consume(client, "user-1", key=f"req-{i % 55}") for i in range(60)),
