@@ -62,9 +62,9 @@ class BusyPoll:
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
         self._answered_at = 0.0  # perf_counter() of the last call's end
-        self.soon_share = 0.0  # of calls that came within the window of the last answer
+        self.soon_share = 0.0  # of calls that came within _SOON_WINDOWS windows of the last answer
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._schedstat: int | None = None  # the loop thread's, opened on the first touch
+        self._schedstat: int | None = None  # the loop thread's, opened when polling first starts
         self._off = False  # no schedstat to watch: never polls
         self._polling = False
         self._until = 0.0  # polling stops at this perf_counter()
