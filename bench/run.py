@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dblatency import database_lines
 from loadgen import multiplexed, one_stream_per_process, paced, require_h2load
 from processes import (
     BENCH_DIR,
@@ -491,6 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="billing-bench-")))
+        # Before any server starts: the databases' own latency, unloaded.
+        machine.extend(database_lines(settings.backends, scratch))
+        print("\n".join(machine[-len(settings.backends) :]), flush=True)
         floors = (start_floor(settings.out), start_floor(settings.out, service_grpc_experiments()))
         for floor in floors:
             stack.callback(floor.stop)

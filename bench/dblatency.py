@@ -1,0 +1,95 @@
+"""How fast each database answers on its own, measured before the matrix.
+
+At c=1 a ConsumeQuota waits for its commit, so its ratio of the floor cannot
+beat floor latency / (floor latency + commit) whatever the service does; the
+commit's cost is the machine's (its disk's flush, its scheduler), and differs
+severalfold between machines of the same size. Written with the machine's
+facts so that the ratios of two runs can be read against each other.
+
+- PostgreSQL, as the service's hot path talks to it (asyncpg, prepared
+  statements, autocommit): a read round trip (`SELECT 1`) and a one-row
+  INSERT's commit, on a throwaway database.
+- SQLite, on the service's pragmas (WAL, synchronous=NORMAL: a commit writes
+  the WAL but does not flush it): a one-row INSERT's commit.
+"""
+
+import asyncio
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import asyncpg
+from processes import postgres_database
+from sqlalchemy.engine import make_url
+
+_WARMUP = 200
+_SAMPLES = 1000
+
+
+def _median_us(samples: Sequence[float]) -> float:
+    return statistics.median(samples) * 1e6
+
+
+def _sqlite_commit_us(directory: Path) -> float:
+    path = directory / "latency-probe.db"
+    conn = sqlite3.connect(path, isolation_level=None)  # autocommit: a transaction per INSERT
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, v INTEGER)")
+        return _median_us(_timed(lambda: conn.execute("INSERT INTO probe (v) VALUES (1)")))
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _timed(call: Callable[[], object]) -> list[float]:
+    samples = []
+    for index in range(_WARMUP + _SAMPLES):
+        started = time.perf_counter()
+        call()
+        if index >= _WARMUP:
+            samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def _postgres_us(url: str) -> tuple[float, float]:
+    """(a read round trip, a one-row commit), medians in microseconds."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TABLE probe (id bigserial PRIMARY KEY, v bigint)")
+        results = []
+        for statement in ("SELECT 1", "INSERT INTO probe (v) VALUES (1)"):
+            prepared = await conn.prepare(statement)
+            samples = []
+            for index in range(_WARMUP + _SAMPLES):
+                started = time.perf_counter()
+                await prepared.fetch()
+                if index >= _WARMUP:
+                    samples.append(time.perf_counter() - started)
+            results.append(_median_us(samples))
+        return results[0], results[1]
+    finally:
+        await conn.close()
+
+
+def database_lines(backends: Sequence[str], scratch: Path) -> list[str]:
+    """The machine's lines on its databases' own latency, unloaded."""
+    lines = []
+    if "sqlite" in backends:
+        lines.append(
+            f"- SQLite on its own: a one-row commit {_sqlite_commit_us(scratch):.0f} us "
+            "(WAL, synchronous=NORMAL; median, unloaded)"
+        )
+    if "postgres" in backends:
+        with postgres_database() as url:
+            read, commit = asyncio.run(_postgres_us(url))
+        lines.append(
+            f"- PostgreSQL on its own: a read round trip {read:.0f} us, a one-row commit "
+            f"{commit:.0f} us (asyncpg, autocommit; medians, unloaded)"
+        )
+    return lines
