@@ -493,8 +493,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="billing-bench-")))
         # Before any server starts: the databases' own latency, unloaded.
-        machine.extend(database_lines(settings.backends, scratch))
-        print("\n".join(machine[-len(settings.backends) :]), flush=True)
+        databases = database_lines(settings.backends, scratch)
+        machine.extend(databases)
+        print("\n".join(databases), flush=True)
         floors = (start_floor(settings.out), start_floor(settings.out, service_grpc_experiments()))
         for floor in floors:
             stack.callback(floor.stop)
