@@ -29,7 +29,8 @@ _SAMPLES = 1000
 
 
 def _median_us(samples: Sequence[float]) -> float:
-    return statistics.median(samples) * 1e6
+    """The median after the warm-up, in microseconds."""
+    return statistics.median(samples[_WARMUP:]) * 1e6
 
 
 def _sqlite_commit_us(directory: Path) -> float:
@@ -48,11 +49,10 @@ def _sqlite_commit_us(directory: Path) -> float:
 
 def _timed(call: Callable[[], object]) -> list[float]:
     samples = []
-    for index in range(_WARMUP + _SAMPLES):
+    for _ in range(_WARMUP + _SAMPLES):
         started = time.perf_counter()
         call()
-        if index >= _WARMUP:
-            samples.append(time.perf_counter() - started)
+        samples.append(time.perf_counter() - started)
     return samples
 
 
@@ -66,11 +66,10 @@ async def _postgres_us(url: str) -> tuple[float, float]:
         for statement in ("SELECT 1", "INSERT INTO probe (v) VALUES (1)"):
             prepared = await conn.prepare(statement)
             samples = []
-            for index in range(_WARMUP + _SAMPLES):
+            for _ in range(_WARMUP + _SAMPLES):
                 started = time.perf_counter()
                 await prepared.fetch()
-                if index >= _WARMUP:
-                    samples.append(time.perf_counter() - started)
+                samples.append(time.perf_counter() - started)
             results.append(_median_us(samples))
         return results[0], results[1]
     finally:
