@@ -72,8 +72,6 @@ def _guarded(
                 return await method(request, context)
             finally:
                 _OPERATOR.reset(token)
-                if ended is not None:
-                    ended()
         except DomainError as error:
             await context.abort_with_status(to_status(error))
         except grpc.aio.AbortError:
@@ -81,5 +79,10 @@ def _guarded(
         except Exception:
             log.exception("unhandled error in %s", name)
             await context.abort_with_status(internal_status())
+        finally:
+            # Every call that started ends, refused ones too (a caller whose
+            # key is refused comes back as soon as one whose call is answered).
+            if ended is not None:
+                ended()
 
     return serve
