@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import multiplexed, require_h2load
-from processes import BENCH_DIR, database, postgres_available
-from report import RESULTS, fmt, machine_lines, markdown_table, publish
+from processes import database, postgres_available
+from report import add_common_arguments, common_of, fmt, machine_lines, markdown_table, publish
 from scenarios import (
     CONSUME_HOT,
     Measurement,
@@ -367,39 +367,23 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="1 run of 2 s each: a smoke run")
-    parser.add_argument("--runs", type=int, help="runs to take the median of (default 3)")
-    parser.add_argument("--duration", type=float, help="seconds measured per RPC (default 5)")
-    parser.add_argument("--warmup", type=float, help="seconds of warm-up before each (default 1)")
-    parser.add_argument("--backends", default="sqlite,postgres")
+    add_common_arguments(parser, "RPC")
     parser.add_argument("--events", default="1000,1000000", help="usage events to store")
     parser.add_argument("--tenants", default="10,100000", help="tenants to subscribe")
-    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="the markdown file to write the table to"
-    )
     args = parser.parse_args(argv)
-    backends = [name for name in args.backends.split(",") if name]
-    unknown = set(backends) - {"sqlite", "postgres"}
-    if unknown:
-        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
-    out = args.out / time.strftime("history-%Y%m%d-%H%M%S")
+    common = common_of(parser, args, "history")
     return Settings(
-        runs=args.runs or (1 if args.quick else 3),
-        timing=Timing(
-            args.duration or (2.0 if args.quick else 5.0),
-            args.warmup or (0.5 if args.quick else 1.0),
-            out / "h2load",
-        ),
-        backends=backends,
+        runs=common.runs,
+        timing=common.timing,
+        backends=common.backends,
         sizes=[
             Size(events, tenants)
             for tenants, events in itertools.product(
                 _integers(args.tenants), _integers(args.events)
             )
         ],
-        results=args.results,
-        out=out,
+        results=common.results,
+        out=common.out,
     )
 
 

@@ -1,5 +1,6 @@
 """What the reports say about the machine, and how they are written down."""
 
+import argparse
 import asyncio
 import json
 import os
@@ -10,12 +11,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 from loadgen import h2load_version
 from processes import BENCH_DIR, BILLING_CLI, POSTGRES_ADMIN_URL
+from scenarios import Timing
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -25,6 +28,57 @@ _TITLE = (
     "Written by `bench/run.py` (the matrix) and `bench/history.py` (history scaling); "
     "see `bench/README.md` for what each scenario is and how it is measured.\n"
 )
+
+
+BACKENDS = ("sqlite", "postgres")
+
+
+@dataclass(frozen=True)
+class Common:
+    """What every bench command is told: how often and how long to measure,
+    on which backends, and where to write."""
+
+    runs: int
+    timing: Timing
+    backends: list[str]
+    results: Path
+    out: Path
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, measured: str) -> None:
+    """The options every bench command takes; `measured`: what each measurement is of."""
+    parser.add_argument("--quick", action="store_true", help="1 run of 2 s each: a smoke run")
+    parser.add_argument("--runs", type=int, help="runs to take the median of (default 3)")
+    parser.add_argument(
+        "--duration", type=float, help=f"seconds measured per {measured} (default 5)"
+    )
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up before each (default 1)")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="the markdown file to write the table to"
+    )
+
+
+def common_of(parser: argparse.ArgumentParser, args: argparse.Namespace, run_name: str) -> Common:
+    """The common options as given (add_common_arguments); the logs of this
+    run go to a folder `run_name`-<date>-<time> under --out."""
+    backends = [name for name in args.backends.split(",") if name]
+    unknown = set(backends) - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    out = args.out / time.strftime(f"{run_name}-%Y%m%d-%H%M%S")
+    return Common(
+        runs=args.runs or (1 if args.quick else 3),
+        timing=Timing(
+            args.duration or (2.0 if args.quick else 5.0),
+            args.warmup or (0.5 if args.quick else 1.0),
+            out / "h2load",
+        ),
+        backends=backends,
+        results=args.results,
+        out=out,
+    )
 
 
 def _cpu_model() -> str:

@@ -27,14 +27,13 @@ from pathlib import Path
 from dblatency import database_lines
 from loadgen import multiplexed, one_stream_per_process, paced, require_h2load
 from processes import (
-    BENCH_DIR,
     ServerProcess,
     database,
     postgres_available,
     service_grpc_experiments,
     start_floor,
 )
-from report import RESULTS, fmt, machine_lines, markdown_table, publish
+from report import add_common_arguments, common_of, fmt, machine_lines, markdown_table, publish
 from scenarios import (
     CHECK,
     CONSUME_HOT,
@@ -74,8 +73,7 @@ SPREAD_TENANTS = 1000
 @dataclass
 class Settings:
     runs: int
-    duration_s: float
-    warmup_s: float
+    timing: Timing
     concurrencies: list[int]
     backends: list[str]
     latency_rate: int  # req/s offered for the fixed-rate latency round; 0: none
@@ -83,10 +81,6 @@ class Settings:
     busy_poll_us: int  # the service's BILLING_BUSY_POLL_US; 0: off
     results: Path
     out: Path
-
-    @property
-    def timing(self) -> Timing:
-        return Timing(self.duration_s, self.warmup_s, self.out / "h2load")
 
 
 @contextmanager
@@ -352,8 +346,8 @@ def render(summaries: Sequence[Summary], settings: Settings, machine: list[str])
         "## Hot path: quota RPCs against an empty gRPC call",
         "",
         *machine,
-        f"- Medians of {settings.runs} run(s); each measurement {settings.duration_s:g} s "
-        f"after a {settings.warmup_s:g} s warm-up; backends: {', '.join(settings.backends)}",
+        f"- Medians of {settings.runs} run(s); each measurement {settings.timing.duration_s:g} s "
+        f"after a {settings.timing.warmup_s:g} s warm-up; backends: {', '.join(settings.backends)}",
         f"- Client layouts: {'; '.join(layouts)}",
         "",
         "### Closed loop: as fast as the server answers",
@@ -429,11 +423,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="1 run of 2 s each: a smoke run")
-    parser.add_argument("--runs", type=int, help="runs to take the median of (default 3)")
-    parser.add_argument("--duration", type=float, help="seconds measured per scenario (default 5)")
-    parser.add_argument("--warmup", type=float, help="seconds of warm-up before each (default 1)")
-    parser.add_argument("--backends", default="sqlite,postgres")
+    add_common_arguments(parser, "scenario")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument(
         "--latency-rate",
@@ -455,26 +445,18 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         help="how long the service's event loop polls after each call (BILLING_BUSY_POLL_US; "
         "default 300, as for a machine of its own; 0: off, the service's default)",
     )
-    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and raw results")
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="the markdown file to write the table to"
-    )
     args = parser.parse_args(argv)
-    backends = [name for name in args.backends.split(",") if name]
-    unknown = set(backends) - {"sqlite", "postgres"}
-    if unknown:
-        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    common = common_of(parser, args, "run")
     return Settings(
-        runs=args.runs or (1 if args.quick else 3),
-        duration_s=args.duration or (2.0 if args.quick else 5.0),
-        warmup_s=args.warmup or (0.5 if args.quick else 1.0),
+        runs=common.runs,
+        timing=common.timing,
         concurrencies=[int(c) for c in args.concurrency.split(",")],
-        backends=backends,
+        backends=common.backends,
         latency_rate=args.latency_rate,
         workers=args.workers,
         busy_poll_us=args.busy_poll_us,
-        results=args.results,
-        out=args.out / time.strftime("run-%Y%m%d-%H%M%S"),
+        results=common.results,
+        out=common.out,
     )
 
 
