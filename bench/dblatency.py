@@ -24,8 +24,17 @@ import asyncpg
 from processes import postgres_database
 from sqlalchemy.engine import make_url
 
+# The statements timed here, which the database floors (floor_server.py) await per call.
+POSTGRES_PROBE_TABLE = "CREATE TABLE IF NOT EXISTS probe (id bigserial PRIMARY KEY, v bigint)"
+POSTGRES_STATEMENTS = {"read": "SELECT 1", "commit": "INSERT INTO probe (v) VALUES (1)"}
+
 _WARMUP = 200
 _SAMPLES = 1000
+
+
+def asyncpg_dsn(url: str) -> str:
+    """An SQLAlchemy URL (postgresql+asyncpg://...) as asyncpg takes it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _median_us(samples: Sequence[float]) -> float:
@@ -58,12 +67,11 @@ def _timed(call: Callable[[], object]) -> list[float]:
 
 async def _postgres_us(url: str) -> tuple[float, float]:
     """(a read round trip, a one-row commit), medians in microseconds."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        await conn.execute("CREATE TABLE probe (id bigserial PRIMARY KEY, v bigint)")
+        await conn.execute(POSTGRES_PROBE_TABLE)
         results = []
-        for statement in ("SELECT 1", "INSERT INTO probe (v) VALUES (1)"):
+        for statement in (POSTGRES_STATEMENTS["read"], POSTGRES_STATEMENTS["commit"]):
             prepared = await conn.prepare(statement)
             samples = []
             for _ in range(_WARMUP + _SAMPLES):

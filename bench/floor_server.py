@@ -7,7 +7,11 @@ It runs on uvloop with the server options the billing service uses, so that
 the billing service's throughput divided by this one's is the cost of the
 service's own work. With BILLING_BUSY_POLL_US set (the floor on the service's
 settings), its event loop polls after each call as the service's does
-(billing_service/api/busy_poll.py).
+(billing_service/api/busy_poll.py). With BENCH_FLOOR_POSTGRES_URL and
+BENCH_FLOOR_STATEMENT (`read` or `commit`, dblatency.py's statements), each
+call first awaits that statement on PostgreSQL over asyncpg (prepared,
+autocommit): a database floor, what one call at a time gets when it waits for
+the database once and does nothing else.
 
 Usage: floor_server.py HOST:PORT  (stops on SIGTERM or SIGINT)
 """
@@ -33,6 +37,23 @@ async def empty(_request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
 Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
 
+async def waiting_for_postgres(url: str, statement: str) -> Handler:
+    """A handler that awaits `statement` (a key of dblatency.POSTGRES_STATEMENTS)
+    on one asyncpg connection to `url`, then answers as `empty` does."""
+    import asyncpg
+    from dblatency import POSTGRES_PROBE_TABLE, POSTGRES_STATEMENTS, asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    await conn.execute(POSTGRES_PROBE_TABLE)
+    prepared = await conn.prepare(POSTGRES_STATEMENTS[statement])
+
+    async def waiting(_request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
+        await prepared.fetch()
+        return b""
+
+    return waiting
+
+
 def busy_polled(handler: Handler, poll_us: int) -> Handler:
     """`handler`, telling a busy poll as the service's guard does as each
     call starts and ends."""
@@ -53,7 +74,12 @@ def busy_polled(handler: Handler, poll_us: int) -> Handler:
 async def serve(address: str) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     poll_us = int(os.environ.get("BILLING_BUSY_POLL_US") or 0)
-    handler = busy_polled(empty, poll_us) if poll_us else empty
+    handler: Handler = empty
+    postgres_url = os.environ.get("BENCH_FLOOR_POSTGRES_URL")
+    if postgres_url:
+        handler = await waiting_for_postgres(postgres_url, os.environ["BENCH_FLOOR_STATEMENT"])
+    if poll_us:
+        handler = busy_polled(handler, poll_us)
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(

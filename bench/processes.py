@@ -195,10 +195,16 @@ def probe_request(path: str) -> bytes:
     return b""
 
 
-def start_floor(log_dir: Path, grpc_experiments: str | None = None) -> ServerProcess:
+def start_floor(
+    log_dir: Path,
+    grpc_experiments: str | None = None,
+    postgres: tuple[str, str] | None = None,
+) -> ServerProcess:
     """The floor server on gRPC core's defaults, or with GRPC_EXPERIMENTS as given
     and busy polling as the service's (BILLING_BUSY_POLL_US): the service's own
-    settings (grpc_core.py, api/busy_poll.py)."""
+    settings (grpc_core.py, api/busy_poll.py). With `postgres` (a database URL,
+    and `read` or `commit`), a database floor on gRPC core's defaults: each
+    call awaits that statement first (floor_server.py)."""
     env = dict(os.environ)
     env.pop("GRPC_EXPERIMENTS", None)
     busy_poll_us = env.pop("BILLING_BUSY_POLL_US", "")
@@ -207,6 +213,10 @@ def start_floor(log_dir: Path, grpc_experiments: str | None = None) -> ServerPro
         env["GRPC_EXPERIMENTS"] = grpc_experiments
         env["BILLING_BUSY_POLL_US"] = busy_poll_us
         name, log = "floor server (the service's settings)", log_dir / "floor-server-2.log"
+    if postgres is not None:
+        env["BENCH_FLOOR_POSTGRES_URL"], env["BENCH_FLOOR_STATEMENT"] = postgres
+        name = f"floor server (+ one PostgreSQL {postgres[1]})"
+        log = log_dir / f"floor-server-postgres-{postgres[1]}.log"
     port = free_port()
     server = _spawn(name, [sys.executable, str(FLOOR_SERVER), f"127.0.0.1:{port}"], env, log, port)
     _wait_until_serving(server, FLOOR_PATH)

@@ -30,6 +30,7 @@ from processes import (
     ServerProcess,
     database,
     postgres_available,
+    postgres_database,
     service_grpc_experiments,
     start_floor,
 )
@@ -38,10 +39,14 @@ from scenarios import (
     CHECK,
     CONSUME_HOT,
     CONSUME_MANY,
+    DATABASE_FLOOR_CONCURRENCY,
+    DATABASE_FLOORS,
     FLOOR,
     FLOOR_AS_SERVICE,
     FLOOR_PER_PROCESS,
     FLOOR_PER_PROCESS_AS_SERVICE,
+    FLOOR_POSTGRES_COMMIT,
+    FLOOR_POSTGRES_READ,
     FLOORS,
     Backend,
     Cell,
@@ -101,6 +106,7 @@ class Matrix:
         self,
         settings: Settings,
         floors: tuple[ServerProcess, ServerProcess],  # on gRPC's defaults, on the service's
+        database_floors: dict[str, ServerProcess],  # by scenario (DATABASE_FLOORS)
         backends: Sequence[Backend],
         scratch: Path,
     ) -> None:
@@ -117,6 +123,10 @@ class Matrix:
             FLOOR_PER_PROCESS: default,
             FLOOR_AS_SERVICE: as_service,
             FLOOR_PER_PROCESS_AS_SERVICE: as_service,
+        }
+        self.database_floors = {
+            name: (server, floor_target(server, scratch / "bodies", like, api_key))
+            for name, server in database_floors.items()
         }
         self._next_tenant = 0
 
@@ -143,6 +153,21 @@ class Matrix:
                 rate,
             )
         )
+
+    def _database_floors(self, run: int, floor: Measurement) -> None:
+        """The floors that wait for PostgreSQL, against the empty `floor`."""
+        for name, (server, target) in self.database_floors.items():
+            measurement = measure_floor(
+                server,
+                target,
+                name,
+                DATABASE_FLOOR_CONCURRENCY,
+                run,
+                self.settings.timing,
+                backend="postgres",
+            )
+            measurement.ratio_of_floor = measurement.requests_per_second / floor.requests_per_second
+            self._keep(measurement)
 
     def _billing(
         self, backend: Backend, scenario: str, concurrency: int, run: int, rate: int
@@ -176,6 +201,8 @@ class Matrix:
                     floors[name].ratio_of_floor = (
                         floors[name].requests_per_second / default.requests_per_second
                     )
+        if concurrency == DATABASE_FLOOR_CONCURRENCY and not rate:
+            self._database_floors(run, floors[FLOOR])
         for backend in self.backends:
             for scenario in BILLING_SCENARIOS:
                 measurement = self._billing(backend, scenario, concurrency, run, rate)
@@ -202,7 +229,9 @@ def summarize(measurements: Sequence[Measurement]) -> list[Summary]:
     for measurement in measurements:
         cells.setdefault(measurement.cell, []).append(measurement)
     summaries = [summary_of(runs) for runs in cells.values()]
-    order = {name: index for index, name in enumerate((*FLOORS, *BILLING_SCENARIOS))}
+    order = {
+        name: index for index, name in enumerate((*FLOORS, *DATABASE_FLOORS, *BILLING_SCENARIOS))
+    }
     backends = {"": 0, "sqlite": 1, "postgres": 2}
     summaries.sort(
         key=lambda s: (
@@ -237,6 +266,8 @@ def target_rows(summaries: Sequence[Summary]) -> list[list[str]]:
     rows = []
     for summary in summaries:
         cell = summary.cell
+        if cell.scenario in DATABASE_FLOORS:
+            continue  # a bound to read the targets by, not a target
         floor_cell = Cell(
             floor_of(cell.scenario, cell.concurrency, cell.offered_rate),
             "",
@@ -286,7 +317,9 @@ def _results_table(summaries: Sequence[Summary]) -> str:
             fmt(s.p50_ms, 2),
             fmt(s.p99_ms, 2),
             "1.00 (floor)" if s.cell.scenario in DEFAULT_FLOORS else fmt(s.ratio_of_floor, 2),
-            "-" if not s.cell.backend else fmt(s.ratio_of_service_floor, 2),
+            "-"
+            if not s.cell.backend or s.cell.scenario in DATABASE_FLOORS
+            else fmt(s.ratio_of_service_floor, 2),
             fmt(s.service_cpu_us_per_request, 0),
             ", ".join(spread_of(c).strip() for c in s.connections if len(c) > 1) or "-",
         ]
@@ -321,6 +354,37 @@ def _fixed_rate_table(summaries: Sequence[Summary]) -> str:
     ]
     header = ["scenario", "backend", "most in flight", "offered req/s", "achieved req/s"]
     return markdown_table([*header, "p50 ms", "p99 ms", "service CPU us/req"], rows)
+
+
+def _database_floor_note(summaries: Sequence[Summary]) -> list[str]:
+    """What the database floors say of the PostgreSQL targets at their concurrency."""
+    cells = {
+        s.cell.scenario: s
+        for s in summaries
+        if s.cell.backend == "postgres"
+        and s.cell.concurrency == DATABASE_FLOOR_CONCURRENCY
+        and not s.cell.offered_rate
+    }
+    read, commit = cells.get(FLOOR_POSTGRES_READ), cells.get(FLOOR_POSTGRES_COMMIT)
+    if read is None or commit is None:
+        return []
+    bound = {CHECK: read, CONSUME_MANY: commit, CONSUME_HOT: commit}
+    reached = ", ".join(
+        f"{scenario} {fmt(cells[scenario].requests_per_second / floor.requests_per_second, 2)}"
+        for scenario, floor in bound.items()
+        if scenario in cells
+    )
+    return [
+        "",
+        f"At c={DATABASE_FLOOR_CONCURRENCY} on PostgreSQL every call waits for the database. "
+        f"The floor server that also awaits one read per call (`{FLOOR_POSTGRES_READ}`) "
+        f"reached {read.ratio_of_floor:.0%} of the floor, the one that awaits a one-row "
+        f"commit {commit.ratio_of_floor:.0%}: about as far as a CheckQuota (one read) and a "
+        "ConsumeQuota (one commit) can get on this machine, whatever else the service does "
+        "(the service's statements do more: a check reads the operator's terms and the "
+        "counter, a write updates the counter and inserts an event with its indexes). "
+        f"Of those database floors (their median req/s), the service reached: {reached}.",
+    ]
 
 
 def render(summaries: Sequence[Summary], settings: Settings, machine: list[str]) -> str:
@@ -405,6 +469,7 @@ def render(summaries: Sequence[Summary], settings: Settings, machine: list[str])
             ],
             targets,
         ),
+        *_database_floor_note(summaries),
         "",
         "### Checks",
         "",
@@ -481,6 +546,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         floors = (start_floor(settings.out), start_floor(settings.out, service_grpc_experiments()))
         for floor in floors:
             stack.callback(floor.stop)
+        database_floors = {}
+        if "postgres" in settings.backends and DATABASE_FLOOR_CONCURRENCY in settings.concurrencies:
+            probe_url = stack.enter_context(postgres_database())
+            for name, statement in DATABASE_FLOORS.items():
+                database_floors[name] = start_floor(settings.out, postgres=(probe_url, statement))
+                stack.callback(database_floors[name].stop)
         backends = [
             stack.enter_context(seeded_backend(name, settings, scratch))
             for name in settings.backends
@@ -497,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(BILLING_BUSY_POLL_US={settings.busy_poll_us}); each floor: 1 process"
         )
         print(machine[-1], flush=True)
-        matrix = Matrix(settings, floors, backends, scratch)
+        matrix = Matrix(settings, floors, database_floors, backends, scratch)
         matrix.run()
     summaries = summarize(matrix.measurements)
     report = render(summaries, settings, machine)

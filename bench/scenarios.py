@@ -42,6 +42,14 @@ FLOOR_PER_PROCESS = "floor, 1 stream per process"
 FLOOR_AS_SERVICE = "floor, the service's settings"
 FLOOR_PER_PROCESS_AS_SERVICE = "floor, 1 stream per process, the service's settings"
 FLOORS = (FLOOR, FLOOR_PER_PROCESS, FLOOR_AS_SERVICE, FLOOR_PER_PROCESS_AS_SERVICE)
+# The floor server that also awaits one PostgreSQL statement per call, at c=1:
+# one call at a time on PostgreSQL waits for the database, and these say how
+# far any design that waits for one read (a check) or one commit (a write)
+# gets on this machine, as a ratio of the same empty floor.
+FLOOR_POSTGRES_READ = "floor + one PostgreSQL read"
+FLOOR_POSTGRES_COMMIT = "floor + one PostgreSQL commit"
+DATABASE_FLOORS = {FLOOR_POSTGRES_READ: "read", FLOOR_POSTGRES_COMMIT: "commit"}
+DATABASE_FLOOR_CONCURRENCY = 1
 CHECK = "CheckQuota"
 CONSUME_MANY = "ConsumeQuota, many tenants"
 CONSUME_HOT = "ConsumeQuota, hot tenant"
@@ -264,8 +272,9 @@ def measure_floor(
     run: int,
     timing: Timing,
     offered_rate: int = 0,
+    backend: str = "",  # the database a database floor waits for
 ) -> Measurement:
-    cell = Cell(scenario, "", concurrency, offered_rate)
+    cell = Cell(scenario, backend, concurrency, offered_rate)
     _, load, measurement = _load(cell, run, floor, [target], timing)
     _expect_bytes(measurement, load, len(grpc_frame(b"")))
     return measurement
