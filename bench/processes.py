@@ -203,8 +203,8 @@ def start_floor(
     """The floor server on gRPC core's defaults, or with GRPC_EXPERIMENTS as given
     and busy polling as the service's (BILLING_BUSY_POLL_US): the service's own
     settings (grpc_core.py, api/busy_poll.py). With `postgres` (a database URL,
-    and `read` or `commit`), a database floor on gRPC core's defaults: each
-    call awaits that statement first (floor_server.py)."""
+    and `read` or `commit`), a database floor: each call awaits that
+    statement first (floor_server.py)."""
     env = dict(os.environ)
     env.pop("GRPC_EXPERIMENTS", None)
     busy_poll_us = env.pop("BILLING_BUSY_POLL_US", "")
@@ -215,7 +215,7 @@ def start_floor(
         name, log = "floor server (the service's settings)", log_dir / "floor-server-2.log"
     if postgres is not None:
         env["BENCH_FLOOR_POSTGRES_URL"], env["BENCH_FLOOR_STATEMENT"] = postgres
-        name = f"floor server (+ one PostgreSQL {postgres[1]})"
+        name = f"{name}, + a PostgreSQL {postgres[1]}"
         log = log_dir / f"floor-server-postgres-{postgres[1]}.log"
     port = free_port()
     server = _spawn(name, [sys.executable, str(FLOOR_SERVER), f"127.0.0.1:{port}"], env, log, port)

@@ -377,10 +377,11 @@ def _database_floor_note(summaries: Sequence[Summary]) -> list[str]:
     return [
         "",
         f"At c={DATABASE_FLOOR_CONCURRENCY} on PostgreSQL every call waits for the database. "
-        f"The floor server that also awaits one read per call (`{FLOOR_POSTGRES_READ}`) "
+        "The floor server on the service's settings that also awaits one read per call "
         f"reached {read.ratio_of_floor:.0%} of the floor, the one that awaits a one-row "
         f"commit {commit.ratio_of_floor:.0%}: about as far as a CheckQuota (one read) and a "
-        "ConsumeQuota (one commit) can get on this machine, whatever else the service does "
+        "ConsumeQuota (one commit) can get on this machine on the service's stack, whatever "
+        "else the service does "
         "(the service's statements do more: a check reads the operator's terms and the "
         "counter, a write updates the counter and inserts an event with its indexes). "
         f"Of those database floors (their median req/s), the service reached: {reached}.",
@@ -550,7 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "postgres" in settings.backends and DATABASE_FLOOR_CONCURRENCY in settings.concurrencies:
             probe_url = stack.enter_context(postgres_database())
             for name, statement in DATABASE_FLOORS.items():
-                database_floors[name] = start_floor(settings.out, postgres=(probe_url, statement))
+                database_floors[name] = start_floor(
+                    settings.out, service_grpc_experiments(), postgres=(probe_url, statement)
+                )
                 stack.callback(database_floors[name].stop)
         backends = [
             stack.enter_context(seeded_backend(name, settings, scratch))

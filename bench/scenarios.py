@@ -42,12 +42,13 @@ FLOOR_PER_PROCESS = "floor, 1 stream per process"
 FLOOR_AS_SERVICE = "floor, the service's settings"
 FLOOR_PER_PROCESS_AS_SERVICE = "floor, 1 stream per process, the service's settings"
 FLOORS = (FLOOR, FLOOR_PER_PROCESS, FLOOR_AS_SERVICE, FLOOR_PER_PROCESS_AS_SERVICE)
-# The floor server that also awaits one PostgreSQL statement per call, at c=1:
-# one call at a time on PostgreSQL waits for the database, and these say how
-# far any design that waits for one read (a check) or one commit (a write)
-# gets on this machine, as a ratio of the same empty floor.
-FLOOR_POSTGRES_READ = "floor + one PostgreSQL read"
-FLOOR_POSTGRES_COMMIT = "floor + one PostgreSQL commit"
+# The floor server on the service's settings that also awaits one PostgreSQL
+# statement per call, at c=1: one call at a time on PostgreSQL waits for the
+# database, and these say how far a design on the service's stack that waits
+# for one read (a check) or one commit (a write) gets on this machine, as a
+# ratio of the empty floor on gRPC's defaults, as the targets are.
+FLOOR_POSTGRES_READ = "floor, the service's settings, + a PostgreSQL read"
+FLOOR_POSTGRES_COMMIT = "floor, the service's settings, + a PostgreSQL commit"
 DATABASE_FLOORS = {FLOOR_POSTGRES_READ: "read", FLOOR_POSTGRES_COMMIT: "commit"}
 DATABASE_FLOOR_CONCURRENCY = 1
 CHECK = "CheckQuota"
