@@ -369,8 +369,8 @@ def _database_floor_note(summaries: Sequence[Summary]) -> list[str]:
     if read is None or commit is None:
         return []
     bound = {CHECK: read, CONSUME_MANY: commit, CONSUME_HOT: commit}
-    reached = ", ".join(
-        f"{scenario} {fmt(cells[scenario].requests_per_second / floor.requests_per_second, 2)}"
+    reached = "; ".join(
+        f"{scenario}: {fmt(cells[scenario].requests_per_second / floor.requests_per_second, 2)}"
         for scenario, floor in bound.items()
         if scenario in cells
     )
