@@ -88,6 +88,20 @@ async def test_health_of_an_unknown_service_is_not_found(channel: grpc.aio.Chann
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.parametrize(
+    "method", ["/billing.v1.UsageService/NoSuchMethod", "/billing.v1.NoSuchService/CheckQuota"]
+)
+async def test_an_unknown_method_is_unimplemented(channel: grpc.aio.Channel, method: str) -> None:
+    # Every method is served through its service's generic handler
+    # (api/server.py): what none of them knows is UNIMPLEMENTED, as gRPC says.
+    call = channel.unary_unary(method)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(b"")
+
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
 async def test_stopping_flips_health_to_not_serving_for_a_watcher(app: App) -> None:
     running = await start_server(app, "127.0.0.1:0")
     try:
