@@ -6,7 +6,7 @@ PY := $(BIN)/python
 THIRD_PARTY := build/third_party/protos
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: serve test check lint typecheck generate generated-check protos-deps buf-lint bench bench-history h2load clean
+.PHONY: serve test check lint typecheck generate generated-check protos-deps buf-lint bench bench-history bench-instructions h2load clean
 
 $(BIN)/billing-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: $(BIN)/billing-service h2load
 ## bench-history: throughput and memory as stored usage events and tenants grow
 bench-history: $(BIN)/billing-service h2load
 	$(PY) bench/history.py $(BENCH_ARGS)
+
+## bench-instructions: instructions per call under callgrind, for comparing revisions on a
+## noisy machine; see bench/README.md
+bench-instructions: $(BIN)/billing-service h2load
+	$(PY) bench/instructions.py $(BENCH_ARGS)
 
 # The benchmarks' load generator, from Debian's nghttp2-client.
 h2load:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,9 +169,11 @@ def _spawn(
     return ServerProcess(name, process, port, log)
 
 
-def _wait_until_serving(server: ServerProcess, probe_path: str) -> None:
+def _wait_until_serving(
+    server: ServerProcess, probe_path: str, timeout_s: float = START_TIMEOUT_S
+) -> None:
     """Poll until a unary call on `probe_path` (raw bytes in and out) succeeds."""
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     with grpc.insecure_channel(server.address) as channel:
         call = channel.unary_unary(probe_path)
         while True:
@@ -199,12 +201,14 @@ def start_floor(
     log_dir: Path,
     grpc_experiments: str | None = None,
     postgres: tuple[str, str] | None = None,
+    launcher: Sequence[str] = (),
 ) -> ServerProcess:
     """The floor server on gRPC core's defaults, or with GRPC_EXPERIMENTS as given
     and busy polling as the service's (BILLING_BUSY_POLL_US): the service's own
     settings (grpc_core.py, api/busy_poll.py). With `postgres` (a database URL,
     and `read` or `commit`), a database floor: each call awaits that
-    statement first (floor_server.py)."""
+    statement first (floor_server.py). `launcher`: a command that runs the
+    server's (valgrind, say: it then gets longer to start)."""
     env = dict(os.environ)
     env.pop("GRPC_EXPERIMENTS", None)
     busy_poll_us = env.pop("BILLING_BUSY_POLL_US", "")
@@ -218,8 +222,9 @@ def start_floor(
         name = f"{name}, + a PostgreSQL {postgres[1]}"
         log = log_dir / f"floor-server-postgres-{postgres[1]}.log"
     port = free_port()
-    server = _spawn(name, [sys.executable, str(FLOOR_SERVER), f"127.0.0.1:{port}"], env, log, port)
-    _wait_until_serving(server, FLOOR_PATH)
+    command = [*launcher, sys.executable, str(FLOOR_SERVER), f"127.0.0.1:{port}"]
+    server = _spawn(name, command, env, log, port)
+    _wait_until_serving(server, FLOOR_PATH, _start_timeout(launcher))
     return server
 
 
@@ -250,17 +255,27 @@ def billing_cli(database_url: str, *args: str) -> str:
     return done.stdout
 
 
-def start_billing(database_url: str, log: Path) -> ServerProcess:
+def start_billing(database_url: str, log: Path, launcher: Sequence[str] = ()) -> ServerProcess:
+    """`billing-service serve` on the database; `launcher` as for start_floor."""
     port = free_port()
     server = _spawn(
-        "billing service", [BILLING_CLI, "serve"], billing_env(database_url, port), log, port
+        "billing service",
+        [*launcher, BILLING_CLI, "serve"],
+        billing_env(database_url, port),
+        log,
+        port,
     )
-    _wait_until_serving(server, _HEALTH_CHECK)
+    _wait_until_serving(server, _HEALTH_CHECK, _start_timeout(launcher))
     with grpc.insecure_channel(server.address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             raise RuntimeError(f"billing service is not SERVING: {reply}")
     return server
+
+
+def _start_timeout(launcher: Sequence[str]) -> float:
+    # Under valgrind (bench/instructions.py) a start takes ten times as long, or more.
+    return START_TIMEOUT_S * (10 if launcher else 1)
 
 
 def postgres_available() -> bool:

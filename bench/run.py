@@ -89,12 +89,12 @@ class Settings:
 
 
 @contextmanager
-def seeded_backend(name: str, settings: Settings, scratch: Path) -> Iterator[Backend]:
+def seeded_backend(name: str, out: Path, scratch: Path) -> Iterator[Backend]:
     """The billing service on a fresh `name` database with the plan, the hot
-    tenant and SPREAD_TENANTS tenants subscribed through the API."""
+    tenant and SPREAD_TENANTS tenants subscribed through the API; its log in `out`."""
     with database(name, scratch) as url:
         api_key = create_operator_and_key(url)
-        log = settings.out / f"billing-{name}.log"
+        log = out / f"billing-{name}.log"
         with running_backend(name, url, api_key, log, scratch / "bodies") as backend:
             backend.client.upsert_plan()
             backend.client.subscribe([HOT_TENANT, *(tenant_name(i) for i in range(SPREAD_TENANTS))])
@@ -556,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 stack.callback(database_floors[name].stop)
         backends = [
-            stack.enter_context(seeded_backend(name, settings, scratch))
+            stack.enter_context(seeded_backend(name, settings.out, scratch))
             for name in settings.backends
         ]
         # As many as the service chose for BILLING_WORKERS (0: per core, less

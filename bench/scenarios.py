@@ -165,12 +165,13 @@ class Backend:
         body = write_body(self._bodies, body_name, message)
         return billing_target(self.server.address, path, body, self.api_key)
 
-    def restart(self) -> None:
-        """Start the service again on the same database, logging to a new file."""
+    def restart(self, launcher: Sequence[str] = ()) -> None:
+        """Start the service again on the same database, logging to a new file
+        (`launcher`: as for processes.start_billing)."""
         self.close()
         self._starts += 1
         log = self._log.with_name(f"{self._log.stem}-start{self._starts}{self._log.suffix}")
-        self.server = start_billing(self._database_url, log)
+        self.server = start_billing(self._database_url, log, launcher)
         self.client = BillingClient(self.server.address, self.api_key)
 
     def close(self) -> None:
