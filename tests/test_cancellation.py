@@ -41,3 +41,33 @@ async def test_cancelled_calls_never_lose_acknowledged_usage(client: Client) -> 
     # A call that timed out may or may not have been counted (retry it with an
     # idempotency key to know); every answered one must be.
     assert acknowledged <= used <= acknowledged + gave_up
+
+
+async def test_checks_cancelled_mid_read_leave_the_counts_as_they_were(client: Client) -> None:
+    # One caller at a time: on PostgreSQL a lone check reads in its caller's
+    # coroutine, so a deadline that passes mid-read cancels the statement
+    # (asyncpg cancelled 5 of 200 in a run on 2026-12-01).
+    await subscribe(client, "t1", {"seo": 1_000})
+    for _ in range(5):
+        await consume(client, "t1")
+    answered = gave_up = 0
+    for call in range(200):
+        try:
+            reply = await client.usage.CheckQuota(
+                usage_pb2.CheckQuotaRequest(tenant_id="t1", primitive="seo"),
+                metadata=client.auth,
+                timeout=0.0002 * (call % 8 + 1),
+            )
+            assert reply.allowed and reply.standing.used == 5
+            answered += 1
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error
+            gave_up += 1
+    assert gave_up > 0
+
+    await consume(client, "t1")
+    reply = await client.usage.CheckQuota(
+        usage_pb2.CheckQuotaRequest(tenant_id="t1", primitive="seo"), metadata=client.auth
+    )
+    assert reply.standing.used == 6
+    assert (await usage_of(client, "t1"))["seo"] == 6

@@ -29,6 +29,21 @@ def test_calls_that_come_one_at_a_time_wait_one_pass_but_for_a_probe_now_and_the
     assert patience.quiet_passes() == _QUIET_PASSES
 
 
+def test_a_lone_caller_is_alone_but_when_a_probe_is_due() -> None:
+    # alone(): the batcher's cue to let a lone check read in its own coroutine.
+    clock = FakeClock()
+    patience = Patience(clock)
+    assert not patience.alone()  # the first probe is due
+    assert patience.quiet_passes() == _QUIET_PASSES
+    patience.waited(_QUIET_PASSES, late=0, after_short_wait=0)
+    assert patience.alone()
+    clock.now += _PROBE_SECONDS
+    assert not patience.alone()  # the probe goes through the worker's wait
+    patience.quiet_passes()
+    patience.waited(_QUIET_PASSES, late=1, after_short_wait=0)  # and company came
+    assert not patience.alone()
+
+
 def test_batches_wait_while_a_wait_brings_a_call_often_enough() -> None:
     clock = FakeClock()
     patience = Patience(clock)

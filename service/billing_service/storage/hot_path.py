@@ -24,7 +24,8 @@ its own transaction:
 
 A lone call (a batch of one) of a counter whose terms the process already
 holds takes a shorter way: a check (or a batch of checks of one counter) is
-decided straight from one read (on SQLite, a read kept until the next commit
+decided straight from one read, in the caller's own coroutine while checks
+come one at a time (on SQLite, a read kept until the next commit
 by any connection: sqlite_commits.py), and a ConsumeQuota or RecordUsage without
 idempotency key is one conditional UPDATE of its counter with the event's
 INSERT (record_alone), which writes nothing, and leaves the call to the batch
@@ -342,6 +343,17 @@ class UsageBatcher:
                 # caller cancelled (its deadline passed) while its coroutine
                 # waits inside a transaction would leave that transaction
                 # half-done.
+                await self._run_exclusively([op])
+                return op.future.result()
+            elif op.kind is OpKind.CHECK and not self._busy and self._check_patience.alone():
+                # Checks come one at a time (a wait for company would be of
+                # one pass) and none is in the database: this one reads in
+                # its own coroutine too, rather than the worker's, two passes
+                # of the event loop sooner and with 12% fewer instructions
+                # (docs/performance.md). A check writes nothing, so a caller
+                # cancelled mid-read leaves nothing half-done: asyncpg cancels
+                # the statement, and the connection's next one waits until it
+                # has been.
                 await self._run_exclusively([op])
                 return op.future.result()
         if self._worker is None or self._worker.done():
@@ -748,6 +760,11 @@ class Patience:
             return _QUIET_PASSES
         self._next_long_probe = now + _PROBE_SECONDS
         return _LONG_QUIET_PASSES
+
+    def alone(self) -> bool:
+        """Whether calls come one at a time and no probe is due: a wait now
+        would be of one pass. (The probes go through quiet_passes.)"""
+        return self._paying < _WORTH_WAITING and self._clock() < self._next_probe
 
     def waited(self, quiet_passes: int, late: int, after_short_wait: int) -> None:
         """A wait of `quiet_passes` ended: `late` calls came after a pass that
