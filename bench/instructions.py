@@ -20,7 +20,11 @@ run.py), and compare run with run: a scenario's first run repeated to within
 0.3% from one invocation to the next (2026-12-01), while a check's second run
 counted 6-8% more than its first (the floor's and ConsumeQuota's within 0.4%):
 parts of the check's path go by the clock (the batch worker's patience, the
-WAL checkpointer's thread), which valgrind slows.
+WAL checkpointer's thread), which valgrind slows. So does the way a lone
+check takes on PostgreSQL: it reads in its caller's coroutine unless the
+patience's probe is due (every 10 ms); under valgrind, where a call takes
+milliseconds, the probe is due at nearly every call, so such a check is
+counted the batch worker's way.
 
 Usage: .venv/bin/python bench/instructions.py [--calls 2000] [--runs 2] [--backends sqlite,postgres]
 """
