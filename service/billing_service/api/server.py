@@ -123,10 +123,10 @@ class _GenericHandlersOnly:
     grpc.aio's server waits for its next call with asyncio.wait over one
     pending request per registered method, plus one for all other methods,
     and sets that wait up again after every call: with this service's 30-odd
-    methods, a CheckQuota cost 16% more instructions (callgrind, 665,000
-    against 557,000 per call, the whole process; docs/performance.md). A
-    registered method saves nothing that shows in a call's count either (three
-    hot methods registered: 570,000)."""
+    methods, a CheckQuota cost 16% more instructions (callgrind, 663,000
+    against 554,000 per call, the whole process; docs/performance.md). A
+    registered method saves nothing that shows in a call's count either (the
+    three metered methods registered: 570,000)."""
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
