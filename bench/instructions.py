@@ -43,13 +43,14 @@ from pathlib import Path
 
 from loadgen import Target, require_h2load
 from processes import (
+    BENCH_DIR,
     ServerProcess,
     postgres_available,
     postgres_database,
     service_grpc_experiments,
     start_floor,
 )
-from report import BACKENDS, RESULTS
+from report import BACKENDS
 from run import seeded_backend
 from scenarios import (
     CHECK,
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000, help="calls counted per run")
     parser.add_argument("--runs", type=int, default=2, help="counts per scenario")
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--out", type=Path, default=RESULTS.parent / "out", help="logs and dumps")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="logs and dumps")
     args = parser.parse_args(argv)
     backends = [name for name in args.backends.split(",") if name]
     if set(backends) - set(BACKENDS):
