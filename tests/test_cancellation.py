@@ -71,3 +71,35 @@ async def test_checks_cancelled_mid_read_leave_the_counts_as_they_were(client: C
     )
     assert reply.standing.used == 6
     assert (await usage_of(client, "t1"))["seo"] == 6
+
+
+async def test_writes_cancelled_mid_statement_are_counted_once_or_not_at_all(
+    client: Client,
+) -> None:
+    # One caller at a time: on PostgreSQL a lone ConsumeQuota is recorded in
+    # its caller's coroutine, so a deadline that passes mid-statement cancels
+    # it. Each write is then done or not, and the counter (what CheckQuota
+    # reads) and the events (what the usage report sums) still agree.
+    await subscribe(client, "t1", {"seo": 1_000})
+    acknowledged = gave_up = 0
+    for call in range(200):
+        try:
+            await client.usage.ConsumeQuota(
+                usage_pb2.ConsumeQuotaRequest(tenant_id="t1", primitive="seo"),
+                metadata=client.auth,
+                timeout=0.0003 * (call % 8 + 1),
+            )
+            acknowledged += 1
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error
+            gave_up += 1
+    assert gave_up > 0
+
+    await consume(client, "t1")
+    acknowledged += 1
+    reply = await client.usage.CheckQuota(
+        usage_pb2.CheckQuotaRequest(tenant_id="t1", primitive="seo"), metadata=client.auth
+    )
+    used = (await usage_of(client, "t1"))["seo"]
+    assert reply.standing.used == used
+    assert acknowledged <= used <= acknowledged + gave_up

@@ -325,8 +325,14 @@ class UsageBatcher:
         self._versions: dict[int, int] = {}
         self._check_patience = Patience()
         self._write_patience = Patience()  # where a write is a round trip
+        # Moving average (over about 32 writes): how often a write found
+        # another call queued or in the database when it came.
+        self._writes_crowded = 0.0
 
     async def submit(self, op: UsageOp) -> QuotaDecision | UsageRecorded:
+        if op.kind is not OpKind.CHECK:
+            crowded = self._busy or bool(self._queue)
+            self._writes_crowded += (crowded - self._writes_crowded) / 32
         if not self._queue:
             wanted = None
             if op.kind is not OpKind.CHECK and self._window is not None:
@@ -356,6 +362,27 @@ class UsageBatcher:
                 # has been.
                 await self._run_exclusively([op])
                 return op.future.result()
+            elif (
+                # Writes come one at a time and none is in the database: this
+                # one is recorded in its own coroutine, as one statement in
+                # autocommit (record_alone), rather than the worker's. Going by
+                # how often writes find company, not by the write patience,
+                # which counts company on one counter only: over many tenants,
+                # a batch of several counters saves round trips too. A caller
+                # cancelled mid-statement leaves the write done or not done,
+                # never half-done (one statement; the connection's next one
+                # waits until the cancellation has landed), as a call whose
+                # deadline passes may be anyway. When record_alone declines
+                # (see _recorded_alone), the call goes to the worker. One
+                # caller's ConsumeQuota on PostgreSQL: 5% fewer instructions
+                # and, side by side, 10% more calls/s (docs/performance.md).
+                op.kind is not OpKind.CHECK
+                and self._db.records_alone
+                and not self._busy
+                and self._writes_crowded < _WORTH_WAITING
+                and await self._recorded_exclusively(op)
+            ):
+                return op.future.result()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="usage-batcher")
         self._queue.append(op)
@@ -370,6 +397,18 @@ class UsageBatcher:
         self._busy = True
         try:
             await self._run(batch)
+        finally:
+            self._busy = False
+            if self._queue:
+                if self._worker is None or self._worker.done():
+                    self._worker = asyncio.create_task(self._work(), name="usage-batcher")
+                self._wakeup.set()
+
+    async def _recorded_exclusively(self, op: UsageOp) -> bool:
+        """_recorded_alone, with the calls queued meanwhile left to the worker."""
+        self._busy = True
+        try:
+            return await self._recorded_alone(op)
         finally:
             self._busy = False
             if self._queue:
