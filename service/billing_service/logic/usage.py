@@ -30,10 +30,7 @@ class QuotaEngine:
         key = _usage_key(operator_id, tenant_id, primitive)
         quantity = v.quantity("quantity", quantity, default_one=True)
         now = self._clock.now()
-        decision = self._batcher.check_at_once(key, quantity, now)
-        if decision is None:
-            decision = await self._submit_check(key, quantity, now)
-        return decision
+        return await self._batcher.check(key, quantity, now, now)
 
     async def consume(
         self,
@@ -74,7 +71,7 @@ class QuotaEngine:
             raise InvalidArgument("usage_event_id", "is not an id returned by this service")
         event = await self._store.refund_usage(operator_id, int(usage_event_id), self._clock.now())
         # The standing in the event's period, as the hot path counts it.
-        decision = await self._submit_check(event.key, 1, event.occurred_at)
+        decision = await self._batcher.check(event.key, 1, event.occurred_at, self._clock.now())
         return RefundResult(event.refunded, decision.standing)
 
     async def usage(self, operator_id: int, tenant_id: str, as_of: datetime | None) -> UsageReport:
@@ -86,12 +83,6 @@ class QuotaEngine:
         quotas = terms.plan.quotas if terms.plan is not None else {}
         usage = {primitive: used.get(primitive, 0) for primitive in quotas} | used
         return UsageReport(terms, rule.period, window, dict(sorted(usage.items())))
-
-    async def _submit_check(self, key: UsageKey, quantity: int, at: datetime) -> QuotaDecision:
-        op = UsageOp(OpKind.CHECK, key, quantity, at, self._clock.now(), None, _future())
-        result = await self._batcher.submit(op)
-        assert isinstance(result, QuotaDecision)
-        return result
 
     async def _submit_usage(
         self,
