@@ -621,8 +621,7 @@ class UsageBatcher:
         for op in checks:
             if not op.future.done():
                 assert op.window is not None
-                standing = Standing(used, rule.limit, op.window, rule.plan_key)
-                op.future.set_result(_check(op.quantity, rule, standing))
+                op.future.set_result(_decided(op.quantity, rule, op.window, used))
         return True
 
     async def _recorded_alone(self, op: UsageOp) -> bool:
