@@ -42,6 +42,14 @@ def _median_us(samples: Sequence[float]) -> float:
     return statistics.median(samples[_WARMUP:]) * 1e6
 
 
+def _tail_ms(samples: Sequence[float]) -> tuple[float, float]:
+    """The 99th percentile and the slowest after the warm-up, in milliseconds:
+    a disk that stalls now and then shows here first (a commit waits for its
+    flush), and in the p99 of every write at a fixed rate."""
+    measured = sorted(samples[_WARMUP:])
+    return measured[int(len(measured) * 0.99)] * 1e3, measured[-1] * 1e3
+
+
 def _sqlite_commit_us(directory: Path) -> float:
     path = directory / "latency-probe.db"
     conn = sqlite3.connect(path, isolation_level=None)  # autocommit: a transaction per INSERT
@@ -65,8 +73,8 @@ def _timed(call: Callable[[], object]) -> list[float]:
     return samples
 
 
-async def _postgres_us(url: str) -> tuple[float, float]:
-    """(a read round trip, a one-row commit), medians in microseconds."""
+async def _postgres_samples(url: str) -> tuple[list[float], list[float]]:
+    """(read round trips, one-row commits), in seconds, warm-up first."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute(POSTGRES_PROBE_TABLE)
@@ -78,25 +86,30 @@ async def _postgres_us(url: str) -> tuple[float, float]:
                 started = time.perf_counter()
                 await prepared.fetch()
                 samples.append(time.perf_counter() - started)
-            results.append(_median_us(samples))
+            results.append(samples)
         return results[0], results[1]
     finally:
         await conn.close()
 
 
-def database_lines(backends: Sequence[str], scratch: Path) -> list[str]:
-    """The machine's lines on its databases' own latency, unloaded."""
+def database_lines(backends: Sequence[str], scratch: Path, when: str = "") -> list[str]:
+    """The machine's lines on its databases' own latency, unloaded (`when`:
+    a label for a second measurement, e.g. after the matrix)."""
     lines = []
+    label = f" ({when})" if when else ""
     if "sqlite" in backends:
         lines.append(
-            f"- SQLite on its own: a one-row commit {_sqlite_commit_us(scratch):.0f} us "
+            f"- SQLite on its own{label}: a one-row commit {_sqlite_commit_us(scratch):.0f} us "
             "(WAL, synchronous=NORMAL; median, unloaded)"
         )
     if "postgres" in backends:
         with postgres_database() as url:
-            read, commit = asyncio.run(_postgres_us(url))
+            reads, commits = asyncio.run(_postgres_samples(url))
+        p99, slowest = _tail_ms(commits)
         lines.append(
-            f"- PostgreSQL on its own: a read round trip {read:.0f} us, a one-row commit "
-            f"{commit:.0f} us (asyncpg, autocommit; medians, unloaded)"
+            f"- PostgreSQL on its own{label}: a read round trip {_median_us(reads):.0f} us, a "
+            f"one-row commit {_median_us(commits):.0f} us (medians; the commit's p99 "
+            f"{p99:.1f} ms, slowest of {_SAMPLES:,} {slowest:.1f} ms; asyncpg, autocommit, "
+            "unloaded)"
         )
     return lines

@@ -573,6 +573,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(machine[-1], flush=True)
         matrix = Matrix(settings, floors, database_floors, backends, scratch)
         matrix.run()
+        # Again once the matrix is done (its servers idle): the disk's flush
+        # can change within a run, and the writes' p99s follow it.
+        after = database_lines(settings.backends, scratch, "after the matrix")
+        machine.extend(after)
+        print("\n".join(after), flush=True)
     summaries = summarize(matrix.measurements)
     report = render(summaries, settings, machine)
     publish(
