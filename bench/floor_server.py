@@ -5,9 +5,7 @@ empty message. The handler is generic with no (de)serializers, so grpc hands
 over and takes back raw bytes: what is left is the cost of grpc.aio itself.
 It runs on uvloop with the server options the billing service uses, so that
 the billing service's throughput divided by this one's is the cost of the
-service's own work. With BILLING_BUSY_POLL_US set (the floor on the service's
-settings), its event loop polls after each call as the service's does
-(billing_service/api/busy_poll.py). With BENCH_FLOOR_POSTGRES_URL and
+service's own work. With BENCH_FLOOR_POSTGRES_URL and
 BENCH_FLOOR_STATEMENT (`read` or `commit`, dblatency.py's statements), each
 call first awaits that statement on PostgreSQL over asyncpg (prepared,
 autocommit): a database floor, what one call at a time gets when it waits for
@@ -54,32 +52,12 @@ async def waiting_for_postgres(url: str, statement: str) -> Handler:
     return waiting
 
 
-def busy_polled(handler: Handler, poll_us: int) -> Handler:
-    """`handler`, telling a busy poll as the service's guard does as each
-    call starts and ends."""
-    from billing_service.api.busy_poll import BusyPoll
-
-    busy_poll = BusyPoll(poll_us / 1e6)
-
-    async def polled(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        busy_poll.call_started()
-        try:
-            return await handler(request, context)
-        finally:
-            busy_poll.call_ended()
-
-    return polled
-
-
 async def serve(address: str) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    poll_us = int(os.environ.get("BILLING_BUSY_POLL_US") or 0)
     handler: Handler = empty
     postgres_url = os.environ.get("BENCH_FLOOR_POSTGRES_URL")
     if postgres_url:
         handler = await waiting_for_postgres(postgres_url, os.environ["BENCH_FLOOR_STATEMENT"])
-    if poll_us:
-        handler = busy_polled(handler, poll_us)
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(

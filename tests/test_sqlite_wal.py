@@ -6,7 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from billing_service.storage.wal_checkpoints import WalCheckpointer
+from billing_service.metering.sqlite.checkpoints import WalCheckpointer
 
 PAGE = 4096
 

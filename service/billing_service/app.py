@@ -14,10 +14,11 @@ from .logic.auth import Authenticator
 from .logic.catalog import Catalog
 from .logic.subscriptions import Subscriptions
 from .logic.usage import QuotaEngine
+from .metering.batcher import Batcher
+from .metering.engines import open_backend
+from .metering.terms_cache import TermsCache
 from .storage import migrate
-from .storage.commit_window import CommitWindow
 from .storage.engine import create_engines, is_sqlite
-from .storage.hot_path import UsageBatcher, open_hot_path
 from .storage.store import Store
 
 
@@ -47,7 +48,7 @@ class App:
     catalog: Catalog
     subscriptions: Subscriptions
     engine: QuotaEngine
-    batcher: UsageBatcher
+    batcher: Batcher
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -76,13 +77,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         await reader.dispose()
         raise
     store = Store(writer, reader)
-    window_ms = settings.group_commit_window_ms
-    batcher = UsageBatcher(
-        open_hot_path(settings.database_url),
-        enforcement,
-        # PostgreSQL batches by itself: calls queue while a batch is there.
-        CommitWindow(window_ms / 1000) if window_ms and is_sqlite(settings.database_url) else None,
-    )
+    batcher = Batcher(open_backend(settings.database_url), TermsCache(enforcement))
     return App(
         settings=settings,
         clock=clock,

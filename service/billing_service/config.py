@@ -34,15 +34,6 @@ class Settings(BaseSettings):
     # connections); 0: one per CPU core, less one for a PostgreSQL server on
     # this machine (server_processes). The REST gateway runs in the first.
     workers: int = Field(default=1, ge=0)
-    # On SQLite, the longest a metered write waits for others to share its
-    # transaction (group commit; how many it waits for is learned:
-    # storage/commit_window.py). Whole milliseconds: the event loop's timers
-    # are no finer. 0: never wait. (PostgreSQL batches by itself.)
-    group_commit_window_ms: int = Field(default=1, ge=0)
-    # Microseconds the event loop keeps polling, instead of sleeping, after an
-    # RPC starts or ends (api/busy_poll.py): less latency when calls come one
-    # at a time, for CPU while they do. 0: off.
-    busy_poll_us: int = Field(default=0, ge=0, le=1_000_000)
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"

@@ -17,7 +17,6 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from ..domain.errors import DomainError
 from ..logic.auth import Authenticator
-from .busy_poll import BusyPoll
 from .errors import internal_status, to_status
 
 log = logging.getLogger(__name__)
@@ -37,15 +36,13 @@ def guard(
     servicer: Servicer,
     service: ServiceDescriptor,
     authenticator: Authenticator,
-    busy_poll: BusyPoll | None = None,
 ) -> Servicer:
-    """Wrap every RPC method of `servicer` (an instance) in the guard; with
-    `busy_poll`, told as each call starts and ends."""
+    """Wrap every RPC method of `servicer` (an instance) in the guard."""
     for method in service.methods:
         setattr(
             servicer,
             method.name,
-            _guarded(getattr(servicer, method.name), method.full_name, authenticator, busy_poll),
+            _guarded(getattr(servicer, method.name), method.full_name, authenticator),
         )
     return servicer
 
@@ -54,14 +51,8 @@ def _guarded(
     method: Method,
     name: str,
     authenticator: Authenticator,
-    busy_poll: BusyPoll | None,
 ) -> Method:
-    started = busy_poll.call_started if busy_poll is not None else None
-    ended = busy_poll.call_ended if busy_poll is not None else None
-
     async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if started is not None:
-            started()
         try:
             metadata = context.invocation_metadata() or ()
             operator_id = authenticator.cached(metadata)
@@ -79,10 +70,5 @@ def _guarded(
         except Exception:
             log.exception("unhandled error in %s", name)
             await context.abort_with_status(internal_status())
-        finally:
-            # Every call that started ends, refused ones too (a caller whose
-            # key is refused comes back as soon as one whose call is answered).
-            if ended is not None:
-                ended()
 
     return serve

@@ -24,7 +24,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ..app import App
-from .busy_poll import BusyPoll
 from .guard import guard
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
 
@@ -49,14 +48,11 @@ class RunningServer:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     port: int
-    busy_poll: BusyPoll | None = None
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, then let in-flight RPCs finish within `grace`."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        if self.busy_poll is not None:
-            self.busy_poll.close()
 
 
 async def start_server(app: App, address: str, reuse_port: bool = False) -> RunningServer:
@@ -67,12 +63,10 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
     # _GenericHandlersOnly (see there why).
     handlers = _GenericHandlersOnly(server)
     auth = app.authenticator
-    poll_us = app.settings.busy_poll_us
-    busy_poll = BusyPoll(poll_us / 1e6) if poll_us else None
     # The metered calls' service first: a call's method is looked up in the
     # services in the order they were added.
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
-        guard(UsageServicer(app.engine), _service(usage_pb2, "UsageService"), auth, busy_poll),
+        guard(UsageServicer(app.engine), _service(usage_pb2, "UsageService"), auth),
         handlers,
     )
     account_kit_pb2_grpc.add_AccountKitServiceServicer_to_server(
@@ -80,12 +74,11 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
             AccountKitServicer(app.catalog),
             _service(account_kit_pb2, "AccountKitService"),
             auth,
-            busy_poll,
         ),
         handlers,
     )
     plan_pb2_grpc.add_PlanServiceServicer_to_server(
-        guard(PlanServicer(app.catalog), _service(plan_pb2, "PlanService"), auth, busy_poll),
+        guard(PlanServicer(app.catalog), _service(plan_pb2, "PlanService"), auth),
         handlers,
     )
     subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
@@ -93,7 +86,6 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
             SubscriptionServicer(app.subscriptions, app.clock),
             _service(subscription_pb2, "SubscriptionService"),
             auth,
-            busy_poll,
         ),
         handlers,
     )
@@ -112,7 +104,7 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
     await server.start()
-    return RunningServer(server, health_servicer, port, busy_poll)
+    return RunningServer(server, health_servicer, port)
 
 
 class _GenericHandlersOnly:

@@ -8,11 +8,10 @@ the same counter-row lock as the hot path.
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy import Row, and_, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,8 +34,9 @@ from ..domain.models import (
     TenantTerms,
     Window,
 )
+from ..metering.postgres.connection import CONNECTION_LOST
+from ..metering.postgres.statements import METERING_LOCK
 from .rows import (
-    UsageKey,
     kit_from_row,
     plan_from_row,
     subscription_from_row,
@@ -47,7 +47,6 @@ from .schema import (
     operators,
     plans,
     subscriptions,
-    usage_counters,
     usage_events,
 )
 
@@ -56,13 +55,6 @@ T = TypeVar("T")
 # PostgreSQL SQLSTATEs after which a transaction is simply run again.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _MAX_ATTEMPTS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class RefundedEvent:
-    key: UsageKey
-    occurred_at: datetime
-    refunded: bool
 
 
 class Store:
@@ -84,7 +76,7 @@ class Store:
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
                 async with self._translate(), self._writer.begin() as conn:
-                    return await work(conn)
+                    return await _replacing_lost(conn, work)
             except DBAPIError as exc:
                 if attempt == _MAX_ATTEMPTS or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
                     raise
@@ -92,19 +84,30 @@ class Store:
 
     async def _read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with self._translate(), self._reader.connect() as conn:
-            return await work(conn)
+            return await _replacing_lost(conn, work)
 
     @asynccontextmanager
     async def _translate(self) -> AsyncIterator[None]:
         try:
             yield
-        except (OperationalError, InterfaceError, OSError) as exc:
+        except (DBAPIError, OSError) as exc:
             if isinstance(exc, DBAPIError) and _sqlstate(exc) in _RETRYABLE_SQLSTATES:
+                raise
+            if not _connection_lost(exc):
                 raise
             raise StorageUnavailable(f"storage unavailable: {type(exc).__name__}") from exc
 
     async def _bump_terms_version(self, conn: AsyncConnection, operator_id: int) -> None:
-        """Tell every replica's terms cache that this operator's terms changed."""
+        """Tell every replica's terms cache that this operator's terms changed.
+        On PostgreSQL, first take the operator's metering lock exclusively:
+        the change commits only once no metered write under the older terms
+        is in flight, and none starts before it commits
+        (metering/postgres/backend.py)."""
+        if self._postgres:
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:lock, :operator)"),
+                {"lock": METERING_LOCK, "operator": operator_id},
+            )
         await conn.execute(
             update(operators)
             .where(operators.c.id == operator_id)
@@ -451,45 +454,6 @@ class Store:
 
     # -- usage --------------------------------------------------------------
 
-    async def refund_usage(self, operator_id: int, event_id: int, now: datetime) -> RefundedEvent:
-        async def work(conn: AsyncConnection) -> RefundedEvent:
-            event_where = (usage_events.c.operator_id == operator_id, usage_events.c.id == event_id)
-            row = (await conn.execute(select(usage_events).where(*event_where))).first()
-            if row is None:
-                raise NotFound("usage event", str(event_id))
-            key = UsageKey(operator_id, row.tenant_id, row.primitive)
-            # Lock the counter before touching the event, in the same order as
-            # the hot path's batches, so that the two cannot deadlock.
-            counter = (
-                await conn.execute(
-                    update(usage_counters)
-                    .where(*_counter_where(key))
-                    .values(used=usage_counters.c.used)
-                    .returning(usage_counters.c.window_start, usage_counters.c.window_end)
-                )
-            ).first()
-            refunded = (
-                await conn.execute(
-                    update(usage_events)
-                    .where(*event_where, usage_events.c.refunded_at.is_(None))
-                    .values(refunded_at=to_micros(now))
-                    .returning(usage_events.c.id)
-                )
-            ).first() is not None
-            if (
-                refunded
-                and counter is not None
-                and counter.window_start <= row.occurred_at < counter.window_end
-            ):
-                await conn.execute(
-                    update(usage_counters)
-                    .where(*_counter_where(key))
-                    .values(used=usage_counters.c.used - row.quantity)
-                )
-            return RefundedEvent(key, from_micros(row.occurred_at), refunded)
-
-        return await self._write(work)
-
     async def usage_by_primitive(
         self, operator_id: int, tenant_id: str, window: Window
     ) -> dict[str, int]:
@@ -536,12 +500,27 @@ def _terms_query(operator_id: int) -> Any:
     )
 
 
-def _counter_where(key: UsageKey) -> tuple[Any, ...]:
-    return (
-        usage_counters.c.operator_id == key.operator_id,
-        usage_counters.c.tenant_id == key.tenant_id,
-        usage_counters.c.primitive == key.primitive,
-    )
+async def _replacing_lost(
+    conn: AsyncConnection, work: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """`work(conn)`; a connection found lost is dropped from the pool at once,
+    so that the next caller does not find it broken too."""
+    try:
+        return await work(conn)
+    except (DBAPIError, OSError) as exc:
+        if _connection_lost(exc) and not conn.invalidated:
+            await conn.invalidate()
+        raise
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """Whether `exc` says the database or the connection to it is gone (or in
+    a state no statement can use), rather than that a statement failed."""
+    if isinstance(exc, OSError | OperationalError | InterfaceError):
+        return True
+    assert isinstance(exc, DBAPIError)
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return bool(exc.connection_invalidated) or isinstance(cause, CONNECTION_LOST)
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:

@@ -15,7 +15,7 @@ achieves (new frames land while it runs). So once the log is past
 `restart_pages`, the thread asks for a RESTART checkpoint: it takes the write
 lock for the moment it needs to copy the few frames the PASSIVE one left, and
 the next commit writes from the start of the log again. Writers that find the
-lock taken retry the batch after a pause (hot_path.RetryBatch); the checkpoint
+lock taken retry the batch after a pause (metering.backend.RetryBatch); the checkpoint
 waits `busy_ms` at most for a writer or reader to finish, else it tries again
 on a later tick.
 """

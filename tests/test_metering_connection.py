@@ -1,4 +1,4 @@
-"""The hot path's own PostgreSQL connection goes where the database URL says,
+"""The metering core's own PostgreSQL connection goes where the database URL says,
 as the Store's connections do: its query string's options included."""
 
 import pytest
@@ -6,7 +6,9 @@ from sqlalchemy.engine import make_url
 
 from billing_service.app import App
 from billing_service.domain.errors import StorageUnavailable
-from billing_service.storage.hot_path import HotPathDb, open_hot_path
+from billing_service.metering.backend import MeteringBackend
+from billing_service.metering.engines import open_backend
+from billing_service.storage.rows import UsageKey
 
 from .conftest import PG_HOST, PG_PORT
 
@@ -19,21 +21,21 @@ def _with_query(database_url: str, **query: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def _operators_known(db: HotPathDb) -> dict[int, int]:
+async def _usage_read(db: MeteringBackend) -> tuple[int, int] | None:
     """A read of the migrated database (`app` migrated it) through `db`."""
     try:
-        return await db.in_transaction(False, lambda: db.terms_versions([1, 2, 3]))
+        return await db.read_usage(UsageKey(1, "t", "p"), 0, 1)
     finally:
         await db.close()
 
 
 async def test_host_and_port_in_the_query_string_are_used(app: App) -> None:
     url = _with_query(app.settings.database_url, host=PG_HOST, port=str(PG_PORT))
-    assert await _operators_known(open_hot_path(url)) == {}
+    assert await _usage_read(open_backend(url)) is None  # no operator yet
 
 
 async def test_a_port_in_the_query_string_that_nothing_listens_on_fails(app: App) -> None:
     # Not a fallback to a default server: the one the URL names, or none.
     url = _with_query(app.settings.database_url, host=PG_HOST, port="1")
     with pytest.raises(StorageUnavailable):
-        await _operators_known(open_hot_path(url))
+        await _usage_read(open_backend(url))

@@ -1,0 +1,208 @@
+"""One transaction of metered calls, whatever the database: lock the
+counters (in key order, so that batches cannot deadlock), read the terms
+versions once the locks are held, find replayed idempotency keys, decide
+every call with decide.py, write the events and counters.
+
+A counter row holds the usage of its key in one period [start, end): the
+sum of the unrefunded events that occurred in it. A call of another period
+is decided against the events' sum for that period, and the row moves to
+the latest period written."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..domain.errors import DomainError, IdempotencyKeyReused, InvalidArgument, NotFound
+from ..domain.instants import from_micros, to_micros
+from ..domain.models import QuotaDecision, RefundResult, Standing, UsageRecorded, Window
+from ..storage.rows import UsageKey
+from .backend import RetryBatch, Transaction
+from .calls import Call, CounterRow, Crossing, EventRow, NewEvent, Quantity, Refund
+from .decide import Bounds, Verdict, decide
+from .terms_cache import NO_TERMS, RuleSlot, TermsCache
+
+Answer = QuotaDecision | UsageRecorded | DomainError
+
+
+@dataclass
+class BatchResult:
+    answers: dict[int, Answer] = field(default_factory=dict)  # by the call's index
+    later: list[int] = field(default_factory=list)  # calls for the next batch
+    crossings: list[Crossing] = field(default_factory=list)
+
+
+async def run_calls(tx: Transaction, calls: Sequence[Call], cache: TermsCache) -> BatchResult:
+    write = any(call.writes for call in calls)
+    keys = sorted({call.key for call in calls})
+    counters, versions = await tx.counters_and_versions(
+        keys, sorted({key.operator_id for key in keys}), lock=write
+    )
+    slots = await rule_slots(tx, cache, keys, versions)
+    result = BatchResult()
+    replays = await _replays(tx, calls) if write else {}
+    by_key: dict[UsageKey, list[int]] = {}
+    seen_keys: set[tuple[int, str]] = set()
+    for index, call in enumerate(calls):
+        idem = (call.key.operator_id, call.idempotency_key or "")
+        if call.writes and call.idempotency_key is not None:
+            if idem in replays:
+                result.answers[index] = replay(call, replays[idem])
+                continue
+            if idem in seen_keys:
+                # A key used twice in one batch: this call and those after it
+                # go to the next batch, which sees what the first one did.
+                result.later = list(range(index, len(calls)))
+                break
+            seen_keys.add(idem)
+        by_key.setdefault(call.key, []).append(index)
+    events: list[tuple[int, NewEvent]] = []
+    moved: list[tuple[UsageKey, CounterRow]] = []
+    for key, indexes in by_key.items():
+        usage = PeriodUsage(counters[key])
+        for bounds, group in _by_period(slots[key], calls, indexes, result.answers):
+            used = await usage.in_period(tx, key, bounds)
+            verdicts, _ = decide(slots[key].rule, bounds, used, [calls[i] for i in group])
+            for index, verdict in zip(group, verdicts, strict=True):
+                result.answers[index] = answer_of(verdict)
+                if verdict.event is not None:
+                    usage.add(verdict.event)
+                    events.append((index, verdict.event))
+                    result.crossings.extend(verdict.crossings)
+        if usage.changed:
+            moved.append((key, usage.row()))
+    if events or moved:
+        ids = await tx.write([event for _, event in events], moved)
+        if None in ids:
+            raise RetryBatch()  # another replica took a key meanwhile: it is a replay now
+        for (index, _), event_id in zip(events, ids, strict=True):
+            standing = result.answers[index]
+            assert isinstance(standing, QuotaDecision) and event_id is not None
+            result.answers[index] = UsageRecorded(event_id, standing.standing, replayed=False)
+    return result
+
+
+async def run_refund(tx: Transaction, refund: Refund, cache: TermsCache) -> RefundResult:
+    event = await tx.event(refund.operator_id, refund.event_id)
+    if event is None:
+        raise NotFound("usage event", str(refund.event_id))
+    key = UsageKey(refund.operator_id, event.tenant_id, event.primitive)
+    counters, versions = await tx.counters_and_versions([key], [key.operator_id], lock=True)
+    refunded = await tx.mark_refunded(key.operator_id, event.id, to_micros(refund.now))
+    usage = PeriodUsage(counters[key])
+    if refunded:
+        usage.take_back(event)
+        await tx.write([], [(key, usage.row())])
+    slot = (await rule_slots(tx, cache, [key], versions))[key]
+    bounds = slot.bounds_at(from_micros(event.occurred_at))
+    used = await usage.in_period(tx, key, bounds)
+    return RefundResult(
+        refunded, Standing(used, slot.rule.limit, bounds.window, slot.rule.plan_key)
+    )
+
+
+async def rule_slots(
+    tx: Transaction, cache: TermsCache, keys: Sequence[UsageKey], versions: dict[int, int]
+) -> dict[UsageKey, RuleSlot]:
+    """Each counter's rule at its operator's current terms version, loading
+    the terms this process does not hold at that version."""
+    slots: dict[UsageKey, RuleSlot] = {}
+    missing: dict[int, set[str]] = {}
+    for key in keys:
+        version = versions.get(key.operator_id, 0)
+        cache.saw_version(key.operator_id, version)
+        slot = cache.slot_at(key, version)
+        if slot is None:
+            missing.setdefault(key.operator_id, set()).add(key.tenant_id)
+        else:
+            slots[key] = slot
+    for operator_id, tenants in missing.items():
+        found = await tx.load_terms(operator_id, sorted(tenants))
+        loaded = {tenant: found.get(tenant, NO_TERMS) for tenant in tenants}
+        version = versions.get(operator_id, 0)
+        cache.hold(operator_id, version, loaded)
+        for key in keys:
+            if key.operator_id == operator_id and key not in slots:
+                slots[key] = cache.slot_from(key, version, loaded[key.tenant_id])
+    return slots
+
+
+class PeriodUsage:
+    """A counter's usage per period during one transaction: exact sums of the
+    events, from the counter row or from the events themselves."""
+
+    def __init__(self, row: CounterRow) -> None:
+        self._used: dict[tuple[int, int], Quantity] = {(row.start, row.end): row.used}
+        self._stored = (row.start, row.end)
+        self.changed = False
+
+    async def in_period(self, tx: Transaction, key: UsageKey, bounds: Bounds) -> Quantity:
+        period = (bounds.start, bounds.end)
+        if period not in self._used:
+            self._used[period] = await tx.sum_events(key, *period)
+        return self._used[period]
+
+    def add(self, event: NewEvent) -> None:
+        self._count(to_micros(event.call.at), event.call.quantity)
+        self._stored = max(self._stored, (event.window_start, event.window_end))
+
+    def take_back(self, event: EventRow) -> None:
+        self._count(event.occurred_at, -event.quantity)
+
+    def row(self) -> CounterRow:
+        """The counter row to store: the latest period known exactly."""
+        start, end = self._stored
+        return CounterRow(start, end, self._used[self._stored])
+
+    def _count(self, at: int, quantity: Quantity) -> None:
+        for (start, end), used in self._used.items():
+            if start <= at < end:
+                self._used[start, end] = used + quantity
+                self.changed = True
+
+
+def replay(call: Call, row: EventRow) -> UsageRecorded | DomainError:
+    """The answer to a retry of an idempotency key already stored."""
+    if (row.tenant_id, row.primitive, row.quantity) != (
+        call.key.tenant_id,
+        call.key.primitive,
+        call.quantity,
+    ):
+        return IdempotencyKeyReused(call.idempotency_key or "")
+    window = Window(from_micros(row.window_start), from_micros(row.window_end))
+    standing = Standing(row.used_after, row.quota_limit, window, row.plan_key)
+    return UsageRecorded(row.id, standing, replayed=True)
+
+
+async def _replays(tx: Transaction, calls: Sequence[Call]) -> dict[tuple[int, str], EventRow]:
+    wanted: dict[int, set[str]] = {}
+    for call in calls:
+        if call.writes and call.idempotency_key is not None:
+            wanted.setdefault(call.key.operator_id, set()).add(call.idempotency_key)
+    found: dict[tuple[int, str], EventRow] = {}
+    for operator_id, idempotency_keys in wanted.items():
+        rows = await tx.find_events(operator_id, sorted(idempotency_keys))
+        found.update(((operator_id, idem), row) for idem, row in rows.items())
+    return found
+
+
+def _by_period(
+    slot: RuleSlot, calls: Sequence[Call], indexes: list[int], answers: dict[int, Answer]
+) -> list[tuple[Bounds, list[int]]]:
+    """The calls of one counter grouped by period, in arrival order within
+    each; a call whose instant has no period is refused alone."""
+    groups: dict[tuple[int, int], tuple[Bounds, list[int]]] = {}
+    for index in indexes:
+        try:
+            bounds = slot.bounds_at(calls[index].at)
+        except (ValueError, OverflowError):
+            answers[index] = InvalidArgument("occurred_at", "is outside the supported range")
+            continue
+        groups.setdefault((bounds.start, bounds.end), (bounds, []))[1].append(index)
+    return list(groups.values())
+
+
+def answer_of(verdict: Verdict) -> Answer:
+    """A check's decision, a refusal, or (for a recorded call, until its id
+    is known) the standing to answer it with."""
+    if verdict.refusal is not None:
+        return verdict.refusal
+    return QuotaDecision(verdict.reason is None, verdict.reason, verdict.standing)

@@ -1,0 +1,230 @@
+"""The queue of metered calls and the worker task that answers them a batch
+at a time: futures, retries, failures. No SQL and no quota rule here.
+
+A failure fails only the calls it concerns: a transient conflict runs the
+batch again; a lost database answers the batch's calls UNAVAILABLE (the
+database is shared by them all); anything else (a bug, or one call's input
+that no check caught) runs each call of the batch alone, so that only the
+call that causes it fails. The worker never dies, and every call is answered.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from ..domain.errors import DomainError, StorageUnavailable
+from ..domain.models import QuotaDecision, RefundResult, UsageRecorded
+from .backend import MeteringBackend, RetryBatch, Transaction
+from .batch import BatchResult, answer_of, run_calls, run_refund
+from .batch_forming import BatchForming, WhileArriving
+from .calls import Call, Crossing, Refund
+from .decide import decide
+from .router import DefaultRouter, Route, Router
+from .terms_cache import TermsCache
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BATCH = 512
+# A busy database (SQLite: another process holds the write lock) is tried
+# again on the next pass of the event loop, twice, then after a pause that
+# doubles from 1 ms up to 50 ms: about a second in all.
+_FAST_RETRIES = 2
+_MAX_ATTEMPTS = _FAST_RETRIES + 12
+
+
+@dataclass(eq=False, slots=True)
+class Pending:
+    job: Call | Refund
+    future: asyncio.Future[Any]
+
+
+class Batcher:
+    def __init__(
+        self,
+        backend: MeteringBackend,
+        cache: TermsCache,
+        router: Router | None = None,
+        forming: BatchForming | None = None,
+        on_crossings: Callable[[Sequence[Crossing]], None] | None = None,
+    ) -> None:
+        self._backend = backend
+        self._cache = cache
+        self._router = router or DefaultRouter()
+        self._forming = forming or WhileArriving()
+        self._on_crossings = on_crossings
+        self._queue: list[Pending] = []
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._busy = False  # the connection is in use (a batch, or a check's read)
+
+    async def check(self, call: Call) -> QuotaDecision:
+        idle = self._backend.never_suspends or not (self._queue or self._busy)
+        if self._router.route(call, idle) is Route.READ and idle:
+            decision = await self._read(call)
+            if decision is not None:
+                return decision
+        result = await self._submit(call)
+        assert isinstance(result, QuotaDecision)
+        return result
+
+    async def write(self, call: Call) -> UsageRecorded:
+        result = await self._submit(call)
+        assert isinstance(result, UsageRecorded)
+        return result
+
+    async def refund(self, refund: Refund) -> RefundResult:
+        result = await self._submit(refund)
+        assert isinstance(result, RefundResult)
+        return result
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        _settle_all(self._queue, StorageUnavailable("the service is shutting down"))
+        await self._backend.close()
+
+    async def _read(self, call: Call) -> QuotaDecision | None:
+        """The READ route; None when it cannot decide (the batch path will)."""
+        slot = self._cache.current_slot(call.key)
+        if slot is None:
+            return None
+        bounds = slot.bounds_at(call.at)
+        backend = self._backend
+        try:
+            if backend.never_suspends:
+                read = backend.read_usage_now(call.key, bounds.start, bounds.end)
+            else:
+                self._busy = True
+                try:
+                    read = await backend.read_usage(call.key, bounds.start, bounds.end)
+                finally:
+                    self._not_busy()
+        except RetryBatch:
+            return None
+        if read is None or read[0] != slot.version:
+            if read is not None:
+                self._cache.saw_version(call.key.operator_id, read[0])
+            return None
+        (verdict,), _ = decide(slot.rule, bounds, read[1], [call])
+        answer = answer_of(verdict)
+        assert isinstance(answer, QuotaDecision)
+        return answer
+
+    async def _submit(self, job: Call | Refund) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(Pending(job, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="metering-worker")
+        self._wakeup.set()
+        return await future
+
+    def _not_busy(self) -> None:
+        self._busy = False
+        if self._queue:
+            self._wakeup.set()
+
+    async def _work(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue and not self._busy:
+                batch: list[Pending] = []
+                self._busy = True
+                try:
+                    await self._forming.gather(self._queue)
+                    batch = [p for p in self._queue[:MAX_BATCH] if not p.future.done()]
+                    del self._queue[:MAX_BATCH]
+                    await self._run(batch)
+                except Exception:  # a bug of the worker's own: fail its batch, carry on
+                    log.exception("metering batch failed")
+                    _settle_all(batch, StorageUnavailable("storage unavailable: internal error"))
+                finally:
+                    self._busy = False
+
+    async def _run(self, batch: list[Pending]) -> None:
+        calls = [p for p in batch if isinstance(p.job, Call)]
+        for pending in batch:
+            job = pending.job
+            if isinstance(job, Refund):
+                await self._run_one(
+                    pending, [job.operator_id], partial(run_refund, refund=job, cache=self._cache)
+                )
+        if calls:
+            await self._run_calls(calls)
+
+    async def _run_calls(self, pendings: list[Pending]) -> None:
+        calls = [p.job for p in pendings if isinstance(p.job, Call)]
+        operator_ids = sorted({call.key.operator_id for call in calls})
+        write = any(call.writes for call in calls)
+        try:
+            result: BatchResult = await self._attempts(
+                operator_ids, write, lambda tx: run_calls(tx, calls, self._cache)
+            )
+        except DomainError as error:  # the database failed them all
+            _settle_all(pendings, error)
+            return
+        except Exception:
+            if len(pendings) > 1:  # find the call that causes it: each alone
+                for pending in pendings:
+                    await self._run_calls([pending])
+                return
+            log.exception("metered call failed")
+            _settle_all(pendings, StorageUnavailable("storage unavailable: internal error"))
+            return
+        for index, pending in enumerate(pendings):
+            if index not in result.answers:
+                continue
+            _settle(pending, result.answers[index])
+        self._queue[:0] = [pendings[i] for i in result.later]
+        if result.crossings and self._on_crossings is not None:
+            self._on_crossings(result.crossings)
+
+    async def _run_one(
+        self, pending: Pending, operator_ids: list[int], work: Callable[[Transaction], Awaitable[T]]
+    ) -> None:
+        try:
+            _settle(pending, await self._attempts(operator_ids, True, work))
+        except DomainError as error:
+            _settle(pending, error)
+        except Exception:
+            log.exception("metering job failed")
+            _settle(pending, StorageUnavailable("storage unavailable: internal error"))
+
+    async def _attempts(
+        self, operator_ids: list[int], write: bool, work: Callable[[Transaction], Awaitable[T]]
+    ) -> T:
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                return await self._backend.transaction(operator_ids, write, work)
+            except RetryBatch:
+                if attempt < _MAX_ATTEMPTS:
+                    await asyncio.sleep(_retry_pause(attempt))
+        raise StorageUnavailable("storage is busy; try again")
+
+
+def _retry_pause(attempt: int) -> float:
+    """Seconds to wait after the attempt-th try found the database busy."""
+    if attempt <= _FAST_RETRIES:
+        return 0.0
+    return min(0.0005 * 2.0 ** (attempt - _FAST_RETRIES), 0.05)
+
+
+def _settle(pending: Pending, answer: object) -> None:
+    if pending.future.done():
+        return
+    if isinstance(answer, BaseException):
+        pending.future.set_exception(answer)
+    else:
+        pending.future.set_result(answer)
+
+
+def _settle_all(pendings: Sequence[Pending], error: Exception) -> None:
+    for pending in pendings:
+        _settle(pending, error)

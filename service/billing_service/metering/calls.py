@@ -1,0 +1,99 @@
+"""Immutable values that travel through the metering core: a metered call,
+what the database holds for it, and what was decided."""
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..storage.rows import UsageKey
+
+# Units of usage. Integers today; the one name to change when quantities
+# become decimals (issue 28), so that every place that adds them is found.
+Quantity = int
+
+
+class Kind(enum.Enum):
+    CHECK = "check"
+    CONSUME = "consume"
+    RECORD = "record"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One metered call, as validated by the API layer."""
+
+    kind: Kind
+    key: UsageKey
+    quantity: Quantity
+    at: datetime  # when the usage happens: now, or RecordUsage's occurred_at
+    now: datetime
+    idempotency_key: str | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.kind is not Kind.CHECK
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """A RefundUsage call: one stored event to take back."""
+
+    operator_id: int
+    event_id: int
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CounterRow:
+    """A usage counter as stored: the usage of its key in [start, end), in
+    microseconds since the epoch."""
+
+    start: int
+    end: int
+    used: Quantity
+
+
+EMPTY_COUNTER = CounterRow(0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """A stored usage event, with the figures answered to its first call
+    (replayed to retries of the same idempotency key)."""
+
+    id: int
+    tenant_id: str
+    primitive: str
+    quantity: Quantity
+    occurred_at: int
+    used_after: Quantity
+    quota_limit: Quantity | None
+    window_start: int
+    window_end: int
+    plan_key: str | None
+    refunded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to insert: a recorded call and the figures answered to it."""
+
+    call: Call
+    used_after: Quantity
+    quota_limit: Quantity | None
+    window_start: int
+    window_end: int
+    plan_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """A call took a counter's usage across `percent` of its limit in a
+    period (for usage alerts): exactly one call per threshold and period can."""
+
+    key: UsageKey
+    percent: int
+    window_start: int
+    window_end: int
+    used: Quantity
+    limit: Quantity

@@ -1,0 +1,107 @@
+"""THE metering rule, and the only place it is written. Pure: no I/O, no
+clock (every instant comes in the calls).
+
+`decide` answers the calls of one counter in one period, in arrival order,
+as if each had had the counter to itself: what every route of the core
+(batcher.py) and the reference model of the tests agree on.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..domain.errors import DomainError, PrimitiveNotPermitted, QuotaExceeded, SubscriptionInactive
+from ..domain.models import DenialReason, Standing, Window
+from ..domain.policy import Enforcement
+from .calls import Call, Crossing, Kind, NewEvent, Quantity
+
+# Percentages of a limit whose crossing is reported once per period.
+THRESHOLDS = (80, 100)
+
+
+def admits(limit: Quantity | None, used: Quantity, quantity: Quantity) -> bool:
+    """Whether `quantity` more units fit under `limit` (None: unlimited)."""
+    return limit is None or used + quantity <= limit
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The rule's answer to one call. A check has `reason` (None: allowed);
+    a write has either `refusal` or the `event` to store."""
+
+    standing: Standing
+    reason: DenialReason | None = None
+    refusal: DomainError | None = None
+    event: NewEvent | None = None
+    crossings: tuple[Crossing, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The period a group of calls falls in, with its bounds in micros."""
+
+    window: Window
+    start: int
+    end: int
+
+
+def decide(
+    rule: Enforcement, period: Bounds, used: Quantity, calls: Sequence[Call]
+) -> tuple[list[Verdict], Quantity]:
+    """Answer `calls` (one counter, all in `period`, in arrival order) against
+    `used`, the counter's usage in that period; return the verdicts and the
+    usage after them. RecordUsage records whatever the limit and the
+    subscription say (it reports work already done); ConsumeQuota only within
+    both; a check writes nothing."""
+    verdicts: list[Verdict] = []
+    for call in calls:
+        standing = Standing(used, rule.limit, period.window, rule.plan_key)
+        if call.kind is Kind.CHECK:
+            verdicts.append(Verdict(standing, reason=check_reason(rule, used, call.quantity)))
+            continue
+        if call.kind is Kind.CONSUME:
+            refusal = _refusal(rule, call, used)
+            if refusal is not None:
+                verdicts.append(Verdict(standing, refusal=refusal))
+                continue
+        before, used = used, used + call.quantity
+        event = NewEvent(call, used, rule.limit, period.start, period.end, rule.plan_key)
+        verdicts.append(
+            Verdict(
+                Standing(used, rule.limit, period.window, rule.plan_key),
+                event=event,
+                crossings=crossings(call, period, rule.limit, before, used),
+            )
+        )
+    return verdicts, used
+
+
+def check_reason(rule: Enforcement, used: Quantity, quantity: Quantity) -> DenialReason | None:
+    """Why a check of `quantity` more units is denied; None: allowed."""
+    if rule.denial is not None:
+        return rule.denial
+    if not admits(rule.limit, used, quantity):
+        return DenialReason.QUOTA_EXCEEDED
+    return None
+
+
+def crossings(
+    call: Call, period: Bounds, limit: Quantity | None, before: Quantity, after: Quantity
+) -> tuple[Crossing, ...]:
+    """The thresholds that usage going from `before` to `after` crosses."""
+    if limit is None or limit <= 0:
+        return ()
+    return tuple(
+        Crossing(call.key, percent, period.start, period.end, after, limit)
+        for percent in THRESHOLDS
+        if before * 100 < percent * limit <= after * 100
+    )
+
+
+def _refusal(rule: Enforcement, call: Call, used: Quantity) -> DomainError | None:
+    if rule.denial is DenialReason.SUBSCRIPTION_INACTIVE:
+        return SubscriptionInactive(call.key.tenant_id, str(rule.status))
+    if rule.denial is DenialReason.PRIMITIVE_NOT_PERMITTED:
+        return PrimitiveNotPermitted(call.key.primitive, rule.account_kit_id or "")
+    if rule.limit is not None and not admits(rule.limit, used, call.quantity):
+        return QuotaExceeded(call.key.primitive, used, rule.limit)
+    return None

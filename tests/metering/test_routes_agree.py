@@ -1,0 +1,175 @@
+"""Random sequences of checks, consumes, records, refunds, plan and status
+changes, replayed keys and period roll-overs (an injected clock), run
+through every route of the metering core on both databases, by one process
+or two (two batchers, each with its own connection and terms cache), must
+give the reference model's answers, and leave counters equal to events."""
+
+import asyncio
+import random
+from datetime import timedelta
+
+import pytest
+
+from billing_service.app import App
+from billing_service.clock import FixedClock
+from billing_service.domain.errors import DomainError
+from billing_service.domain.models import Period, RefundResult, SubscriptionStatus
+from billing_service.domain.policy import enforcement
+from billing_service.logic.usage import QuotaEngine
+from billing_service.metering.batch_forming import UntilCount, WhileArriving
+from billing_service.metering.batcher import Batcher
+from billing_service.metering.engines import open_backend
+from billing_service.metering.router import FixedRouter, Route
+from billing_service.metering.terms_cache import TermsCache
+
+from .invariants import counters_equal_events
+from .model import Answer, Event, Model
+
+TENANTS = ("t0", "t1", "t2")
+PRIMITIVES = ("a", "b")
+STEPS = 120
+
+
+class Run:
+    """One random sequence against the service and the model side by side."""
+
+    def __init__(self, app: App, clock: FixedClock, engines: list[QuotaEngine], seed: int) -> None:
+        self.app, self.clock, self.engines = app, clock, engines
+        self.rng = random.Random(seed)
+        self.model = Model()
+        self.operator_id = 0
+        self.keys: list[str] = []
+        self.ids: dict[int, Event] = {}  # the service's event ids
+
+    async def setup(self) -> None:
+        operator = await self.app.store.create_operator("acme", self.clock.now())
+        self.operator_id = operator.id
+        await self.change_plan()
+        for tenant in TENANTS[:2]:  # the last tenant has no subscription
+            await self.subscribe(tenant, SubscriptionStatus.ACTIVE)
+
+    async def change_plan(self) -> None:
+        quotas = {p: self.rng.randint(0, 8) for p in PRIMITIVES if self.rng.random() < 0.8}
+        period = self.rng.choice([Period.DAY, Period.WEEK])
+        await self.app.catalog.upsert_plan(self.operator_id, "p", "P", "", "", quotas, period)
+        await self.refresh_terms()
+
+    async def subscribe(self, tenant: str, status: SubscriptionStatus) -> None:
+        await self.app.subscriptions.set(self.operator_id, tenant, "p", status, "", "", None, False)
+        await self.refresh_terms()
+
+    async def refresh_terms(self) -> None:
+        for tenant in TENANTS:
+            self.model.terms[tenant] = await self.app.store.get_terms(self.operator_id, tenant)
+
+    def call(self) -> tuple[str, tuple[object, ...]]:
+        """A random metered call: (kind, arguments)."""
+        rng = self.rng
+        tenant, primitive, quantity = rng.choice(TENANTS), rng.choice(PRIMITIVES), rng.randint(1, 3)
+        kind = rng.choice(["check", "consume", "consume", "record"])
+        if kind == "check":
+            return kind, (tenant, primitive, quantity)
+        key: str | None = None
+        if rng.random() < 0.5:
+            key = rng.choice(self.keys) if self.keys and rng.random() < 0.3 else f"k{rng.random()}"
+            self.keys.append(key)
+        ago = timedelta(hours=rng.choice([0, 0, 1, 30])) if kind == "record" else timedelta(0)
+        return kind, (tenant, primitive, quantity, key, ago)
+
+    async def on_service(self, engine: QuotaEngine, kind: str, args: tuple) -> Answer:  # type: ignore[type-arg]
+        op = self.operator_id
+        try:
+            if kind == "check":
+                decision = await engine.check(op, *args)
+                outcome = str(decision.reason) if decision.reason else "allowed"
+                return Answer(outcome, decision.standing.used, decision.standing.limit)
+            tenant, primitive, quantity, key, ago = args
+            if kind == "consume":
+                recorded = await engine.consume(op, tenant, primitive, quantity, key or "")
+            else:
+                at = self.clock.now() - ago
+                recorded = await engine.record(op, tenant, primitive, quantity, key or "", at)
+        except DomainError as error:
+            return Answer(error.reason)
+        outcome = "replayed" if recorded.replayed else "recorded"
+        return Answer(outcome, recorded.standing.used, recorded.standing.limit), recorded.event_id  # type: ignore[return-value]
+
+    def on_model(self, kind: str, args: tuple) -> tuple[Answer, Event | None]:  # type: ignore[type-arg]
+        now = self.clock.now()
+        if kind == "check":
+            tenant, primitive, quantity = args
+            return self.model.check(tenant, primitive, quantity, now), None
+        tenant, primitive, quantity, key, ago = args
+        return self.model.write(kind == "consume", tenant, primitive, quantity, now - ago, key)
+
+    async def burst(self, engine: QuotaEngine, size: int, checks_alone: bool) -> None:
+        """`size` calls sent together, which the model takes in that order. A
+        check that reads at once overtakes writes still queued (as it may:
+        they are not answered yet), so with `checks_alone` it goes alone."""
+        calls = [self.call() for _ in range(size)]
+        if checks_alone and len(calls) > 1:
+            calls = [c for c in calls if c[0] != "check"] or calls[:1]
+        results = await asyncio.gather(*(self.on_service(engine, k, a) for k, a in calls))
+        for (kind, args), result in zip(calls, results, strict=True):
+            expected, event = self.on_model(kind, args)
+            answer = result[0] if isinstance(result, tuple) else result
+            assert answer == expected, (kind, args)
+            if event is not None and isinstance(result, tuple):
+                self.ids[result[1]] = event
+
+    async def refund(self, engine: QuotaEngine) -> None:
+        event_id = self.rng.choice([*self.ids, 10**9]) if self.ids else 10**9
+        try:
+            result: RefundResult | None = await engine.refund(self.operator_id, str(event_id))
+        except DomainError as error:
+            assert error.reason == "NOT_FOUND" and event_id not in self.ids
+            result = None
+        expected = self.model.refund(self.ids.get(event_id), self.clock.now())
+        if result is not None:
+            outcome = "refunded" if result.refunded else "already refunded"
+            assert Answer(outcome, result.standing.used, result.standing.limit) == expected
+
+    async def step(self, burst: int, checks_alone: bool) -> None:
+        engine = self.rng.choice(self.engines)
+        roll = self.rng.random()
+        if roll < 0.06:
+            await self.change_plan()
+        elif roll < 0.1:
+            status = self.rng.choice([SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED])
+            await self.subscribe(self.rng.choice(TENANTS), status)
+        elif roll < 0.15:
+            self.clock.at += timedelta(hours=self.rng.choice([1, 7, 25]))
+        elif roll < 0.22:
+            await self.refund(engine)
+        else:
+            await self.burst(engine, self.rng.randint(1, burst), checks_alone)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    ("route", "burst", "processes"),
+    [(Route.READ, 1, 1), (Route.QUEUED, 1, 1), (Route.QUEUED, 6, 1), (Route.READ, 4, 2)],
+    ids=["read-alone", "queued-alone", "queued-batches", "two-processes"],
+)
+async def test_every_route_gives_the_models_answers(
+    app: App, clock: FixedClock, route: Route, burst: int, processes: int, seed: int
+) -> None:
+    batchers = [
+        Batcher(
+            open_backend(app.settings.database_url),
+            TermsCache(enforcement),
+            FixedRouter(route),
+            UntilCount(burst) if burst > 1 else WhileArriving(),
+        )
+        for _ in range(processes)
+    ]
+    engines = [QuotaEngine(app.store, batcher, clock) for batcher in batchers]
+    run = Run(app, clock, engines, seed)
+    try:
+        await run.setup()
+        for _ in range(STEPS):
+            await run.step(burst, checks_alone=route is Route.READ)
+    finally:
+        for batcher in batchers:
+            await batcher.close()
+    assert await counters_equal_events(app.settings.database_url)
