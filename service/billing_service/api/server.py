@@ -19,11 +19,13 @@ from billing.v1 import (
     usage_pb2,
     usage_pb2_grpc,
 )
+from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ..app import App
+from ..envoy.ratelimit import RateLimitServicer
 from .guard import guard
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
 
@@ -40,6 +42,7 @@ SERVICE_NAMES = (
     _service(plan_pb2, "PlanService").full_name,
     _service(subscription_pb2, "SubscriptionService").full_name,
     _service(usage_pb2, "UsageService").full_name,
+    _service(rls_pb2, "RateLimitService").full_name,
 )
 
 
@@ -85,6 +88,14 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
         guard(
             SubscriptionServicer(app.subscriptions, app.clock),
             _service(subscription_pb2, "SubscriptionService"),
+            auth,
+        ),
+        handlers,
+    )
+    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(
+        guard(
+            RateLimitServicer(app.engine, app.clock),
+            _service(rls_pb2, "RateLimitService"),
             auth,
         ),
         handlers,

@@ -1,6 +1,7 @@
 """The quota engine: validates metered calls and hands them to the metering
 core (metering/), and serves usage reports."""
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from ..clock import Clock
@@ -8,6 +9,7 @@ from ..domain import validation as v
 from ..domain.errors import InvalidArgument
 from ..domain.models import QuotaDecision, RefundResult, UsageRecorded, UsageReport
 from ..domain.policy import enforcement
+from ..metering.batch import BatchResult
 from ..metering.batcher import Batcher
 from ..metering.calls import Call, Kind, Refund
 from ..storage.rows import UsageKey
@@ -62,6 +64,25 @@ class QuotaEngine:
         if at > now + MAX_FUTURE_SKEW:
             raise InvalidArgument("occurred_at", "must not be more than 5 minutes in the future")
         return await self._batcher.write(Call(Kind.RECORD, key, quantity, at, now, idem))
+
+    async def consume_all(
+        self, operator_id: int, items: Sequence[tuple[str, str, int, str]]
+    ) -> BatchResult:
+        """ConsumeQuota for each (tenant, primitive, quantity, idempotency key)
+        of `items`, all of them or none (metering/batcher.py, write_all)."""
+        now = self._clock.now()
+        calls = [
+            Call(
+                Kind.CONSUME,
+                _usage_key(operator_id, tenant_id, primitive),
+                v.quantity("quantity", quantity, default_one=True),
+                now,
+                now,
+                v.idempotency_key("idempotency_key", idem),
+            )
+            for tenant_id, primitive, quantity, idem in items
+        ]
+        return await self._batcher.write_all(calls)
 
     async def refund(self, operator_id: int, usage_event_id: str) -> RefundResult:
         if not usage_event_id:

@@ -26,11 +26,17 @@ Answer = QuotaDecision | UsageRecorded | DomainError
 @dataclass
 class BatchResult:
     answers: dict[int, Answer] = field(default_factory=dict)  # by the call's index
+    standings: dict[int, Standing] = field(default_factory=dict)  # of the calls decided
     later: list[int] = field(default_factory=list)  # calls for the next batch
     crossings: list[Crossing] = field(default_factory=list)
 
 
-async def run_calls(tx: Transaction, calls: Sequence[Call], cache: TermsCache) -> BatchResult:
+async def run_calls(
+    tx: Transaction, calls: Sequence[Call], cache: TermsCache, all_or_nothing: bool = False
+) -> BatchResult:
+    """Decide and store `calls`; with `all_or_nothing`, store none of them
+    when any is refused (the others are then answered with the standing
+    they would have had, as a check is)."""
     write = any(call.writes for call in calls)
     keys = sorted({call.key for call in calls})
     counters, versions = await tx.counters_and_versions(
@@ -63,12 +69,16 @@ async def run_calls(tx: Transaction, calls: Sequence[Call], cache: TermsCache) -
             verdicts, _ = decide(slots[key].rule, bounds, used, [calls[i] for i in group])
             for index, verdict in zip(group, verdicts, strict=True):
                 result.answers[index] = answer_of(verdict)
+                result.standings[index] = verdict.standing
                 if verdict.event is not None:
                     usage.add(verdict.event)
                     events.append((index, verdict.event))
                     result.crossings.extend(verdict.crossings)
         if usage.changed:
             moved.append((key, usage.row()))
+    if all_or_nothing and any(isinstance(a, DomainError) for a in result.answers.values()):
+        result.crossings.clear()
+        return result
     if events or moved:
         ids = await tx.write([event for _, event in events], moved)
         if None in ids:

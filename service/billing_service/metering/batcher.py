@@ -21,7 +21,7 @@ from ..domain.models import QuotaDecision, RefundResult, UsageRecorded
 from .backend import MeteringBackend, RetryBatch, Transaction
 from .batch import BatchResult, answer_of, run_calls, run_refund
 from .batch_forming import BatchForming, WhileArriving
-from .calls import Call, Crossing, Refund
+from .calls import Call, Crossing, Group, Refund
 from .decide import decide
 from .router import DefaultRouter, Route, Router
 from .terms_cache import TermsCache
@@ -39,7 +39,7 @@ _MAX_ATTEMPTS = _FAST_RETRIES + 12
 
 @dataclass(eq=False, slots=True)
 class Pending:
-    job: Call | Refund
+    job: Call | Group | Refund
     future: asyncio.Future[Any]
 
 
@@ -75,6 +75,15 @@ class Batcher:
     async def write(self, call: Call) -> UsageRecorded:
         result = await self._submit(call)
         assert isinstance(result, UsageRecorded)
+        return result
+
+    async def write_all(self, calls: Sequence[Call]) -> BatchResult:
+        """Store every call of `calls` or, when any is refused, none of them:
+        the answer to each (a refusal, a recorded call, or for a call not
+        stored because of another's refusal, the decision it would have had)
+        and the standing of each call decided."""
+        result = await self._submit(Group(tuple(calls)))
+        assert isinstance(result, BatchResult)
         return result
 
     async def refund(self, refund: Refund) -> RefundResult:
@@ -117,7 +126,7 @@ class Batcher:
         assert isinstance(answer, QuotaDecision)
         return answer
 
-    async def _submit(self, job: Call | Refund) -> Any:
+    async def _submit(self, job: Call | Group | Refund) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(Pending(job, future))
         if self._worker is None or self._worker.done():
@@ -156,12 +165,15 @@ class Batcher:
                 await self._run_one(
                     pending, [job.operator_id], partial(run_refund, refund=job, cache=self._cache)
                 )
+            elif isinstance(job, Group):
+                work = partial(run_calls, calls=job.calls, cache=self._cache, all_or_nothing=True)
+                await self._run_one(pending, _operators(job.calls), work, self._group_answers)
         if calls:
             await self._run_calls(calls)
 
     async def _run_calls(self, pendings: list[Pending]) -> None:
         calls = [p.job for p in pendings if isinstance(p.job, Call)]
-        operator_ids = sorted({call.key.operator_id for call in calls})
+        operator_ids = _operators(calls)
         write = any(call.writes for call in calls)
         try:
             result: BatchResult = await self._attempts(
@@ -183,14 +195,26 @@ class Batcher:
                 continue
             _settle(pending, result.answers[index])
         self._queue[:0] = [pendings[i] for i in result.later]
-        if result.crossings and self._on_crossings is not None:
-            self._on_crossings(result.crossings)
+        self._report(result.crossings)
+
+    def _group_answers(self, result: BatchResult) -> BatchResult:
+        self._report(result.crossings)
+        return result
+
+    def _report(self, crossings: Sequence[Crossing]) -> None:
+        if crossings and self._on_crossings is not None:
+            self._on_crossings(crossings)
 
     async def _run_one(
-        self, pending: Pending, operator_ids: list[int], work: Callable[[Transaction], Awaitable[T]]
+        self,
+        pending: Pending,
+        operator_ids: list[int],
+        work: Callable[[Transaction], Awaitable[T]],
+        answer: Callable[[T], object] = lambda result: result,
     ) -> None:
+        """A job that runs alone, in a writing transaction of its own."""
         try:
-            _settle(pending, await self._attempts(operator_ids, True, work))
+            _settle(pending, answer(await self._attempts(operator_ids, True, work)))
         except DomainError as error:
             _settle(pending, error)
         except Exception:
@@ -207,6 +231,10 @@ class Batcher:
                 if attempt < _MAX_ATTEMPTS:
                     await asyncio.sleep(_retry_pause(attempt))
         raise StorageUnavailable("storage is busy; try again")
+
+
+def _operators(calls: Sequence[Call]) -> list[int]:
+    return sorted({call.key.operator_id for call in calls})
 
 
 def _retry_pause(attempt: int) -> float:

@@ -35,6 +35,14 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """Metered calls stored all together or not at all (Envoy's descriptors
+    of one request), in a transaction of their own."""
+
+    calls: tuple[Call, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Refund:
     """A RefundUsage call: one stored event to take back."""
 
