@@ -46,10 +46,7 @@ _THIS_MACHINE = {"", "localhost", "127.0.0.1", "::1"}
 def server_processes(settings: Settings, cores: int) -> int:
     """How many processes `serve` runs: BILLING_WORKERS, or for 0 one per core
     it may run on, less one where the database is a PostgreSQL server on this
-    machine, whose backends take CPU for every call too. On 2 cores with
-    PostgreSQL beside it, one process answered 20-38% more ConsumeQuota calls
-    at c=16 than two, with two thirds of the p99 at c=64 (docs/performance.md);
-    on SQLite, two did better at c=64."""
+    machine, whose backends take CPU for every call too (docs/tuning.md)."""
     if settings.workers:
         return settings.workers
     url = make_url(settings.database_url)

@@ -5,10 +5,10 @@ and the gateway's client channel) on EventEngine threads of its own: every
 call then crosses from those threads to the thread that polls for
 completions, and from there to the event loop. With the EventEngine
 experiments off, the polling thread does the socket I/O itself, one crossing
-fewer. Measured side by side on this service (README, Benchmarks): 10-17%
-less CPU per call on SQLite, 2-3% on PostgreSQL, the same answers. An
-operator's own GRPC_EXPERIMENTS wins; set it to the empty string to run gRPC
-core's defaults.
+fewer (docs/performance.md has the measured gain). gRPC plans to remove these
+experiment switches a couple of releases after 1.80 (grpc/grpc#42150): remove
+this default then, or once the benchmark shows no gain. An operator's own
+GRPC_EXPERIMENTS wins; set it to the empty string to run gRPC core's defaults.
 """
 
 import os

@@ -125,11 +125,9 @@ class _GenericHandlersOnly:
 
     grpc.aio's server waits for its next call with asyncio.wait over one
     pending request per registered method, plus one for all other methods,
-    and sets that wait up again after every call: with this service's 30-odd
-    methods, a CheckQuota cost 16% more instructions (callgrind, 663,000
-    against 554,000 per call, the whole process; docs/performance.md). A
-    registered method saves nothing that shows in a call's count either (the
-    three metered methods registered: 570,000)."""
+    and sets that wait up again after every call: the more methods, the more
+    every call costs (docs/performance.md, "Registered methods"), while a
+    registered method saves nothing measurable on a call of its own."""
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
