@@ -45,21 +45,9 @@ async def run_calls(
     slots = await rule_slots(tx, cache, keys, versions)
     result = BatchResult()
     replays = await _replays(tx, calls) if write else {}
-    by_key: dict[UsageKey, list[int]] = {}
-    seen_keys: set[tuple[int, str]] = set()
-    for index, call in enumerate(calls):
-        idem = (call.key.operator_id, call.idempotency_key or "")
-        if call.writes and call.idempotency_key is not None:
-            if idem in replays:
-                result.answers[index] = replay(call, replays[idem])
-                continue
-            if idem in seen_keys:
-                # A key used twice in one batch: this call and those after it
-                # go to the next batch, which sees what the first one did.
-                result.later = list(range(index, len(calls)))
-                break
-            seen_keys.add(idem)
-        by_key.setdefault(call.key, []).append(index)
+    by_key = _sort_out_replays(calls, replays, result)
+    if all_or_nothing and result.later:
+        raise InvalidArgument("idempotency_key", "is used twice in one request")
     events: list[tuple[int, NewEvent]] = []
     moved: list[tuple[UsageKey, CounterRow]] = []
     for key, indexes in by_key.items():
@@ -80,14 +68,47 @@ async def run_calls(
         result.crossings.clear()
         return result
     if events or moved:
-        ids = await tx.write([event for _, event in events], moved)
-        if None in ids:
-            raise RetryBatch()  # another replica took a key meanwhile: it is a replay now
-        for (index, _), event_id in zip(events, ids, strict=True):
-            standing = result.answers[index]
-            assert isinstance(standing, QuotaDecision) and event_id is not None
-            result.answers[index] = UsageRecorded(event_id, standing.standing, replayed=False)
+        await _store(tx, events, moved, result)
     return result
+
+
+def _sort_out_replays(
+    calls: Sequence[Call], replays: dict[tuple[int, str], EventRow], result: BatchResult
+) -> dict[UsageKey, list[int]]:
+    """Answer the replays of stored idempotency keys; the other calls by
+    counter, in arrival order. A key used twice in the batch sends that call
+    and those after it to the next batch (`result.later`), which sees what
+    the first one did."""
+    by_key: dict[UsageKey, list[int]] = {}
+    seen: set[tuple[int, str]] = set()
+    for index, call in enumerate(calls):
+        if call.writes and call.idempotency_key is not None:
+            idem = (call.key.operator_id, call.idempotency_key)
+            if idem in replays:
+                result.answers[index] = replay(call, replays[idem])
+                continue
+            if idem in seen:
+                result.later = list(range(index, len(calls)))
+                break
+            seen.add(idem)
+        by_key.setdefault(call.key, []).append(index)
+    return by_key
+
+
+async def _store(
+    tx: Transaction,
+    events: list[tuple[int, NewEvent]],
+    moved: list[tuple[UsageKey, CounterRow]],
+    result: BatchResult,
+) -> None:
+    """Write the events and counters; answer each recorded call with its id."""
+    ids = await tx.write([event for _, event in events], moved)
+    if None in ids:
+        raise RetryBatch()  # another replica took a key meanwhile: it is a replay now
+    for (index, _), event_id in zip(events, ids, strict=True):
+        decision = result.answers[index]
+        assert isinstance(decision, QuotaDecision) and event_id is not None
+        result.answers[index] = UsageRecorded(event_id, decision.standing, replayed=False)
 
 
 async def run_refund(tx: Transaction, refund: Refund, cache: TermsCache) -> RefundResult:
