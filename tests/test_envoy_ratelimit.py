@@ -18,7 +18,9 @@ Response: Any = rls_pb2.RateLimitResponse
 
 def descriptor(hits: int | None = None, **entries: str) -> Any:
     d = ratelimit_pb2.RateLimitDescriptor(
-        entries=[ratelimit_pb2.RateLimitDescriptor.Entry(key=k, value=v) for k, v in entries.items()]
+        entries=[
+            ratelimit_pb2.RateLimitDescriptor.Entry(key=k, value=v) for k, v in entries.items()
+        ]
     )
     if hits is not None:
         d.hits_addend.CopyFrom(wrappers_pb2.UInt64Value(value=hits))

@@ -14,13 +14,14 @@ from sqlalchemy.engine import make_url
 from billing_service.app import App
 from billing_service.clock import FixedClock
 from billing_service.domain.errors import DomainError
-from billing_service.domain.models import Period, Standing, SubscriptionStatus
+from billing_service.domain.models import Period, Standing, SubscriptionStatus, UsageRecorded
 from billing_service.domain.policy import enforcement
 from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.batch_forming import UntilCount
 from billing_service.metering.batcher import Batcher
 from billing_service.metering.calls import Call, Kind
 from billing_service.metering.engines import open_backend
+from billing_service.metering.router import FixedRouter, Route
 from billing_service.metering.terms_cache import TermsCache
 from billing_service.storage.rows import UsageKey
 
@@ -31,10 +32,13 @@ from .invariants import counters_equal_events
 postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 
-def batcher(app: App, company: int = 1, max_tenants: int = 100_000) -> Batcher:
+def batcher(
+    app: App, company: int = 1, max_tenants: int = 100_000, route: Route | None = None
+) -> Batcher:
     return Batcher(
         open_backend(app.settings.database_url),
         TermsCache(enforcement, max_tenants),
+        FixedRouter(route) if route else None,
         forming=UntilCount(company) if company > 1 else None,
     )
 
@@ -57,14 +61,16 @@ async def _answers(engine: QuotaEngine, operator_id: int, tenant: str, n: int) -
 async def test_no_decision_under_terms_older_than_an_earlier_ones(
     app: App, clock: FixedClock
 ) -> None:
-    """Defect 1: a batch waiting for one tenant's counter row must not then
-    admit another tenant under a quota lowered (and acknowledged) meanwhile."""
+    """Defect 1: process A's batch waits for one tenant's counter row while
+    the quota is lowered and process B consumes another tenant; when A's
+    wait ends, no answer on that tenant goes back to the older, higher limit,
+    and no answer received after the change was acknowledged carries it."""
     operator = await app.store.create_operator("acme", clock.now())
     op = operator.id
     await _plan(app, op, 100)
     for tenant in ("t1", "t2"):
         await app.subscriptions.set(op, tenant, "p", SubscriptionStatus.ACTIVE, "", "", None, False)
-    a, b = batcher(app, company=2), batcher(app)
+    a, b = batcher(app, company=2, route=Route.QUEUED), batcher(app)
     engine_a, engine_b = QuotaEngine(app.store, a, clock), QuotaEngine(app.store, b, clock)
     await _answers(engine_b, op, "t2", 60)  # t2 at 60, terms known to both
     await _answers(engine_a, op, "t1", 1)
@@ -72,30 +78,52 @@ async def test_no_decision_under_terms_older_than_an_earlier_ones(
     holder = await asyncpg.connect(
         host=url.host, port=url.port, user=url.username, database=url.database
     )
+    received: list[tuple[float, object]] = []
+    loop = asyncio.get_running_loop()
+
+    async def timed(call: Awaitable[object]) -> tuple[float, object]:
+        try:
+            answer = await call
+        except DomainError as error:
+            answer = error.reason
+        return loop.time(), answer
+
+    async def consume_b() -> None:
+        for answer in await _answers(engine_b, op, "t2", 1):
+            received.append((loop.time(), answer))
+
     try:
         await holder.execute("BEGIN")
         await holder.execute("SELECT * FROM usage_counters WHERE tenant_id = 't1' FOR UPDATE")
         batch_a = asyncio.gather(
-            engine_a.consume(op, "t1", "seo", 1, ""), engine_a.consume(op, "t2", "seo", 1, "")
+            engine_a.consume(op, "t1", "seo", 1, ""),
+            timed(engine_a.consume(op, "t2", "seo", 1, "")),
         )
         await asyncio.sleep(0.3)  # A's batch waits for t1's row
         lowered = asyncio.create_task(_plan(app, op, 70))
-        await asyncio.sleep(0.3)
-        later_b = asyncio.create_task(_answers(engine_b, op, "t2", 15))
+        later_b = asyncio.gather(*(consume_b() for _ in range(15)))
         await asyncio.sleep(0.3)
         await holder.execute("COMMIT")
         first = await batch_a
         await lowered
-        answers_b = await later_b
+        acknowledged = loop.time()
+        await later_b
+        for _ in range(5):
+            await consume_b()
     finally:
         await holder.close()
         await a.close()
         await b.close()
-    standings = [first[1].standing, *(s for s in answers_b if isinstance(s, Standing))]
+    on_t2 = [first[1], *received]
+    standings = [
+        (at, s.standing if isinstance(s, UsageRecorded) else s)
+        for at, s in on_t2
+        if isinstance(s, Standing | UsageRecorded)
+    ]
     # Ordered by usage, the limits never go back up to an older, higher one.
-    limits = [s.limit or 0 for s in sorted(standings, key=lambda s: s.used)]
+    limits = [s.limit or 0 for _, s in sorted(standings, key=lambda a: a[1].used)]
     assert limits == sorted(limits, reverse=True), standings
-    assert max(s.used for s in standings) == 70
+    assert all(s.limit == 70 for at, s in standings if at > acknowledged)
     assert await counters_equal_events(app.settings.database_url)
 
 

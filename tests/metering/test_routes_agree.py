@@ -30,6 +30,15 @@ PRIMITIVES = ("a", "b")
 STEPS = 120
 
 
+def at_once(route: Route, kind: str, args: tuple) -> bool:  # type: ignore[type-arg]
+    """Whether `route` decides a call of `kind` without queueing it."""
+    if route is Route.READ:
+        return kind == "check"
+    if route is Route.CONDITIONAL:
+        return kind != "check" and args[3] is None  # no idempotency key
+    return False
+
+
 class Run:
     """One random sequence against the service and the model side by side."""
 
@@ -102,13 +111,14 @@ class Run:
         tenant, primitive, quantity, key, ago = args
         return self.model.write(kind == "consume", tenant, primitive, quantity, now - ago, key)
 
-    async def burst(self, engine: QuotaEngine, size: int, checks_alone: bool) -> None:
+    async def burst(self, engine: QuotaEngine, size: int, route: Route) -> None:
         """`size` calls sent together, which the model takes in that order. A
-        check that reads at once overtakes writes still queued (as it may:
-        they are not answered yet), so with `checks_alone` it goes alone."""
+        call that `route` decides at once (a check that reads, a write without
+        idempotency key written by one statement) overtakes calls still
+        queued, as it may (they are not answered yet): such calls go alone."""
         calls = [self.call() for _ in range(size)]
-        if checks_alone and len(calls) > 1:
-            calls = [c for c in calls if c[0] != "check"] or calls[:1]
+        if len(calls) > 1:
+            calls = [c for c in calls if not at_once(route, *c)] or calls[:1]
         results = await asyncio.gather(*(self.on_service(engine, k, a) for k, a in calls))
         for (kind, args), result in zip(calls, results, strict=True):
             expected, event = self.on_model(kind, args)
@@ -129,7 +139,7 @@ class Run:
             outcome = "refunded" if result.refunded else "already refunded"
             assert Answer(outcome, result.standing.used, result.standing.limit) == expected
 
-    async def step(self, burst: int, checks_alone: bool) -> None:
+    async def step(self, burst: int, route: Route) -> None:
         engine = self.rng.choice(self.engines)
         roll = self.rng.random()
         if roll < 0.06:
@@ -142,14 +152,21 @@ class Run:
         elif roll < 0.22:
             await self.refund(engine)
         else:
-            await self.burst(engine, self.rng.randint(1, burst), checks_alone)
+            await self.burst(engine, self.rng.randint(1, burst), route)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize(
     ("route", "burst", "processes"),
-    [(Route.READ, 1, 1), (Route.QUEUED, 1, 1), (Route.QUEUED, 6, 1), (Route.READ, 4, 2)],
-    ids=["read-alone", "queued-alone", "queued-batches", "two-processes"],
+    [
+        (Route.READ, 1, 1),
+        (Route.CONDITIONAL, 1, 1),
+        (Route.QUEUED, 1, 1),
+        (Route.QUEUED, 6, 1),
+        (Route.CONDITIONAL, 4, 2),
+        (Route.READ, 4, 2),
+    ],
+    ids=["read", "conditional", "queued", "queued-batches", "two-conditional", "two-read"],
 )
 async def test_every_route_gives_the_models_answers(
     app: App, clock: FixedClock, route: Route, burst: int, processes: int, seed: int
@@ -168,7 +185,7 @@ async def test_every_route_gives_the_models_answers(
     try:
         await run.setup()
         for _ in range(STEPS):
-            await run.step(burst, checks_alone=route is Route.READ)
+            await run.step(burst, route)
     finally:
         for batcher in batchers:
             await batcher.close()

@@ -69,16 +69,31 @@ class MeteringBackend(Protocol):
         write: bool,
         work: Callable[[Transaction], Awaitable[T]],
     ) -> T:
-        """Await `work` in one transaction, committed when it returns. A
-        writing transaction first takes the operators' metering lock in
-        shared mode, which terms changes take exclusively (storage/store.py):
-        no terms change commits while a decision under the older terms is
-        being written. Without `write`, statements see the latest commit."""
+        """Await `work` in one transaction, committed when it returns. In a
+        writing one, no terms change of the operators commits between the
+        read of their versions (Transaction.counters_and_versions) and the
+        commit. Without `write`, statements see the latest commit."""
         ...
 
     async def read_usage(self, key: UsageKey, start: int, end: int) -> tuple[int, Quantity] | None:
         """A check's one read, outside any transaction: the operator's terms
         version and the usage of `key` in [start, end) (None: no operator)."""
+        ...
+
+    async def add_if_room(
+        self, event: NewEvent, version: int, enforce: bool
+    ) -> tuple[int, Quantity] | None:
+        """Try to write `event` (its used_after aside) in one atomic step of
+        its own: only if the operator's terms are at `version`, the counter
+        holds the event's period, and decide.writes_at_once holds. (event id,
+        used after), or None when it wrote nothing and the batch path must
+        decide. A call without idempotency key only."""
+        ...
+
+    def add_if_room_now(
+        self, event: NewEvent, version: int, enforce: bool
+    ) -> tuple[int, Quantity] | None:
+        """add_if_room without a coroutine, where `never_suspends`."""
         ...
 
     def read_usage_now(self, key: UsageKey, start: int, end: int) -> tuple[int, Quantity] | None:

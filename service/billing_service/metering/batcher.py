@@ -17,11 +17,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..domain.errors import DomainError, StorageUnavailable
-from ..domain.models import QuotaDecision, RefundResult, UsageRecorded
+from ..domain.models import QuotaDecision, RefundResult, Standing, UsageRecorded
 from .backend import MeteringBackend, RetryBatch, Transaction
 from .batch import BatchResult, answer_of, run_calls, run_refund
 from .batch_forming import BatchForming, WhileArriving
-from .calls import Call, Crossing, Group, Refund
+from .calls import Call, Crossing, Group, Kind, NewEvent, Refund
 from .decide import decide
 from .router import DefaultRouter, Route, Router
 from .terms_cache import TermsCache
@@ -60,11 +60,11 @@ class Batcher:
         self._queue: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self._busy = False  # the connection is in use (a batch, or a check's read)
+        self._busy = False  # the connection is in use (a batch, or a caller's statement)
+        self._last_batch = 0  # calls in the worker's last batch
 
     async def check(self, call: Call) -> QuotaDecision:
-        idle = self._backend.never_suspends or not (self._queue or self._busy)
-        if self._router.route(call, idle) is Route.READ and idle:
+        if self._router.route(call, self._alone(call)) is Route.READ and self._free():
             decision = await self._read(call)
             if decision is not None:
                 return decision
@@ -73,6 +73,10 @@ class Batcher:
         return result
 
     async def write(self, call: Call) -> UsageRecorded:
+        if self._router.route(call, self._alone(call)) is Route.CONDITIONAL and self._free():
+            recorded = await self._add_if_room(call)
+            if recorded is not None:
+                return recorded
         result = await self._submit(call)
         assert isinstance(result, UsageRecorded)
         return result
@@ -106,17 +110,10 @@ class Batcher:
             return None
         bounds = slot.bounds_at(call.at)
         backend = self._backend
-        try:
-            if backend.never_suspends:
-                read = backend.read_usage_now(call.key, bounds.start, bounds.end)
-            else:
-                self._busy = True
-                try:
-                    read = await backend.read_usage(call.key, bounds.start, bounds.end)
-                finally:
-                    self._not_busy()
-        except RetryBatch:
-            return None
+        if backend.never_suspends:
+            read = backend.read_usage_now(call.key, bounds.start, bounds.end)
+        else:
+            read = await self._on_connection(backend.read_usage(call.key, bounds.start, bounds.end))
         if read is None or read[0] != slot.version:
             if read is not None:
                 self._cache.saw_version(call.key.operator_id, read[0])
@@ -125,6 +122,56 @@ class Batcher:
         answer = answer_of(verdict)
         assert isinstance(answer, QuotaDecision)
         return answer
+
+    async def _add_if_room(self, call: Call) -> UsageRecorded | None:
+        """The CONDITIONAL route; None when it wrote nothing (the batch path
+        decides). A failure after the statement was sent is answered as it
+        is: whether it committed is unknown, and deciding again could count
+        the call twice."""
+        slot = self._cache.current_slot(call.key)
+        if slot is None or (call.kind is Kind.CONSUME and slot.rule.denial is not None):
+            return None
+        try:
+            bounds = slot.bounds_at(call.at)
+        except (ValueError, OverflowError):
+            return None  # the batch path answers it
+        rule, backend = slot.rule, self._backend
+        event = NewEvent(call, 0, rule.limit, bounds.start, bounds.end, rule.plan_key)
+        enforce = call.kind is Kind.CONSUME
+        try:
+            if backend.never_suspends:
+                added = backend.add_if_room_now(event, slot.version, enforce)
+            else:
+                added = await self._on_connection(backend.add_if_room(event, slot.version, enforce))
+        except RetryBatch:
+            return None
+        if added is None:
+            return None
+        event_id, used = added
+        return UsageRecorded(
+            event_id, Standing(used, rule.limit, bounds.window, rule.plan_key), False
+        )
+
+    async def _on_connection(self, statement: Awaitable[T]) -> T:
+        """Await a statement of the caller's own on the one connection (the
+        worker's batches wait meanwhile)."""
+        self._busy = True
+        try:
+            return await statement
+        finally:
+            self._not_busy()
+
+    def _alone(self, call: Call) -> bool:
+        """Whether `call` comes alone (router.py). On SQLite a check's read
+        waits for nothing, so a check always does."""
+        if call.kind is Kind.CHECK and self._backend.never_suspends:
+            return True
+        return not (self._queue or self._busy) and self._last_batch <= 1
+
+    def _free(self) -> bool:
+        """Whether the caller may use the connection now: nothing else is on
+        it (SQLite's statements never wait, so it always is)."""
+        return self._backend.never_suspends or not (self._queue or self._busy)
 
     async def _submit(self, job: Call | Group | Refund) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -150,6 +197,7 @@ class Batcher:
                     await self._forming.gather(self._queue)
                     batch = [p for p in self._queue[:MAX_BATCH] if not p.future.done()]
                     del self._queue[:MAX_BATCH]
+                    self._last_batch = len(batch)
                     await self._run(batch)
                 except Exception:  # a bug of the worker's own: fail its batch, carry on
                     log.exception("metering batch failed")

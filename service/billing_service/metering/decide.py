@@ -75,6 +75,20 @@ def decide(
     return verdicts, used
 
 
+def writes_at_once(
+    limit: Quantity | None, used: Quantity, quantity: Quantity, enforce: bool
+) -> bool:
+    """Whether one conditional statement may write a call without the batch
+    path (router.py, CONDITIONAL): it fits under the limit where the limit is
+    `enforce`d (ConsumeQuota), and crosses no threshold (crossings are stored
+    by the batch path). sql.py's CONDITIONAL_WRITE says the same in SQL."""
+    if enforce and not admits(limit, used, quantity):
+        return False
+    if limit is None or limit <= 0:
+        return True
+    return not any(used * 100 < p * limit <= (used + quantity) * 100 for p in THRESHOLDS)
+
+
 def check_reason(rule: Enforcement, used: Quantity, quantity: Quantity) -> DenialReason | None:
     """Why a check of `quantity` more units is denied; None: allowed."""
     if rule.denial is not None:

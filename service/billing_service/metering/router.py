@@ -1,12 +1,18 @@
 """Which way a call goes: one small choice, and a fixed one for tests.
 
-Two routes:
 - READ: a check decided from one read (the terms version and the counter's
-  usage in one statement), in the caller's own coroutine, under terms this
-  process already holds at the version read; when it cannot (terms not
-  held, or changed), the check is queued.
-- QUEUED: the batch transaction (batch.py), run by the worker task with
-  the calls that queued meanwhile (group commit). Every write goes this way.
+  usage in one statement), in the caller's own coroutine.
+- CONDITIONAL: a ConsumeQuota or RecordUsage without idempotency key written
+  by one conditional statement (backend.add_if_room), in the caller's own
+  coroutine: it writes only where the batch path would decide the same
+  (terms version, period, room under the limit, no threshold crossed:
+  decide.writes_at_once).
+- QUEUED: the batch transaction (batch.py), run by the worker task with the
+  calls that queued meanwhile (group commit).
+
+READ and CONDITIONAL need terms this process already holds at the
+database's version; when they cannot decide, the call is queued. Every
+route answers what the reference model answers (tests/metering/).
 """
 
 import enum
@@ -17,30 +23,40 @@ from .calls import Call, Kind
 
 class Route(enum.Enum):
     READ = "read"
+    CONDITIONAL = "conditional"
     QUEUED = "queued"
 
 
 class Router(Protocol):
-    def route(self, call: Call, idle: bool) -> Route:
-        """The route for `call`; `idle`: nothing is queued or in the database."""
+    def route(self, call: Call, alone: bool) -> Route:
+        """The route for `call`. `alone`: nothing waits for the database and
+        calls have been coming one at a time (the last batch held one call),
+        so that a batch would have no company."""
         ...
 
 
 class DefaultRouter:
-    """Checks read at once while nothing waits for the database; a check
-    that arrives while a batch is there joins the next one (its read would
-    wait for the connection anyway)."""
+    """A call that comes alone takes its own short way; calls that come
+    together share a batch (one transaction for them all)."""
 
-    def route(self, call: Call, idle: bool) -> Route:
-        return Route.READ if call.kind is Kind.CHECK and idle else Route.QUEUED
+    def route(self, call: Call, alone: bool) -> Route:
+        if not alone:
+            return Route.QUEUED
+        if call.kind is Kind.CHECK:
+            return Route.READ
+        return Route.CONDITIONAL if call.idempotency_key is None else Route.QUEUED
 
 
 class FixedRouter:
-    """Every check the given way (as far as the database allows: on
-    PostgreSQL a read waits for an idle connection)."""
+    """Every call the given way, where it applies (READ to checks,
+    CONDITIONAL to writes without idempotency key); the others queued."""
 
     def __init__(self, route: Route) -> None:
         self._route = route
 
-    def route(self, call: Call, idle: bool) -> Route:
-        return self._route if call.kind is Kind.CHECK else Route.QUEUED
+    def route(self, call: Call, alone: bool) -> Route:
+        if self._route is Route.READ and call.kind is Kind.CHECK:
+            return Route.READ
+        if self._route is Route.CONDITIONAL and call.writes and call.idempotency_key is None:
+            return Route.CONDITIONAL
+        return Route.QUEUED

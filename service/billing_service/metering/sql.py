@@ -7,6 +7,7 @@ from ..domain.instants import to_micros
 from ..domain.models import TenantTerms
 from ..storage.rows import kit_from_row, plan_from_row, subscription_from_row
 from .calls import EventRow, NewEvent
+from .decide import THRESHOLDS
 
 TERMS = """
 SELECT s.tenant_id AS s_tenant_id, s.plan_key AS s_plan_key, s.status AS s_status,
@@ -116,4 +117,17 @@ def event_values(event: NewEvent) -> tuple[Any, ...]:
         event.window_start,
         event.window_end,
         event.plan_key,
+    )
+
+
+def writes_at_once(used: str, quantity: str, limit: str, enforce: str) -> str:
+    """decide.writes_at_once as an SQL condition over the given expressions
+    (a column and three parameters): the one place it is written in SQL."""
+    crossed = " OR ".join(
+        f"({used} * 100 < {p} * {limit} AND {p} * {limit} <= ({used} + {quantity}) * 100)"
+        for p in THRESHOLDS
+    )
+    return (
+        f"(NOT {enforce} OR {limit} IS NULL OR {used} + {quantity} <= {limit})"
+        f" AND ({limit} IS NULL OR {limit} <= 0 OR NOT ({crossed}))"
     )

@@ -35,7 +35,7 @@ from ..domain.models import (
     Window,
 )
 from ..metering.postgres.connection import CONNECTION_LOST
-from ..metering.postgres.statements import METERING_LOCK
+from ..metering.postgres.statements import TERMS_LOCK
 from .rows import (
     kit_from_row,
     plan_from_row,
@@ -99,14 +99,15 @@ class Store:
 
     async def _bump_terms_version(self, conn: AsyncConnection, operator_id: int) -> None:
         """Tell every replica's terms cache that this operator's terms changed.
-        On PostgreSQL, first take the operator's metering lock exclusively:
-        the change commits only once no metered write under the older terms
-        is in flight, and none starts before it commits
-        (metering/postgres/backend.py)."""
+        On PostgreSQL, first take the operator's terms lock exclusively: the
+        change commits only once no metered transaction under the older
+        terms is in flight, and none starts before it commits; the row's
+        update then waits for the conditional statements in flight
+        (metering/postgres/)."""
         if self._postgres:
             await conn.execute(
                 text("SELECT pg_advisory_xact_lock(:lock, :operator)"),
-                {"lock": METERING_LOCK, "operator": operator_id},
+                {"lock": TERMS_LOCK, "operator": operator_id},
             )
         await conn.execute(
             update(operators)

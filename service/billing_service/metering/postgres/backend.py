@@ -5,12 +5,13 @@ locking read, the write, COMMIT).
 
 Under READ COMMITTED a statement that waits for a row lock re-reads the
 locked rows at their newest version but every other table as of its start.
-A writing transaction therefore first takes its operators' metering lock in
+A writing transaction therefore first takes its operators' terms lock in
 shared mode (an advisory lock that terms changes take exclusively, in
 storage/store.py), in the same round trip as BEGIN: once it holds that lock
-no terms change can commit before it does, so the terms version its next
-statement reads stays the newest until it commits, however long it waits
-for counter rows."""
+no terms change can commit before it does, so the terms versions its next
+statement reads stay the newest until it commits, however long it waits for
+counter rows. (The conditional statement, alone in its transaction, locks
+the operator's row instead: statements.CONDITIONAL_WRITE.)"""
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from ..backend import Transaction
 from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity
 from .connection import Connection
 from .statements import (
+    CONDITIONAL_WRITE,
     COUNTERS_AND_VERSIONS,
     CREATE_COUNTERS,
     INSERT_EVENTS,
@@ -32,7 +34,7 @@ from .statements import (
     USED_IN_PERIOD,
     WRITE_COUNTERS,
     WRITE_EVENTS_AND_COUNTERS,
-    begin_with_metering_lock,
+    begin_with_terms_lock,
 )
 
 T = TypeVar("T")
@@ -58,7 +60,7 @@ class PostgresBackend:
                 return await work(statements)
             # Plain statements rather than asyncpg's transaction manager, which
             # turns a transaction into a savepoint of any it still believes open.
-            await conn.execute(begin_with_metering_lock(operator_ids))
+            await conn.execute(begin_with_terms_lock(operator_ids))
             try:
                 result = await work(statements)
             except BaseException:
@@ -72,6 +74,22 @@ class PostgresBackend:
         async with self._connection.session() as conn:
             row = await conn.fetchrow(USED_IN_PERIOD, *key, start, end)
         return None if row is None else (row[0], int(row[1]))
+
+    async def add_if_room(
+        self, event: NewEvent, version: int, enforce: bool
+    ) -> tuple[int, Quantity] | None:
+        async with self._connection.session() as conn:
+            (event_id,) = await _Statements(conn, self._ids).take_ids(1)
+            values = sql.event_values(event)
+            used = await conn.fetchval(
+                CONDITIONAL_WRITE, event_id, *values[:7], *values[8:], version, enforce
+            )
+        return None if used is None else (event_id, used)
+
+    def add_if_room_now(
+        self, event: NewEvent, version: int, enforce: bool
+    ) -> tuple[int, Quantity] | None:
+        raise NotImplementedError("PostgreSQL writes in a coroutine")
 
     def read_usage_now(self, key: UsageKey, start: int, end: int) -> tuple[int, Quantity] | None:
         raise NotImplementedError("PostgreSQL is read in a coroutine")
@@ -166,7 +184,7 @@ class _Statements:
         if not events:
             await self._conn.execute(WRITE_COUNTERS, *counter_columns)
             return []
-        ids = await self._take_ids(len(events))
+        ids = await self.take_ids(len(events))
         values = list(zip(*(sql.event_values(e) for e in events), strict=True))
         if counters:
             rows = await self._conn.fetch(WRITE_EVENTS_AND_COUNTERS, ids, *values, *counter_columns)
@@ -178,7 +196,7 @@ class _Statements:
     async def mark_refunded(self, operator_id: int, event_id: int, now: int) -> bool:
         return await self._conn.fetchval(MARK_REFUNDED, operator_id, event_id, now) is not None
 
-    async def _take_ids(self, count: int) -> list[int]:
+    async def take_ids(self, count: int) -> list[int]:
         """Event ids, drawn before inserting so that each event's id is known
         even when a taken idempotency key skips its row; a block at a time, so
         that most batches need no round trip for them (a stopped process

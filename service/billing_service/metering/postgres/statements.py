@@ -4,16 +4,16 @@ from collections.abc import Sequence
 
 from .. import sql
 
-# The key of the metering lock: (METERING_LOCK, operator id), an advisory
-# lock taken shared by metered writes and exclusively by terms changes.
-METERING_LOCK = 0x6D657465  # "mete"
+# The key of the terms lock: (TERMS_LOCK, operator id), an advisory lock
+# taken shared by metered transactions and exclusively by terms changes.
+TERMS_LOCK = 0x6D657465  # "mete"
 
 
-def begin_with_metering_lock(operator_ids: Sequence[int]) -> str:
-    """BEGIN and the operators' metering locks in one simple query (one round
+def begin_with_terms_lock(operator_ids: Sequence[int]) -> str:
+    """BEGIN and the operators' terms locks in one simple query (one round
     trip); ids are integers, so they are written into the text."""
     locks = ", ".join(
-        f"pg_advisory_xact_lock_shared({METERING_LOCK}, {int(operator_id)})"
+        f"pg_advisory_xact_lock_shared({TERMS_LOCK}, {int(operator_id)})"
         for operator_id in sorted(operator_ids)
     )
     return f"BEGIN; SELECT {locks}"
@@ -24,14 +24,14 @@ def _counters(lock: bool) -> str:
     in key order, locked when `lock`, then one row per operator of $4 with
     its terms version in `used`."""
     return (
-        "WITH c AS (SELECT c.operator_id, c.tenant_id, c.primitive, c.window_start,"
+        "WITH o AS (SELECT id, terms_version FROM operators WHERE id = ANY($4::int[]))"
+        ", c AS (SELECT c.operator_id, c.tenant_id, c.primitive, c.window_start,"
         " c.window_end, c.used FROM usage_counters c"
         " JOIN unnest($1::int[], $2::text[], $3::text[]) AS k(o, t, p)"
         " ON c.operator_id = k.o AND c.tenant_id = k.t AND c.primitive = k.p"
         " ORDER BY c.operator_id, c.tenant_id, c.primitive"
         + (" FOR UPDATE OF c" if lock else "")
-        + ") SELECT * FROM c UNION ALL"
-        " SELECT id, NULL, NULL, 0, 0, terms_version FROM operators WHERE id = ANY($4::int[])"
+        + ") SELECT * FROM c UNION ALL SELECT id, NULL, NULL, 0, 0, terms_version FROM o"
     )
 
 
@@ -67,6 +67,29 @@ WRITE_COUNTERS = _update_counters(1)
 WRITE_EVENTS_AND_COUNTERS = (
     f"WITH e AS ({INSERT_EVENTS}), c AS ({_update_counters(14)}) SELECT id FROM e"
 )
+# One call written in one autocommit statement, or nothing (router.py,
+# CONDITIONAL): $1 the event id, $2-$12 its columns but used_after, $13 the
+# terms version the caller's rule comes from, $14 whether the limit ($9)
+# is enforced. One statement cannot take the terms lock and then read: its
+# snapshot is older than the lock. So it locks the operator's row FOR SHARE,
+# which READ COMMITTED re-reads at its newest version, as it does the
+# counter's row it updates: a terms change (which updates that row) has
+# committed before, and the version no longer matches, or waits until this
+# statement has committed.
+CONDITIONAL_WRITE = f"""
+WITH o AS (SELECT 1 FROM operators WHERE id = $2 AND terms_version = $13 FOR SHARE),
+u AS (
+    UPDATE usage_counters SET used = used + $5
+    WHERE operator_id = $2 AND tenant_id = $3 AND primitive = $4
+      AND window_start = $10 AND window_end = $11
+      AND {sql.writes_at_once("used", "$5", "$9::bigint", "$14::bool")}
+      AND EXISTS (SELECT 1 FROM o)
+    RETURNING used
+)
+INSERT INTO usage_events (id, {sql.INSERT_EVENT_COLUMNS})
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, u.used, $9, $10, $11, $12 FROM u
+RETURNING used_after
+"""
 SUM_EVENTS = sql.numbered(sql.SUM_EVENTS, "$", 5)
 USED_IN_PERIOD = sql.numbered(sql.USED_IN_PERIOD, "$", 5)
 MARK_REFUNDED = sql.numbered(sql.MARK_REFUNDED, "$", 3)

@@ -9,6 +9,7 @@ the batch retry after an asynchronous pause instead (RetryBatch)."""
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from ...domain.errors import StorageUnavailable
@@ -31,6 +32,17 @@ _COUNTER = (
 _INSERT_EVENT = (
     f"INSERT INTO usage_events ({sql.INSERT_EVENT_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
+)
+# One call written without the batch path, or nothing (router.py,
+# CONDITIONAL): the counter's UPDATE matches only in the caller's period,
+# at the caller's terms version and where decide.writes_at_once holds.
+_CONDITIONAL_ADD = (
+    "UPDATE usage_counters SET used = used + :quantity "
+    "WHERE operator_id = :operator AND tenant_id = :tenant AND primitive = :primitive "
+    "AND window_start = :start AND window_end = :end "
+    f"AND {sql.writes_at_once('used', ':quantity', ':limit', ':enforce')} "
+    "AND EXISTS (SELECT 1 FROM operators WHERE id = :operator AND terms_version = :version) "
+    "RETURNING used"
 )
 _UPSERT_COUNTER = (
     "INSERT INTO usage_counters (operator_id, tenant_id, primitive, window_start, window_end, used)"
@@ -76,6 +88,46 @@ class SqliteBackend:
                 raise _failure(error) from error
             raise
         return result
+
+    async def add_if_room(
+        self, event: NewEvent, version: int, enforce: bool
+    ) -> tuple[int, Quantity] | None:
+        return self.add_if_room_now(event, version, enforce)
+
+    def add_if_room_now(
+        self, event: NewEvent, version: int, enforce: bool
+    ) -> tuple[int, Quantity] | None:
+        call, conn = event.call, self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    _CONDITIONAL_ADD,
+                    {
+                        "quantity": call.quantity,
+                        "operator": call.key.operator_id,
+                        "tenant": call.key.tenant_id,
+                        "primitive": call.key.primitive,
+                        "start": event.window_start,
+                        "end": event.window_end,
+                        "limit": event.quota_limit,
+                        "enforce": enforce,
+                        "version": version,
+                    },
+                ).fetchone()
+                if row is None:
+                    conn.execute("ROLLBACK")
+                    return None
+                values = sql.event_values(replace(event, used_after=row[0]))
+                (event_id,) = conn.execute(_INSERT_EVENT, values).fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise _failure(error) from error
+        return event_id, row[0]
 
     async def read_usage(self, key: UsageKey, start: int, end: int) -> tuple[int, Quantity] | None:
         return self.read_usage_now(key, start, end)

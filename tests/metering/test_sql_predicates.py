@@ -1,0 +1,74 @@
+"""The conditional statement's condition (sql.writes_at_once), evaluated by
+each engine on a grid of values, agrees with the rule's own
+(decide.writes_at_once), which the reference model checks in turn."""
+
+import itertools
+import sqlite3
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from billing_service.domain.models import Window
+from billing_service.metering import sql
+from billing_service.metering.calls import Call, Kind
+from billing_service.metering.decide import Bounds, admits, crossings, writes_at_once
+from billing_service.storage.rows import UsageKey
+
+from ..conftest import IN_CI, PG_HOST, PG_PORT, PG_USER
+
+GRID = list(
+    itertools.product(
+        range(0, 13),  # used
+        range(1, 5),  # quantity
+        [None, 0, 1, 4, 5, 10, 11],  # limit
+        [False, True],  # enforce
+    )
+)
+
+
+def expected() -> list[bool]:
+    return [writes_at_once(limit, used, q, enforce) for used, q, limit, enforce in GRID]
+
+
+def test_the_rule_writes_at_once_exactly_what_fits_and_crosses_nothing() -> None:
+    """writes_at_once in terms of the rule's two parts, on the same grid."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    bounds = Bounds(Window(at, at), 0, 1)
+    call = Call(Kind.CONSUME, UsageKey(1, "t", "p"), 1, at, at)
+    for (used, q, limit, enforce), at_once in zip(GRID, expected(), strict=True):
+        fits = not enforce or admits(limit, used, q)
+        crossed = crossings(call, bounds, limit, used, used + q)
+        assert at_once == (fits and not crossed), (used, q, limit, enforce)
+
+
+def test_sqlite_evaluates_the_condition_as_the_rule_does() -> None:
+    condition = sql.writes_at_once(":used", ":quantity", ":limit", ":enforce")
+    conn = sqlite3.connect(":memory:")
+    got = [
+        bool(
+            conn.execute(
+                f"SELECT {condition}",
+                {"used": used, "quantity": q, "limit": limit, "enforce": enforce},
+            ).fetchone()[0]
+        )
+        for used, q, limit, enforce in GRID
+    ]
+    assert got == expected()
+
+
+async def test_postgresql_evaluates_the_condition_as_the_rule_does(
+    postgres_available: bool,
+) -> None:
+    if not postgres_available:
+        if IN_CI:
+            pytest.fail("PostgreSQL is unreachable (CI=true)")
+        pytest.skip("PostgreSQL is unreachable")
+    condition = sql.writes_at_once("$1::bigint", "$2::bigint", "$3::bigint", "$4::bool")
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+    try:
+        statement = await conn.prepare(f"SELECT {condition}")
+        got = [bool(await statement.fetchval(*values)) for values in GRID]
+    finally:
+        await conn.close()
+    assert got == expected()
