@@ -2,7 +2,6 @@
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -31,26 +30,14 @@ class Settings(BaseSettings):
     # PostgreSQL deployments run `billing-service migrate` as a release step.
     migrate_on_start: bool | None = None
     # Server processes sharing grpc_addr with SO_REUSEPORT (the kernel spreads
-    # connections); 0: one per CPU core, less one for a PostgreSQL server on
-    # this machine (server_processes). The REST gateway runs in the first.
+    # connections); 0: one per CPU core. The REST gateway runs in the first.
     workers: int = Field(default=1, ge=0)
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
 
 
-# Hosts that put a PostgreSQL server on this machine ("" and a path: a Unix socket).
-_THIS_MACHINE = {"", "localhost", "127.0.0.1", "::1"}
-
-
 def server_processes(settings: Settings, cores: int) -> int:
     """How many processes `serve` runs: BILLING_WORKERS, or for 0 one per core
-    it may run on, less one where the database is a PostgreSQL server on this
-    machine, whose backends take CPU for every call too (docs/tuning.md)."""
-    if settings.workers:
-        return settings.workers
-    url = make_url(settings.database_url)
-    host = str(url.host or url.query.get("host") or "")
-    if url.get_backend_name() == "postgresql" and (host in _THIS_MACHINE or host.startswith("/")):
-        return max(1, cores - 1)
-    return max(1, cores)
+    it may run on (docs/tuning.md)."""
+    return settings.workers or max(1, cores)
