@@ -16,9 +16,13 @@ class BatchForming(Protocol):
 
 class WhileArriving:
     """Yield to the event loop while each pass brings more calls, and for up
-    to `quiet_passes` passes that bring none."""
+    to `quiet_passes` passes that bring none, `max_passes` in all. Batches
+    form only where calls do not come alone (router.py), so waiting costs
+    one caller at a time nothing; with many, gRPC hands calls to the loop
+    some passes apart, and each one that joins saves a round trip to the
+    database (docs/performance.md has how long a wait paid)."""
 
-    def __init__(self, quiet_passes: int = 1, max_passes: int = 8) -> None:
+    def __init__(self, quiet_passes: int = 32, max_passes: int = 128) -> None:
         self._quiet_passes = quiet_passes
         self._max_passes = max_passes
 

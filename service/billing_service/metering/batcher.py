@@ -17,13 +17,14 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..domain.errors import DomainError, StorageUnavailable
-from ..domain.models import QuotaDecision, RefundResult, Standing, UsageRecorded
+from ..domain.models import QuotaDecision, RefundResult, UsageRecorded
+from ..storage.rows import UsageKey
 from .backend import MeteringBackend, RetryBatch, Transaction
-from .batch import BatchResult, answer_of, run_calls, run_refund
+from .batch import BatchResult, run_calls, run_refund
 from .batch_forming import BatchForming, WhileArriving
-from .calls import Call, Crossing, Group, Kind, NewEvent, Refund
-from .decide import decide
+from .calls import Call, Crossing, Group, Kind, Refund
 from .router import DefaultRouter, Route, Router
+from .short_ways import ShortWays
 from .terms_cache import TermsCache
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,12 @@ MAX_BATCH = 512
 # doubles from 1 ms up to 50 ms: about a second in all.
 _FAST_RETRIES = 2
 _MAX_ATTEMPTS = _FAST_RETRIES + 12
+
+
+# Calls come alone while fewer than this many, on average over about as many
+# releases of the connection as _RELEASES_AVERAGED, were waiting for it.
+_ALONE_BELOW = 0.5
+_RELEASES_AVERAGED = 16
 
 
 @dataclass(eq=False, slots=True)
@@ -57,11 +64,14 @@ class Batcher:
         self._router = router or DefaultRouter()
         self._forming = forming or WhileArriving()
         self._on_crossings = on_crossings
+        self._ways = ShortWays(backend, cache)
         self._queue: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._busy = False  # the connection is in use (a batch, or a caller's statement)
-        self._last_batch = 0  # calls in the worker's last batch
+        # How many calls were waiting when the connection was released, on
+        # average over the last few releases (router.py's `alone`).
+        self._waiting = 0.0
 
     async def check(self, call: Call) -> QuotaDecision:
         if self._router.route(call, self._alone(call)) is Route.READ and self._free():
@@ -104,40 +114,48 @@ class Batcher:
         await self._backend.close()
 
     async def _read(self, call: Call) -> QuotaDecision | None:
-        """The READ route; None when it cannot decide (the batch path will)."""
-        slot = self._cache.current_slot(call.key)
-        if slot is None:
-            return None
-        bounds = slot.bounds_at(call.at)
-        backend = self._backend
-        if backend.never_suspends:
-            read = backend.read_usage_now(call.key, bounds.start, bounds.end)
+        """The READ route, in the caller's coroutine; None when it cannot
+        decide (the batch path will)."""
+        ways = self._ways
+        if self._backend.never_suspends:
+            read = ways.read_now(call)
         else:
-            read = await self._on_connection(backend.read_usage(call.key, bounds.start, bounds.end))
-        if read is None or read[0] != slot.version:
-            if read is not None:
-                self._cache.saw_version(call.key.operator_id, read[0])
-            return None
-        (verdict,), _ = decide(slot.rule, bounds, read[1], [call])
-        answer = answer_of(verdict)
-        assert isinstance(answer, QuotaDecision)
-        return answer
+            read = await self._on_connection(ways.read(call))
+        decisions = ways.checks([call], read)
+        return decisions[0] if decisions else None
+
+    async def _checks_read(self, pendings: list[Pending]) -> list[Pending]:
+        """A batch of checks, in the worker: one read per counter (as READ
+        does); the checks it could not decide are returned, for the batch
+        transaction."""
+        by_key: dict[UsageKey, list[Pending]] = {}
+        for pending in pendings:
+            assert isinstance(pending.job, Call)
+            by_key.setdefault(pending.job.key, []).append(pending)
+        left: list[Pending] = []
+        for group in by_key.values():
+            calls = [p.job for p in group if isinstance(p.job, Call)]
+            try:
+                decisions = self._ways.checks(calls, await self._ways.read(calls[0]))
+            except RetryBatch:
+                decisions = None
+            if not decisions:
+                left.extend(group)
+                continue
+            for pending, decision in zip(group, decisions, strict=True):
+                _settle(pending, decision)
+        return left
 
     async def _add_if_room(self, call: Call) -> UsageRecorded | None:
         """The CONDITIONAL route; None when it wrote nothing (the batch path
         decides). A failure after the statement was sent is answered as it
         is: whether it committed is unknown, and deciding again could count
         the call twice."""
-        slot = self._cache.current_slot(call.key)
-        if slot is None or (call.kind is Kind.CONSUME and slot.rule.denial is not None):
+        planned = self._ways.conditional(call)
+        if planned is None:
             return None
-        try:
-            bounds = slot.bounds_at(call.at)
-        except (ValueError, OverflowError):
-            return None  # the batch path answers it
-        rule, backend = slot.rule, self._backend
-        event = NewEvent(call, 0, rule.limit, bounds.start, bounds.end, rule.plan_key)
-        enforce = call.kind is Kind.CONSUME
+        slot, event = planned
+        backend, enforce = self._backend, call.kind is Kind.CONSUME
         try:
             if backend.never_suspends:
                 added = backend.add_if_room_now(event, slot.version, enforce)
@@ -145,12 +163,7 @@ class Batcher:
                 added = await self._on_connection(backend.add_if_room(event, slot.version, enforce))
         except RetryBatch:
             return None
-        if added is None:
-            return None
-        event_id, used = added
-        return UsageRecorded(
-            event_id, Standing(used, rule.limit, bounds.window, rule.plan_key), False
-        )
+        return None if added is None else self._ways.recorded(slot, call, *added)
 
     async def _on_connection(self, statement: Awaitable[T]) -> T:
         """Await a statement of the caller's own on the one connection (the
@@ -166,7 +179,7 @@ class Batcher:
         waits for nothing, so a check always does."""
         if call.kind is Kind.CHECK and self._backend.never_suspends:
             return True
-        return not (self._queue or self._busy) and self._last_batch <= 1
+        return not (self._queue or self._busy) and self._waiting < _ALONE_BELOW
 
     def _free(self) -> bool:
         """Whether the caller may use the connection now: nothing else is on
@@ -183,8 +196,12 @@ class Batcher:
 
     def _not_busy(self) -> None:
         self._busy = False
+        self._released()
         if self._queue:
             self._wakeup.set()
+
+    def _released(self) -> None:
+        self._waiting += (len(self._queue) - self._waiting) / _RELEASES_AVERAGED
 
     async def _work(self) -> None:
         while True:
@@ -197,13 +214,13 @@ class Batcher:
                     await self._forming.gather(self._queue)
                     batch = [p for p in self._queue[:MAX_BATCH] if not p.future.done()]
                     del self._queue[:MAX_BATCH]
-                    self._last_batch = len(batch)
                     await self._run(batch)
                 except Exception:  # a bug of the worker's own: fail its batch, carry on
                     log.exception("metering batch failed")
                     _settle_all(batch, StorageUnavailable("storage unavailable: internal error"))
                 finally:
                     self._busy = False
+                    self._released()
 
     async def _run(self, batch: list[Pending]) -> None:
         calls = [p for p in batch if isinstance(p.job, Call)]
@@ -220,6 +237,10 @@ class Batcher:
             await self._run_calls(calls)
 
     async def _run_calls(self, pendings: list[Pending]) -> None:
+        if all(isinstance(p.job, Call) and not p.job.writes for p in pendings):
+            pendings = await self._checks_read(pendings)
+            if not pendings:
+                return
         calls = [p.job for p in pendings if isinstance(p.job, Call)]
         operator_ids = _operators(calls)
         write = any(call.writes for call in calls)

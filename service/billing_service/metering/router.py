@@ -29,9 +29,9 @@ class Route(enum.Enum):
 
 class Router(Protocol):
     def route(self, call: Call, alone: bool) -> Route:
-        """The route for `call`. `alone`: nothing waits for the database and
-        calls have been coming one at a time (the last batch held one call),
-        so that a batch would have no company."""
+        """The route for `call`. `alone`: nothing waits for the connection
+        now, and hardly anything did when it was released lately, so that a
+        batch would have no company."""
         ...
 
 

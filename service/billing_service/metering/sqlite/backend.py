@@ -19,6 +19,7 @@ from .. import sql
 from ..backend import RetryBatch, Transaction
 from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity
 from .checkpoints import WalCheckpointer
+from .commits import CommitWatch, KeptReads
 
 T = TypeVar("T")
 
@@ -64,6 +65,13 @@ class SqliteBackend:
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = WalCheckpointer(path)
         self._statements = _Statements(self._conn)
+        # A first read has SQLite open the database's shared memory (the -shm
+        # file), whose header the watch reads through SQLite's descriptor.
+        self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        watch = CommitWatch.open(path)
+        self._kept: KeptReads[tuple[UsageKey, int, int], tuple[int, Quantity]] | None = None
+        if watch is not None:
+            self._kept = KeptReads(watch)
 
     async def transaction(
         self,
@@ -133,6 +141,17 @@ class SqliteBackend:
         return self.read_usage_now(key, start, end)
 
     def read_usage_now(self, key: UsageKey, start: int, end: int) -> tuple[int, Quantity] | None:
+        kept = self._kept if not self._conn.in_transaction else None
+        if kept is not None:
+            read = kept.get((key, start, end))
+            if read is not None:
+                return read
+        read = self._read_usage(key, start, end)
+        if kept is not None and read is not None:
+            kept.keep((key, start, end), read)
+        return read
+
+    def _read_usage(self, key: UsageKey, start: int, end: int) -> tuple[int, Quantity] | None:
         try:
             row = self._conn.execute(
                 _USED_IN_PERIOD, (key.operator_id, key.tenant_id, key.primitive, start, end)
