@@ -6,7 +6,7 @@ PY := $(BIN)/python
 THIRD_PARTY := build/third_party/protos
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: serve test check lint typecheck generate generated-check protos-deps buf-lint bench bench-history bench-instructions h2load clean
+.PHONY: serve test soak check lint typecheck generate generated-check protos-deps buf-lint bench bench-history bench-instructions h2load clean
 
 $(BIN)/billing-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ serve: $(BIN)/billing-service
 ## test: lint, type-check, check the stubs, then run the whole test suite
 test: $(BIN)/billing-service generated-check buf-lint lint typecheck
 	$(BIN)/pytest
+
+## soak: the fault suite for minutes on both databases (SOAK_SECONDS per scenario), with
+## thousands of fuzzed messages; prints its figures. Not part of `make test`.
+SOAK_SECONDS ?= 20
+soak: $(BIN)/billing-service
+	BILLING_SOAK=1 BILLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/faults -s -q -o timeout=1800
 
 lint: $(BIN)/billing-service
 	$(BIN)/ruff check service tests bench scripts

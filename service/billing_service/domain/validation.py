@@ -3,6 +3,7 @@ naming the field, so that no bad value reaches storage."""
 
 import re
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from .errors import InvalidArgument
 from .models import ALL_PRIMITIVES
@@ -117,6 +118,28 @@ def idempotency_key(field: str, value: str) -> str | None:
     if CONTROL_RE.search(value):
         raise InvalidArgument(field, "must not contain control characters")
     return value or None
+
+
+# Every instant the API takes lies between the Unix epoch and a century
+# ahead: period arithmetic stays far from the calendar's ends.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_AHEAD = timedelta(days=36_525)
+EVENT_ID_RE = re.compile(r"[0-9]{1,18}")
+
+
+def instant(field: str, value: datetime, now: datetime) -> datetime:
+    if not EARLIEST <= value <= now + MAX_AHEAD:
+        raise InvalidArgument(field, "must lie between 1970-01-01T00:00:00Z and 100 years from now")
+    return value
+
+
+def event_id(field: str, value: str) -> int:
+    """An id this service returned: ASCII digits only."""
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if not EVENT_ID_RE.fullmatch(value):
+        raise InvalidArgument(field, "is not an id returned by this service")
+    return int(value)
 
 
 def page_size(field: str, value: int) -> int:

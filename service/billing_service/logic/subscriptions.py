@@ -26,6 +26,9 @@ class Subscriptions:
         current_period_end: datetime | None,
         assign_kit: bool,
     ) -> TenantTerms:
+        now = self._clock.now()
+        if current_period_end is not None:
+            v.instant("current_period_end", current_period_end, now)
         return await self._store.set_subscription(
             operator_id,
             v.tenant_id("tenant_id", tenant_id),
@@ -35,7 +38,7 @@ class Subscriptions:
             v.external_id("stripe_subscription_id", stripe_subscription_id),
             current_period_end,
             assign_kit,
-            self._clock.now(),
+            now,
         )
 
     async def get(self, operator_id: int, tenant_id: str) -> TenantTerms:

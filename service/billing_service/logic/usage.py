@@ -60,7 +60,7 @@ class QuotaEngine:
         quantity = v.quantity("quantity", quantity, default_one=False)
         idem = v.idempotency_key("idempotency_key", idempotency_key)
         now = self._clock.now()
-        at = occurred_at or now
+        at = v.instant("occurred_at", occurred_at, now) if occurred_at else now
         if at > now + MAX_FUTURE_SKEW:
             raise InvalidArgument("occurred_at", "must not be more than 5 minutes in the future")
         return await self._batcher.write(Call(Kind.RECORD, key, quantity, at, now, idem))
@@ -85,19 +85,15 @@ class QuotaEngine:
         return await self._batcher.write_all(calls)
 
     async def refund(self, operator_id: int, usage_event_id: str) -> RefundResult:
-        if not usage_event_id:
-            raise InvalidArgument("usage_event_id", "is required")
-        if not usage_event_id.isdigit() or len(usage_event_id) > 18:
-            raise InvalidArgument("usage_event_id", "is not an id returned by this service")
-        return await self._batcher.refund(
-            Refund(operator_id, int(usage_event_id), self._clock.now())
-        )
+        event_id = v.event_id("usage_event_id", usage_event_id)
+        return await self._batcher.refund(Refund(operator_id, event_id, self._clock.now()))
 
     async def usage(self, operator_id: int, tenant_id: str, as_of: datetime | None) -> UsageReport:
         tenant_id = v.tenant_id("tenant_id", tenant_id)
         terms = await self._store.get_terms(operator_id, tenant_id)
         rule = enforcement(terms, "")
-        window = rule.window(as_of or self._clock.now())
+        now = self._clock.now()
+        window = rule.window(v.instant("as_of", as_of, now) if as_of else now)
         used = await self._store.usage_by_primitive(operator_id, tenant_id, window)
         quotas = terms.plan.quotas if terms.plan is not None else {}
         usage = {primitive: used.get(primitive, 0) for primitive in quotas} | used
