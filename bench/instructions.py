@@ -9,9 +9,8 @@ executes in user space (all its threads: the event loop's, gRPC's poller),
 and the count is divided by the calls. Kernel time is not counted: waiting
 for the database costs nothing here, however long it takes.
 
-The servers run as the matrix's do (bench/run.py), but with one process
-(`BILLING_WORKERS=1`), no busy polling (its spinning depends on time, which
-valgrind stretches) and the API key's lookup cached for the whole run. The
+The servers run as the matrix's do (bench/run.py), with one process
+(`BILLING_WORKERS=1`) and the API key's lookup cached for the whole run. The
 service is seeded as for the matrix, started, then started again under
 valgrind on the same database.
 
@@ -209,10 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("PostgreSQL is not reachable (BENCH_POSTGRES_URL)")
     out = args.out / time.strftime("instructions-%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
-    # One process, no busy polling, the key looked up once (module docstring).
-    os.environ.update(
-        BILLING_WORKERS="1", BILLING_BUSY_POLL_US="0", BILLING_AUTH_CACHE_SECONDS="86400"
-    )
+    # One process, the key looked up once (module docstring).
+    os.environ.update(BILLING_WORKERS="1", BILLING_AUTH_CACHE_SECONDS="86400")
     started = time.monotonic()
     counts = measure(backends, args.calls, args.runs, out)
     print()

@@ -203,19 +203,16 @@ def start_floor(
     postgres: tuple[str, str] | None = None,
     launcher: Sequence[str] = (),
 ) -> ServerProcess:
-    """The floor server on gRPC core's defaults, or with GRPC_EXPERIMENTS as given
-    and busy polling as the service's (BILLING_BUSY_POLL_US): the service's own
-    settings (grpc_core.py, api/busy_poll.py). With `postgres` (a database URL,
+    """The floor server on gRPC core's defaults, or with GRPC_EXPERIMENTS as given:
+    the service's own settings (grpc_core.py). With `postgres` (a database URL,
     and `read` or `commit`), a database floor: each call awaits that
     statement first (floor_server.py). `launcher`: a command that runs the
     server's (valgrind, say: it then gets longer to start)."""
     env = dict(os.environ)
     env.pop("GRPC_EXPERIMENTS", None)
-    busy_poll_us = env.pop("BILLING_BUSY_POLL_US", "")
     name, log = "floor server", log_dir / "floor-server.log"
     if grpc_experiments is not None:
         env["GRPC_EXPERIMENTS"] = grpc_experiments
-        env["BILLING_BUSY_POLL_US"] = busy_poll_us
         name, log = "floor server (the service's settings)", log_dir / "floor-server-2.log"
     if postgres is not None:
         env["BENCH_FLOOR_POSTGRES_URL"], env["BENCH_FLOOR_STATEMENT"] = postgres
