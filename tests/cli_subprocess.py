@@ -125,16 +125,20 @@ async def _wait_until_serving(serving: ServeProcess) -> None:
 
 
 @asynccontextmanager
-async def serve(env: Mapping[str, str], log_dir: Path) -> AsyncIterator[ServeProcess]:
-    """`billing-service serve` on a free port of 127.0.0.1, without the REST
-    gateway; yields once it answers health checks with SERVING."""
+async def serve(
+    env: Mapping[str, str], log_dir: Path, http_port: int | None = None
+) -> AsyncIterator[ServeProcess]:
+    """`billing-service serve` on a free port of 127.0.0.1, with the REST
+    gateway on `http_port` if given; yields once it answers health checks
+    with SERVING."""
     port = free_port()
+    http_addr = f"127.0.0.1:{http_port}" if http_port else ""
     log_path = log_dir / f"serve-{port}.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             BILLING_SERVICE,
             "serve",
-            env={**env, "BILLING_GRPC_ADDR": f"127.0.0.1:{port}", "BILLING_HTTP_ADDR": ""},
+            env={**env, "BILLING_GRPC_ADDR": f"127.0.0.1:{port}", "BILLING_HTTP_ADDR": http_addr},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,

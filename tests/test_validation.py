@@ -306,15 +306,16 @@ async def test_set_subscription_accepts_values_at_the_limits(client: Client) -> 
 
 
 async def test_set_subscription_accepts_the_extreme_valid_anchors(client: Client) -> None:
+    """The range's ends (1970 to a century after the test's now, 2026-06-15);
+    beyond them: test_instants_and_ids.py."""
     for period in (plan_pb2.PERIOD_DAY, plan_pb2.PERIOD_MONTH, plan_pb2.PERIOD_YEAR):
         await client.plans.UpsertPlan(
             plan_pb2.UpsertPlanRequest(key=f"p{period}", name="P", period=period),
             metadata=client.auth,
         )
         for anchor in (
-            datetime(1, 1, 1, tzinfo=UTC),
             datetime(1970, 1, 1, tzinfo=UTC),
-            datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            datetime(2126, 6, 1, 23, 59, 59, 999999, tzinfo=UTC),
         ):
             stamp = timestamp_pb2.Timestamp()
             stamp.FromDatetime(anchor)
