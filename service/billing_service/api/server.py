@@ -21,6 +21,7 @@ from billing.v1 import (
 )
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
@@ -119,26 +120,63 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
 
 
 class _GenericHandlersOnly:
-    """Stands in for the server when handlers are added: passes on each
-    service's generic handler and drops its per-method "registered" handlers,
-    which would take precedence over the generic ones.
+    """Stands in for the server when handlers are added: serves each
+    service's methods through one generic handler of its own, and not
+    through per-method "registered" handlers, which would take precedence.
 
     grpc.aio's server waits for its next call with asyncio.wait over one
     pending request per registered method, plus one for all other methods,
     and sets that wait up again after every call: the more methods, the more
     every call costs (docs/performance.md, "Registered methods"), while a
-    registered method saves nothing measurable on a call of its own."""
+    registered method saves nothing measurable on a call of its own.
+
+    Its unary methods read their request leniently: bytes that are no valid
+    message of the method's type are answered INVALID_ARGUMENT, not with
+    gRPC's UNKNOWN and a traceback in the log (nor any log line: anyone can
+    send them, with or without a key)."""
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(handlers)
+        """Dropped: add_registered_method_handlers, called with the same
+        methods, adds their generic handler."""
 
     def add_registered_method_handlers(
         self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
     ) -> None:
-        """Dropped: the generic handler added with them serves these methods."""
+        lenient = {name: _lenient(handler) for name, handler in method_handlers.items()}
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service_name, lenient),)
+        )
+
+
+_UNDECODABLE = object()
+
+
+def _lenient(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """`handler`, for a unary call, with a request that fails to decode
+    answered INVALID_ARGUMENT."""
+    decode, behaviour = handler.request_deserializer, handler.unary_unary
+    if behaviour is None or decode is None:
+        return handler
+
+    def read(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except DecodeError:
+            return _UNDECODABLE
+
+    async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if request is _UNDECODABLE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message of its type"
+            )
+        return await behaviour(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        serve, request_deserializer=read, response_serializer=handler.response_serializer
+    )
 
 
 def _server_options(app: App, reuse_port: bool) -> list[tuple[str, int]]:
