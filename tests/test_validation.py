@@ -62,6 +62,8 @@ BAD_KIT_FIELDS: list[Case] = [
     ("primitives", {"primitives": [f"p{i}" for i in range(101)]}),
     ("permissions", {"permissions": [""]}),
     ("permissions", {"permissions": ["x" * 201]}),
+    ("permissions", {"permissions": ["read\x00write"]}),
+    ("permissions", {"permissions": ["line\nbreak"]}),
     ("permissions", {"permissions": [f"perm {i}" for i in range(101)]}),
 ]
 

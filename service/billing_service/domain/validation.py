@@ -109,6 +109,8 @@ def permissions(field: str, value: Iterable[str]) -> tuple[str, ...]:
     for item in items:
         if not item or len(item) > MAX_NAME:
             raise InvalidArgument(field, f"entries must be 1 to {MAX_NAME} characters")
+        if CONTROL_RE.search(item):
+            raise InvalidArgument(field, "entries must not contain control characters")
     return tuple(items)
 
 
