@@ -194,7 +194,7 @@ async def test_a_grpc_server_that_never_answers_is_504() -> None:
     gateway = await start_gateway("127.0.0.1:0", f"127.0.0.1:{port}", deadline_seconds=0.3)
     try:
         async with httpx.AsyncClient(base_url=gateway_url(gateway)) as http:
-            response = await http.get("/v1/plans")
+            response = await http.get("/v1/plans", headers={"Authorization": "Bearer k"})
     finally:
         await gateway.stop()
         for writer in connections:

@@ -64,7 +64,12 @@ async def test_over_quota_is_resource_exhausted_with_the_documented_details(
     assert details.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert details.message == "Plan quota exceeded for 'seo' (3/3 this period)"
     assert details.reason == "RATE_LIMITED"
-    assert details.metadata == {"used": "3", "limit": "3", "primitive": "seo"}
+    assert details.metadata == {
+        "used": "3",
+        "limit": "3",
+        "primitive": "seo",
+        "resets_at": "2026-07-01T00:00:00Z",  # the period's end
+    }
     assert details.quota_subjects == ("primitive:seo",)
     assert await usage_of(client, "t1") == {"seo": 3}
 

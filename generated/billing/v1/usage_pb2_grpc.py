@@ -108,7 +108,9 @@ class UsageServiceServicer:
         If recording would pass the limit nothing is recorded and the call fails
         with RESOURCE_EXHAUSTED, message `Plan quota exceeded for 'seo'
         (1000/1000 this period)`, an ErrorInfo (reason RATE_LIMITED, metadata
-        used, limit, primitive) and a google.rpc.QuotaFailure.
+        used, limit, primitive and resets_at, the period's end in RFC 3339) and a
+        google.rpc.QuotaFailure. Over REST: HTTP 429 with Retry-After, the
+        seconds to the period's end.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -2,6 +2,7 @@
 layer maps them to status codes from one table (api/errors.py)."""
 
 from collections.abc import Mapping
+from datetime import datetime
 
 
 class DomainError(Exception):
@@ -55,10 +56,14 @@ class IdempotencyKeyReused(DomainError):
 class QuotaExceeded(DomainError):
     reason = "RATE_LIMITED"
 
-    def __init__(self, primitive: str, used: int, limit: int) -> None:
+    def __init__(
+        self, primitive: str, used: int, limit: int, resets_at: datetime | None = None
+    ) -> None:
+        metadata = {"primitive": primitive, "used": str(used), "limit": str(limit)}
+        if resets_at is not None:  # the period's end, in RFC 3339 (a REST Retry-After)
+            metadata["resets_at"] = resets_at.isoformat().replace("+00:00", "Z")
         super().__init__(
-            f"Plan quota exceeded for '{primitive}' ({used}/{limit} this period)",
-            {"primitive": primitive, "used": str(used), "limit": str(limit)},
+            f"Plan quota exceeded for '{primitive}' ({used}/{limit} this period)", metadata
         )
         self.primitive = primitive
         self.used = used

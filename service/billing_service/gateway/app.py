@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..logic.auth import MAX_AUTHORIZATION
 from .errors import GatewayError, error_response, gateway_error_response, rpc_error_response
 from .jsonmap import JsonMappingError, is_repeated, merge_json, message_to_json
 from .openapi import openapi_document
@@ -79,8 +80,8 @@ class _Rpc:
 
     async def serve(self, request: Request) -> Response:
         try:
-            message = await self._request_message(request)
             metadata = _metadata(request)
+            message = await self._request_message(request)
             response: Message = await self.call(message, metadata=metadata, timeout=self.deadline)
         except GatewayError as error:
             return gateway_error_response(error)
@@ -108,9 +109,18 @@ class _Rpc:
 
 
 def _metadata(request: Request) -> tuple[tuple[str, str], ...]:
+    """The call's gRPC metadata: the Authorization header, checked as HTTP
+    sees it before it reaches gRPC (whose own limits on metadata would answer
+    an oversized one with RESOURCE_EXHAUSTED)."""
     authorization = request.headers.get("authorization")
     if authorization is None:
-        return ()
+        raise GatewayError(
+            401,
+            "unauthenticated",
+            "missing Authorization header: send 'Authorization: Bearer <key>'",
+        )
+    if len(authorization) > MAX_AUTHORIZATION:
+        raise GatewayError(401, "unauthenticated", "the Authorization header is too long")
     # gRPC metadata values are printable ASCII; anything else cannot be a key.
     if not authorization.isascii() or not authorization.isprintable():
         raise GatewayError(401, "unauthenticated", "malformed Authorization header")
@@ -186,6 +196,13 @@ async def _json_value(request: Request) -> Any:
     body = await _read_body(request)
     if not body.strip():
         return {}
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise GatewayError(
+            415,
+            "unsupported_media_type",
+            f"the body must be JSON (application/json), not {media_type}",
+        )
     try:
         return json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:

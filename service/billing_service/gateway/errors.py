@@ -11,7 +11,9 @@ rate_limited, "field" for invalid_argument. Errors the gateway finds itself
 """
 
 import logging
+import math
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -106,7 +108,18 @@ def rpc_error_response(error: grpc.aio.AioRpcError) -> JSONResponse:
                 extra[name] = convert(info.metadata[name])
             except ValueError:
                 log.warning("ErrorInfo %s has a bad %s: %r", info.reason, name, info.metadata)
-    return error_response(status, info.reason.lower(), message, extra)
+    headers = _retry_after(info) if status == 429 else None
+    return error_response(status, info.reason.lower(), message, extra, headers)
+
+
+def _retry_after(info: error_details_pb2.ErrorInfo) -> dict[str, str] | None:
+    """Retry-After: the seconds until the quota's period ends."""
+    try:
+        resets_at = datetime.fromisoformat(info.metadata["resets_at"])
+    except (KeyError, ValueError):
+        return None
+    seconds = math.ceil((resets_at - datetime.now(UTC)).total_seconds())
+    return {"Retry-After": str(max(seconds, 1))}
 
 
 def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:

@@ -12,6 +12,8 @@ from ..storage.store import Store
 
 KEY_PREFIX = "bsk_"
 _MAX_CACHED_KEYS = 10_000
+# An authorization value longer than this cannot hold one of our keys.
+MAX_AUTHORIZATION = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +44,12 @@ def hash_key(secret: str) -> str:
 class Authenticator:
     """Resolves `authorization: Bearer <key>` to an operator id.
 
-    Answers are cached for `cache_seconds`: the longest a revoked key keeps
+    Keys found are cached for `cache_seconds`: the longest a revoked key keeps
     working on a replica that has just seen it. The cache is keyed by the raw
     header value, so that a hit (nearly every call) costs one dict lookup:
-    no parsing, no hashing.
+    no parsing, no hashing. Refused keys are not cached (anyone can send any
+    number of them; each costs one indexed read), and a value too long to be a
+    key is refused before any lookup.
 
     A key is looked up once at a time: when its entry expires under load,
     every call in flight with that key waits for the same query rather than
@@ -57,8 +61,8 @@ class Authenticator:
     def __init__(self, store: Store, cache_seconds: float) -> None:
         self._store = store
         self._ttl = cache_seconds
-        # raw authorization value -> (operator id or None when refused, expiry)
-        self._cache: dict[str | bytes, tuple[int | None, float]] = {}
+        # raw authorization value -> (operator id, expiry), for keys found
+        self._cache: dict[str | bytes, tuple[int, float]] = {}
         # raw authorization value -> the lookup in flight
         self._lookups: dict[str | bytes, asyncio.Task[int | None]] = {}
 
@@ -67,7 +71,7 @@ class Authenticator:
         for name, value in metadata:
             if name == "authorization":
                 hit = self._cache.get(value)
-                if hit is not None and hit[0] is not None and hit[1] > time.monotonic():
+                if hit is not None and hit[1] > time.monotonic():
                     return hit[0]
                 return None
         return None
@@ -75,6 +79,7 @@ class Authenticator:
     async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> int:
         raw, secret = _bearer(metadata)
         cached = self._cache.get(raw)
+        operator_id: int | None
         if cached is not None and cached[1] > time.monotonic():
             operator_id = cached[0]
         else:
@@ -93,7 +98,7 @@ class Authenticator:
     async def _look_up(self, raw: str | bytes, secret: str) -> int | None:
         started = time.monotonic()
         operator_id = await self._store.operator_for_key_hash(hash_key(secret))
-        if self._ttl > 0:
+        if self._ttl > 0 and operator_id is not None:
             if len(self._cache) >= _MAX_CACHED_KEYS:
                 self._cache.clear()
             self._cache[raw] = (operator_id, started + self._ttl)
@@ -110,6 +115,8 @@ def _bearer(metadata: Iterable[tuple[str, str | bytes]]) -> tuple[str | bytes, s
     """The raw authorization value and the key it carries."""
     for name, value in metadata:
         if name == "authorization":
+            if len(value) > MAX_AUTHORIZATION:
+                raise Unauthenticated("authorization is too long to hold an API key")
             text = value.decode() if isinstance(value, bytes) else value
             scheme, _, secret = text.strip().partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():

@@ -59,7 +59,7 @@ def decide(
             verdicts.append(Verdict(standing, reason=check_reason(rule, used, call.quantity)))
             continue
         if call.kind is Kind.CONSUME:
-            refusal = _refusal(rule, call, used)
+            refusal = _refusal(rule, call, used, period)
             if refusal is not None:
                 verdicts.append(Verdict(standing, refusal=refusal))
                 continue
@@ -111,11 +111,11 @@ def crossings(
     )
 
 
-def _refusal(rule: Enforcement, call: Call, used: Quantity) -> DomainError | None:
+def _refusal(rule: Enforcement, call: Call, used: Quantity, period: Bounds) -> DomainError | None:
     if rule.denial is DenialReason.SUBSCRIPTION_INACTIVE:
         return SubscriptionInactive(call.key.tenant_id, str(rule.status))
     if rule.denial is DenialReason.PRIMITIVE_NOT_PERMITTED:
         return PrimitiveNotPermitted(call.key.primitive, rule.account_kit_id or "")
     if rule.limit is not None and not admits(rule.limit, used, call.quantity):
-        return QuotaExceeded(call.key.primitive, used, rule.limit)
+        return QuotaExceeded(call.key.primitive, used, rule.limit, period.window.end)
     return None

@@ -1,0 +1,69 @@
+"""REST as HTTP clients expect it (issue 27): Retry-After on 429, 401 in
+HTTP's words before gRPC sees the credentials, 415 for a body that is not
+JSON, and an auth cache that refused keys do not grow."""
+
+import httpx
+import pytest
+
+from billing_service.app import App
+
+from .gateway_fixtures import anonymous_fixture, gateway_fixture, http_fixture  # noqa: F401
+
+
+async def test_a_429_says_when_to_retry(http: httpx.AsyncClient) -> None:
+    await http.post("/v1/plans", json={"key": "pro", "name": "Pro", "quotas": {"seo": 1}})
+    await http.put("/v1/users/t/billing/subscription", json={"planKey": "pro"})
+    await http.post("/v1/users/t/billing/usage:consume", json={"primitive": "seo"})
+    response = await http.post("/v1/users/t/billing/usage:consume", json={"primitive": "seo"})
+    assert response.status_code == 429
+    assert response.json() == {
+        "error": {
+            "code": "rate_limited",
+            "message": "Plan quota exceeded for 'seo' (1/1 this period)",
+            "used": 1,
+            "limit": 1,
+        }
+    }
+    # The test's period (June 2026) ended long ago by the wall clock: at least 1.
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_a_missing_key_is_told_in_http_words(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.get("/v1/plans")
+    assert response.status_code == 401
+    assert "Authorization header" in response.json()["error"]["message"]
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("size", [600, 9_000, 20_000])
+async def test_oversized_credentials_are_401(anonymous: httpx.AsyncClient, size: int) -> None:
+    response = await anonymous.get("/v1/plans", headers={"Authorization": "Bearer " + "k" * size})
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+async def test_a_body_that_is_not_json_is_415(http: httpx.AsyncClient, content_type: str) -> None:
+    response = await http.post(
+        "/v1/plans", content=b'{"key":"pro","name":"Pro"}', headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+async def test_json_with_a_charset_and_without_a_content_type_is_read(
+    http: httpx.AsyncClient,
+) -> None:
+    for headers in ({"Content-Type": "application/json; charset=utf-8"}, {}):
+        response = await http.post(
+            "/v1/plans", content=b'{"key":"pro","name":"Pro"}', headers=headers
+        )
+        assert response.status_code == 200, response.text
+
+
+async def test_refused_keys_are_not_cached(app: App, anonymous: httpx.AsyncClient) -> None:
+    for i in range(300):
+        await anonymous.get("/v1/plans", headers={"Authorization": f"Bearer bk_{i:040d}"})
+    assert len(app.authenticator._cache) == 0
