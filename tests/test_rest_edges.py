@@ -2,10 +2,14 @@
 HTTP's words before gRPC sees the credentials, 415 for a body that is not
 JSON, and an auth cache that refused keys do not grow."""
 
+import asyncio
+import logging
+
 import httpx
 import pytest
 
 from billing_service.app import App
+from billing_service.gateway.server import RunningGateway
 
 from .gateway_fixtures import anonymous_fixture, gateway_fixture, http_fixture  # noqa: F401
 
@@ -67,3 +71,26 @@ async def test_refused_keys_are_not_cached(app: App, anonymous: httpx.AsyncClien
     for i in range(300):
         await anonymous.get("/v1/plans", headers={"Authorization": f"Bearer bk_{i:040d}"})
     assert len(app.authenticator._cache) == 0
+
+
+async def test_a_custom_verb_route_is_not_swallowed_by_a_variable(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.options("/v1/plans/x:archive")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+async def test_a_client_leaving_mid_body_leaves_no_traceback(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(
+        b"POST /v1/plans HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"key":'
+    )
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.3)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    del reader

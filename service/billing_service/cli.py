@@ -152,7 +152,7 @@ def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
         print("error: no HTTP address (BILLING_HTTP_ADDR or --http-addr)", file=sys.stderr)
         return 2
     grpc_target = args.grpc_target or settings.gateway_grpc_target or settings.grpc_addr
-    _run_loop(serve_gateway_until_signalled(http_addr, grpc_target))
+    _run_loop(serve_gateway_until_signalled(http_addr, grpc_target, settings.http_access_log))
     return 0
 
 

@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     grpc_addr: str = "127.0.0.1:50051"
     # host:port of the REST gateway started beside the gRPC server; empty disables it.
     http_addr: str = "127.0.0.1:8080"
+    # Log every HTTP request the gateway serves (uvicorn's access log).
+    http_access_log: bool = False
     # gRPC address `billing-service gateway` (the gateway alone) calls; empty: grpc_addr.
     gateway_grpc_target: str = ""
     # Seconds SIGTERM waits for in-flight RPCs before cancelling them.

@@ -207,7 +207,11 @@ async def serve_until_signalled(app: App, reuse_port: bool = False) -> None:
     if app.settings.http_addr:
         from ..gateway.server import start_gateway
 
-        gateway = await start_gateway(app.settings.http_addr, f"127.0.0.1:{running.port}")
+        gateway = await start_gateway(
+            app.settings.http_addr,
+            f"127.0.0.1:{running.port}",
+            access_log=app.settings.http_access_log,
+        )
     try:
         await stop.wait()
     finally:

@@ -13,7 +13,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -39,7 +39,11 @@ def create_app(
     for binding in bindings:
         rpc = _Rpc(binding, channel, deadline_seconds)
         by_path.setdefault(binding.starlette_path, {})[binding.http_method] = rpc
-    routes = [_route(path, rpcs) for path, rpcs in by_path.items()]
+    # A path with a custom verb (`{key}:archive`) before one whose variable
+    # would take its last segment whole: the route that matches a path but
+    # not the method is the first one, and its methods make the 405's Allow.
+    ordered = sorted(by_path.items(), key=lambda item: "}:" not in item[0])
+    routes = [_route(path, rpcs) for path, rpcs in ordered]
     document = openapi_document(bindings)
 
     async def serve_openapi(_: Request) -> Response:
@@ -177,10 +181,14 @@ async def _read_body(request: Request) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise _too_large()
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_BODY_BYTES:
+                raise _too_large()
+    except ClientDisconnect:
+        # Nobody is left to answer: no error to log either.
+        raise GatewayError(400, "client_disconnected", "the client left mid-body") from None
     return bytes(body)
 
 

@@ -73,9 +73,12 @@ async def start_gateway(
     grpc_target: str,
     *,
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    access_log: bool = False,
 ) -> RunningGateway:
     """Serve the gateway on `http_addr` (port 0 picks a free one), calling the
-    gRPC server at `grpc_target`."""
+    gRPC server at `grpc_target`; uvicorn's access log only if asked, and its
+    own start-up lines (logged as "uvicorn.error") only when they warn."""
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     host, port = parse_http_addr(http_addr)
     bindings = load_bindings(api_files())
     channel = grpc.aio.insecure_channel(grpc_target)
@@ -90,6 +93,7 @@ async def start_gateway(
         lifespan="off",
         ws="none",
         log_config=None,
+        access_log=access_log,
         server_header=False,
         timeout_graceful_shutdown=5,
     )
@@ -111,10 +115,10 @@ async def start_gateway(
 
 
 async def serve_gateway_until_signalled(
-    http_addr: str, grpc_target: str, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    http_addr: str, grpc_target: str, access_log: bool = False
 ) -> None:
     """Run the gateway alone until SIGTERM or SIGINT."""
-    gateway = await start_gateway(http_addr, grpc_target, deadline_seconds=deadline_seconds)
+    gateway = await start_gateway(http_addr, grpc_target, access_log=access_log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
