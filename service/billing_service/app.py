@@ -26,6 +26,11 @@ class CannotOpen(Exception):
     """The database cannot serve: unreachable, missing, or not migrated."""
 
 
+class CannotListen(Exception):
+    """A listen address is taken or not this machine's; the message names the
+    setting that gave it."""
+
+
 @contextlib.asynccontextmanager
 async def opening_database() -> AsyncIterator[None]:
     """Turn what goes wrong when a database is first used into CannotOpen,

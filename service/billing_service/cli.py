@@ -10,7 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .app import App, CannotOpen, open_app, opening_database, prepare_database
+from .app import App, CannotListen, CannotOpen, open_app, opening_database, prepare_database
 from .clock import SystemClock
 from .config import Settings, server_processes
 from .domain import validation
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
         return asyncio.run(_with_app(settings, _ADMIN[(args.command, args.action)], args))
-    except CannotOpen as error:
+    except (CannotOpen, CannotListen) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -123,7 +123,7 @@ def _serve_worker(settings_values: dict[str, Any], index: int) -> None:
         settings.http_addr = ""  # one gateway, in the first worker
     try:
         _run_loop(_serve(settings, reuse_port=True))
-    except CannotOpen as error:
+    except (CannotOpen, CannotListen) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
 

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from ..app import App
+from ..app import App, CannotListen
 from ..envoy.ratelimit import RateLimitServicer
 from .guard import guard
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
@@ -112,11 +113,32 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
         ),
         handlers,
     )
-    port = server.add_insecure_port(address)
+    if not reuse_port:
+        _check_free(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise CannotListen(f"cannot listen on {address} (BILLING_GRPC_ADDR)") from error
     if port == 0:
-        raise RuntimeError(f"cannot listen on {address}")
+        raise CannotListen(f"cannot listen on {address} (BILLING_GRPC_ADDR)")
     await server.start()
     return RunningServer(server, health_servicer, port)
+
+
+def _check_free(address: str) -> None:
+    """Refuse an address another socket holds, as gRPC would, but before gRPC
+    tries (its own refusal is a log line of gRPC core's and a RuntimeError)."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))
+    except OSError as error:
+        raise CannotListen(
+            f"cannot listen on {address} (BILLING_GRPC_ADDR): {error.strerror or error}"
+        ) from None
 
 
 class _GenericHandlersOnly:
@@ -192,7 +214,11 @@ def _server_options(app: App, reuse_port: bool) -> list[tuple[str, int]]:
 
 async def serve_until_signalled(app: App, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    running = await start_server(app, app.settings.grpc_addr, reuse_port)
+    try:
+        running = await start_server(app, app.settings.grpc_addr, reuse_port)
+    except BaseException:
+        await app.close()
+        raise
     # gRPC core's experiments change how it does I/O (grpc_core.py): say which ran.
     log.info(
         "gRPC listening on %s (GRPC_EXPERIMENTS=%r)",
@@ -204,15 +230,15 @@ async def serve_until_signalled(app: App, reuse_port: bool = False) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     gateway = None
-    if app.settings.http_addr:
-        from ..gateway.server import start_gateway
-
-        gateway = await start_gateway(
-            app.settings.http_addr,
-            f"127.0.0.1:{running.port}",
-            access_log=app.settings.http_access_log,
-        )
     try:
+        if app.settings.http_addr:
+            from ..gateway.server import start_gateway
+
+            gateway = await start_gateway(
+                app.settings.http_addr,
+                f"127.0.0.1:{running.port}",
+                access_log=app.settings.http_access_log,
+            )
         await stop.wait()
     finally:
         log.info(

@@ -13,6 +13,7 @@ import grpc
 import uvicorn
 from starlette.applications import Starlette
 
+from ..app import CannotListen
 from .app import DEFAULT_DEADLINE_SECONDS, create_app
 from .routes import api_files, load_bindings
 
@@ -85,9 +86,11 @@ async def start_gateway(
     app = create_app(channel, bindings, deadline_seconds=deadline_seconds)
     try:
         sock = _listening_socket(host, port)
-    except OSError:
+    except OSError as error:
         await channel.close()
-        raise
+        raise CannotListen(
+            f"cannot listen on {http_addr} (BILLING_HTTP_ADDR): {error.strerror or error}"
+        ) from None
     config = uvicorn.Config(
         app,
         lifespan="off",
