@@ -1,10 +1,10 @@
 # The production image: the service alone, installed from this repository as a
 # regular package (no dev dependencies), run as an unprivileged user.
 #   docker build -t customer-billing .
-#   docker run -p 50051:50051 -p 8080:8080 customer-billing
+#   docker run -p 50051:50051 -p 8080:8080 -v billing-data:/var/lib/billing/data customer-billing
 # With PostgreSQL, set BILLING_DATABASE_URL=postgresql+asyncpg://... and run
 # `billing-service migrate` once per release before starting the servers.
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,14 +21,21 @@ RUN pip install --no-cache-dir . \
     && rm -rf /src/build /src/*.egg-info
 
 RUN groupadd --system --gid 10001 billing \
-    && useradd --system --uid 10001 --gid billing --create-home --home-dir /var/lib/billing billing
+    && useradd --system --uid 10001 --gid billing --create-home --home-dir /var/lib/billing billing \
+    && install -d -o 10001 -g 10001 /var/lib/billing/data
 # Numeric, so that Kubernetes can verify runAsNonRoot.
 USER 10001:10001
-# The working directory holds the SQLite database of the default settings.
 WORKDIR /var/lib/billing
 
+# The SQLite database of the default settings lives on a volume of its own.
 ENV BILLING_GRPC_ADDR=0.0.0.0:50051 \
-    BILLING_HTTP_ADDR=0.0.0.0:8080
+    BILLING_HTTP_ADDR=0.0.0.0:8080 \
+    BILLING_DATABASE_URL=sqlite+aiosqlite:////var/lib/billing/data/billing.db
+VOLUME ["/var/lib/billing/data"]
 EXPOSE 50051 8080
+
+# The gRPC health service, asked over loopback.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["billing-service", "health"]
 
 CMD ["billing-service", "serve"]

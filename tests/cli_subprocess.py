@@ -50,11 +50,12 @@ class CliResult:
         return lines[-1] if lines else ""
 
 
-async def run_cli(env: Mapping[str, str], *args: str) -> CliResult:
+async def run_cli(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> CliResult:
     process = await asyncio.create_subprocess_exec(
         BILLING_SERVICE,
         *args,
         env=dict(env),
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -69,8 +70,8 @@ async def run_cli(env: Mapping[str, str], *args: str) -> CliResult:
     return CliResult(process.returncode, stdout.decode(), stderr.decode())
 
 
-async def run_cli_ok(env: Mapping[str, str], *args: str) -> CliResult:
-    result = await run_cli(env, *args)
+async def run_cli_ok(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> CliResult:
+    result = await run_cli(env, *args, cwd=cwd)
     assert result.returncode == 0, f"billing-service {' '.join(args)}: {result}"
     return result
 

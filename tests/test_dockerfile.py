@@ -114,7 +114,7 @@ def test_hadolint_finds_nothing() -> None:
 
 
 def test_the_image_runs_the_server_as_a_non_root_user() -> None:
-    assert arguments_of("FROM") == ["python:3.11-slim"]
+    assert arguments_of("FROM") == ["python:3.11.11-slim-bookworm"]  # pinned
     users = arguments_of("USER")
     assert users, "the image must switch away from root"
     user = users[-1].split(":")[0]
@@ -131,6 +131,16 @@ def test_the_image_listens_on_all_interfaces_and_serves_by_default() -> None:
     assert settings["BILLING_HTTP_ADDR"] == "0.0.0.0:8080"
     assert sorted(" ".join(arguments_of("EXPOSE")).split()) == ["50051", "8080"]
     assert [json.loads(args) for args in arguments_of("CMD")] == [["billing-service", "serve"]]
+
+
+def test_the_sqlite_data_is_on_a_volume_and_health_is_asked_over_grpc() -> None:
+    volumes = [json.loads(args) for args in arguments_of("VOLUME")]
+    assert volumes == [["/var/lib/billing/data"]]
+    assert env_settings()["BILLING_DATABASE_URL"].startswith(
+        "sqlite+aiosqlite:////var/lib/billing/data/"
+    )
+    (healthcheck,) = arguments_of("HEALTHCHECK")
+    assert healthcheck.split("CMD", 1)[1].strip() == '["billing-service", "health"]'
 
 
 def test_the_install_step_is_the_package_without_dev_dependencies() -> None:

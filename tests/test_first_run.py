@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .cli_subprocess import free_port, run_cli, service_env
+from .cli_subprocess import free_port, run_cli, run_cli_ok, serve, service_env
 
 
 @pytest.mark.parametrize("setting", ["grpc_addr", "http_addr"])
@@ -31,3 +31,47 @@ async def test_an_address_in_use_is_one_line_naming_the_setting(
         f"error: cannot listen on {busy} (BILLING_{setting.upper()}): Address already in use"
     ]
     assert "Traceback" not in result.stderr and "GRPC_VERBOSITY" not in result.stderr
+
+
+async def test_the_default_database_is_the_same_from_any_directory(tmp_path: Path) -> None:
+    """SQLite in the user's data directory: an admin command run elsewhere
+    uses the server's database, says which, and creates none of its own."""
+    env = {k: v for k, v in service_env("").items() if k != "BILLING_DATABASE_URL"}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    refused = await run_cli(env, "operators", "list", cwd=here)
+    assert refused.returncode == 1 and "billing-service migrate" in refused.stderr, refused
+    await run_cli_ok(env, "migrate", cwd=here)
+    await run_cli_ok(env, "operators", "create", "acme", cwd=there)
+    listed = await run_cli_ok(env, "operators", "list", cwd=here)
+    assert "acme" in listed.stdout
+    database = tmp_path / "data" / "billing-service" / "billing.db"
+    assert f"database: sqlite+aiosqlite:///{database}" in listed.stderr
+    assert not list(here.iterdir()) and not list(there.iterdir())
+
+
+async def test_a_postgresql_password_is_never_printed(tmp_path: Path) -> None:
+    env = service_env("postgresql+asyncpg://billing:s3cret-pw@127.0.0.1:1/billing")
+    result = await run_cli(env, "operators", "list")
+    assert result.returncode == 1
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert "database: postgresql+asyncpg://billing:***@127.0.0.1:1/billing" in result.stderr
+
+
+async def test_help_says_what_each_command_reads(tmp_path: Path) -> None:
+    env = service_env(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+    assert (await run_cli_ok(env, "--version")).stdout.startswith("billing-service ")
+    for args in (("--help",), ("serve", "--help"), ("keys", "create", "--help")):
+        shown = (await run_cli_ok(env, *args)).stdout
+        assert "BILLING_DATABASE_URL" in shown, args
+
+
+async def test_health_says_serving_and_fails_where_nothing_serves(tmp_path: Path) -> None:
+    env = service_env(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+    async with serve(env, tmp_path) as served:
+        answered = await run_cli_ok(env, "health", "--target", served.target)
+    assert answered.stdout.strip() == f"{served.target}: SERVING"
+    nothing = await run_cli(env, "health", "--target", f"127.0.0.1:{free_port()}")
+    assert nothing.returncode == 1

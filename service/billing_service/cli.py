@@ -2,17 +2,21 @@
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from .app import App, CannotListen, CannotOpen, open_app, opening_database, prepare_database
 from .clock import SystemClock
-from .config import Settings, server_processes
+from .config import Settings, server_processes, shown_database
 from .domain import validation
 from .domain.errors import DomainError
 from .grpc_core import apply_defaults as apply_grpc_core_defaults
@@ -20,16 +24,68 @@ from .logic.auth import mint_key
 from .storage import migrate
 from .storage.engine import create_engines
 
+_ENVIRONMENT = """environment (see README, Configuration):
+  BILLING_DATABASE_URL  the database (default: SQLite in the user's data directory)
+  BILLING_LOG_LEVEL     logging level (default INFO)"""
+_SERVE_ENVIRONMENT = """environment (see README, Configuration): every BILLING_* setting, mainly
+  BILLING_DATABASE_URL, BILLING_GRPC_ADDR, BILLING_HTTP_ADDR, BILLING_WORKERS,
+  BILLING_MIGRATE_ON_START, BILLING_SHUTDOWN_GRACE_SECONDS, BILLING_AUTH_CACHE_SECONDS"""
+
 
 def main(argv: list[str] | None = None) -> int:
     # Before anything imports grpc: the settings are read when it loads, and
     # the processes `serve` spawns inherit them.
     apply_grpc_core_defaults()
-    parser = argparse.ArgumentParser(prog="billing-service", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gRPC server (and the REST gateway)")
-    commands.add_parser("migrate", help="apply the database migrations")
-    gateway = commands.add_parser("gateway", help="run the REST gateway alone, as a sidecar")
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    _configure_logging(settings)
+    try:
+        if args.command == "serve":
+            _make_room_for(settings.database_url)
+            return _run_serve(settings)
+        if args.command == "gateway":
+            return _run_gateway(settings, args)
+        if args.command == "health":
+            return _health(args.target or settings.grpc_addr)
+        print(f"database: {shown_database(settings.database_url)}", file=sys.stderr)
+        if args.command == "migrate":
+            _make_room_for(settings.database_url)
+            return asyncio.run(_migrate(settings))
+        _require_existing(settings.database_url)
+        return asyncio.run(_with_app(settings, _ADMIN[(args.command, args.action)], args))
+    except (CannotOpen, CannotListen) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    def command(group: Any, name: str, help_: str, epilog: str = _ENVIRONMENT) -> Any:
+        return group.add_parser(
+            name,
+            help=help_,
+            description=help_[0].upper() + help_[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    parser = argparse.ArgumentParser(
+        prog="billing-service",
+        description="The Customer Billing service: plans, subscriptions, metering and quotas "
+        "over gRPC, with a REST gateway. Run a command with --help for its own help.",
+        epilog=_SERVE_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command(commands, "serve", "run the gRPC server and the REST gateway", _SERVE_ENVIRONMENT)
+    command(commands, "migrate", "create the database or bring it to this version's schema")
+    gateway = command(
+        commands,
+        "gateway",
+        "run the REST gateway alone, in front of a gRPC server elsewhere",
+        "environment: BILLING_HTTP_ADDR, BILLING_GATEWAY_GRPC_TARGET, BILLING_GRPC_ADDR, "
+        "BILLING_HTTP_ACCESS_LOG",
+    )
     gateway.add_argument(
         "--grpc-target",
         help="HOST:PORT of the gRPC server (default: BILLING_GATEWAY_GRPC_TARGET, else "
@@ -37,34 +93,84 @@ def main(argv: list[str] | None = None) -> int:
     )
     gateway.add_argument("--http-addr", help="HOST:PORT to serve on (default: BILLING_HTTP_ADDR)")
 
-    operators = commands.add_parser("operators", help="manage operators").add_subparsers(
-        dest="action", required=True
+    health = command(
+        commands,
+        "health",
+        "ask a running server's gRPC health service; exit 0 when SERVING (container probes)",
+        "environment: BILLING_GRPC_ADDR",
     )
-    operators.add_parser("create", help="create an operator").add_argument("name")
+    health.add_argument("--target", help="HOST:PORT to ask (default: BILLING_GRPC_ADDR)")
 
-    keys = commands.add_parser("keys", help="manage operators' API keys").add_subparsers(
-        dest="action", required=True
+    operators = command(commands, "operators", "manage operators").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
     )
-    create = keys.add_parser("create", help="mint a key; the key alone is the last line")
+    command(operators, "create", "create an operator").add_argument(
+        "name", help="the operator's name (1 to 200 characters), unique"
+    )
+    command(operators, "list", "list the operators")
+
+    keys = command(commands, "keys", "manage operators' API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = command(keys, "create", "mint a key; the key alone is the last line, shown once")
     create.add_argument("--operator", required=True, help="the operator's name")
-    listing = keys.add_parser("list", help="list an operator's keys (never the secrets)")
-    listing.add_argument("--operator", required=True)
-    keys.add_parser("revoke", help="revoke a key by its id").add_argument("key_id")
+    listing = command(keys, "list", "list an operator's keys (never the secrets)")
+    listing.add_argument("--operator", required=True, help="the operator's name")
+    command(keys, "revoke", "revoke a key by its id").add_argument(
+        "key_id", help="the key's id, as keys list shows it"
+    )
+    return parser
 
-    args = parser.parse_args(argv)
-    settings = Settings()
-    _configure_logging(settings)
+
+def _health(target: str) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    host, _, port = target.rpartition(":")
+    if host.strip("[]") in ("", "0.0.0.0", "::"):
+        target = f"127.0.0.1:{port}"  # listening everywhere: ask over loopback
     try:
-        if args.command == "serve":
-            return _run_serve(settings)
-        if args.command == "gateway":
-            return _run_gateway(settings, args)
-        if args.command == "migrate":
-            return asyncio.run(_migrate(settings))
-        return asyncio.run(_with_app(settings, _ADMIN[(args.command, args.action)], args))
-    except (CannotOpen, CannotListen) as error:
-        print(f"error: {error}", file=sys.stderr)
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=3
+            )
+    except grpc.RpcError as error:
+        print(f"{target}: {error.code().name}", file=sys.stderr)
         return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{target}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("customer-billing")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def _make_room_for(url: str) -> None:
+    """Create the SQLite file's directory (serve and migrate create the file)."""
+    path = _sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _require_existing(url: str) -> None:
+    """Admin commands never create a database: one run from the wrong place
+    (or with the wrong URL) would otherwise make a second one, silently."""
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        raise CannotOpen(
+            f"no database at {path} (BILLING_DATABASE_URL); `billing-service migrate` creates it"
+        )
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -217,8 +323,14 @@ async def _revoke_key(app: App, args: argparse.Namespace) -> None:
     print(f"key {key.id} revoked at {key.revoked_at.isoformat() if key.revoked_at else '?'}")
 
 
+async def _list_operators(app: App, _args: argparse.Namespace) -> None:
+    for operator in await app.store.list_operators():
+        print(f"{operator.id}\t{operator.name}\tcreated {operator.created_at.isoformat()}")
+
+
 _ADMIN: dict[tuple[str, str], Callable[[App, argparse.Namespace], Awaitable[None]]] = {
     ("operators", "create"): _create_operator,
+    ("operators", "list"): _list_operators,
     ("keys", "create"): _create_key,
     ("keys", "list"): _list_keys,
     ("keys", "revoke"): _revoke_key,

@@ -1,7 +1,11 @@
 """Settings: one flat object, read from BILLING_* environment variables."""
 
+from pathlib import Path
+
+from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -10,7 +14,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
 
     # SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...
-    database_url: str = "sqlite+aiosqlite:///./billing.db"
+    # The default is a file in the user's data directory, wherever the command
+    # runs from (default_database_url).
+    database_url: str = Field(default_factory=lambda: default_database_url())
     grpc_addr: str = "127.0.0.1:50051"
     # host:port of the REST gateway started beside the gRPC server; empty disables it.
     http_addr: str = "127.0.0.1:8080"
@@ -37,6 +43,16 @@ class Settings(BaseSettings):
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+
+
+def default_database_url() -> str:
+    """SQLite in the user's data directory ($XDG_DATA_HOME/billing-service)."""
+    return f"sqlite+aiosqlite:///{Path(user_data_dir('billing-service')) / 'billing.db'}"
+
+
+def shown_database(url: str) -> str:
+    """The database URL as commands print it: without a password."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def server_processes(settings: Settings, cores: int) -> int:

@@ -145,6 +145,15 @@ class Store:
 
         return await self._read(work)
 
+    async def list_operators(self) -> list[Operator]:
+        async def work(conn: AsyncConnection) -> list[Operator]:
+            rows = (await conn.execute(select(operators).order_by(operators.c.name))).all()
+            return [
+                Operator(id=r.id, name=r.name, created_at=from_micros(r.created_at)) for r in rows
+            ]
+
+        return await self._read(work)
+
     async def add_api_key(
         self, operator_id: int, key_id: str, key_hash: str, prefix: str, now: datetime
     ) -> None:
