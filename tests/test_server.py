@@ -199,12 +199,35 @@ async def test_reflection_lists_every_service_to_grpcurl(
     ]
 
 
+async def test_grpcurl_describes_services_by_reflection_and_methods_from_the_protos(
+    serving: tuple[ServeProcess, str], repo_root: Path
+) -> None:
+    """`describe` of a method fails against Python's reflection service (a
+    grpcio-reflection limit); the README's workarounds: describe the service,
+    or read the protos themselves."""
+    process, _ = serving
+    service = await grpcurl("-plaintext", process.target, "describe", "billing.v1.UsageService")
+    assert "rpc CheckQuota" in service
+    method = await grpcurl(
+        "-import-path",
+        str(repo_root / "protos"),
+        "-import-path",
+        str(repo_root / "build" / "third_party" / "protos"),
+        "-proto",
+        "billing/v1/usage.proto",
+        "describe",
+        "billing.v1.UsageService.CheckQuota",
+    )
+    assert "billing.v1.UsageService.CheckQuota is a method" in method
+
+
 @pytest.mark.slow
 async def test_a_cli_key_works_through_grpcurl_against_serve(tmp_path: Path) -> None:
     """The whole operator journey with real processes only: create an
     operator and a key with the CLI, start the server, call it with grpcurl."""
     env = service_env(f"sqlite+aiosqlite:///{tmp_path / 'journey.db'}")
     env.pop("GRPC_EXPERIMENTS", None)
+    await run_cli_ok(env, "migrate")
     await run_cli_ok(env, "operators", "create", "acme")
     key = (await run_cli_ok(env, "keys", "create", "--operator", "acme")).last_line
 
