@@ -3,6 +3,7 @@ HTTP's words before gRPC sees the credentials, 415 for a body that is not
 JSON, and an auth cache that refused keys do not grow."""
 
 import asyncio
+import json
 import logging
 
 import httpx
@@ -94,3 +95,27 @@ async def test_a_client_leaving_mid_body_leaves_no_traceback(
     await asyncio.sleep(0.3)
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     del reader
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /v1/plans HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",
+        b"POST /v1/plans HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+    ],
+    ids=["nul-in-a-header", "negative-content-length", "no-request-line"],
+)
+async def test_malformed_http_gets_the_json_error_shape(
+    gateway: RunningGateway, head: bytes
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(head)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    status, _, rest = answer.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400"), answer
+    assert b"content-type: application/json" in headers.lower()
+    assert json.loads(body)["error"]["code"] == "bad_request"

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from ..app import CannotListen
 from .app import DEFAULT_DEADLINE_SECONDS, create_app
+from .protocol import JsonErrorsH11Protocol
 from .routes import api_files, load_bindings
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ async def start_gateway(
         ws="none",
         log_config=None,
         access_log=access_log,
+        http=JsonErrorsH11Protocol,
         server_header=False,
         timeout_graceful_shutdown=5,
     )
