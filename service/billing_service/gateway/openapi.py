@@ -8,6 +8,8 @@ from typing import Any
 from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
+from ..domain import validation as v
+from ..logic.pagination import MAX_TOKEN
 from .errors import EXTRA_FIELDS_BY_REASON
 from .jsonmap import (
     INT64_TYPES,
@@ -83,6 +85,50 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+_INNER = r"[^/\x00-\x1f\x7f]"
+_EDGE = r"[^/\s\x00-\x1f\x7f]"
+# The service's input rules (domain/validation.py) as JSON Schema, by field
+# name, so that a generated client does not send what the service refuses.
+_INPUT_RULES: dict[str, dict[str, Any]] = {
+    # Printable, without '/' nor spaces at either end.
+    "tenant_id": {"pattern": f"{_EDGE}|{_EDGE}{_INNER}{{0,198}}{_EDGE}"},
+    "primitive": {"pattern": v.PRIMITIVE_RE.pattern},
+    "key": {"pattern": v.KEY_RE.pattern},
+    "plan_key": {"pattern": v.KEY_RE.pattern},
+    "account_kit_id": {"pattern": v.KEY_RE.pattern},
+    "id": {"pattern": v.KEY_RE.pattern},
+    "name": {"maxLength": v.MAX_NAME},
+    "idempotency_key": {"maxLength": v.MAX_EXTERNAL_ID},
+    "stripe_price_id": {"maxLength": v.MAX_EXTERNAL_ID},
+    "stripe_customer_id": {"maxLength": v.MAX_EXTERNAL_ID},
+    "stripe_subscription_id": {"maxLength": v.MAX_EXTERNAL_ID},
+    "usage_event_id": {"pattern": r"[0-9]{1,18}"},
+    "page_token": {"maxLength": MAX_TOKEN},
+    "quantity": {"minimum": 0, "maximum": v.MAX_QUANTITY},
+    "page_size": {"minimum": 0, "maximum": v.MAX_PAGE_SIZE},
+}
+# Map fields: the keys' rule and the values'.
+_MAP_RULES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "quotas": (
+        {"pattern": f"^{v.PRIMITIVE_RE.pattern}$"},
+        {"minimum": 0, "maximum": v.MAX_QUOTA},
+    ),
+}
+
+
+def _input_rules(field: FieldDescriptor, required: bool) -> dict[str, Any]:
+    """The field's rules; a pattern anchored, and allowing the empty string
+    (an unset field) unless the field is required."""
+    rules = dict(_INPUT_RULES.get(field.name, {}))
+    if "pattern" in rules:
+        rules["pattern"] = f"^({rules['pattern']})$" if required else f"^({rules['pattern']})?$"
+    if required and field.type == FieldDescriptor.TYPE_STRING:
+        rules["minLength"] = 1
+    if required and "minimum" in rules:
+        rules["minimum"] = max(rules["minimum"], 1)  # a required number is not zero
+    return rules
+
+
 def openapi_document(bindings: Sequence[Binding]) -> dict[str, Any]:
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
@@ -120,7 +166,7 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
             "in": "path",
             "required": True,
             **_described(variable.field_path[-1].full_name),
-            "schema": schemas.field(variable.field_path[-1], output=False),
+            "schema": schemas.field(variable.field_path[-1], output=False, required=True),
         }
         for variable in binding.path_variables
     ]
@@ -206,7 +252,12 @@ class _Schemas:
         return {
             "type": "object",
             **_described(message.full_name),
-            "properties": {field.json_name: self.property(field, output=False) for field in fields},
+            "properties": {
+                field.json_name: self.property(
+                    field, output=False, required=field_behavior_pb2.REQUIRED in _behaviors(field)
+                )
+                for field in fields
+            },
             "required": [
                 field.json_name
                 for field in fields
@@ -215,10 +266,12 @@ class _Schemas:
             "additionalProperties": False,
         }
 
-    def property(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
+    def property(
+        self, field: FieldDescriptor, output: bool, required: bool = False
+    ) -> dict[str, Any]:
         """A message's field: its schema with the field's comment (and, for an
         enum, its values' comments) as description."""
-        schema = self.field(field, output)
+        schema = self.field(field, output, required)
         description = proto_comments().get(field.full_name, "")
         if field.type == FieldDescriptor.TYPE_ENUM:
             description = "\n\n".join(filter(None, [description, _enum_values(enum_of(field))]))
@@ -227,13 +280,30 @@ class _Schemas:
             schema["description"] = description
         return schema
 
-    def field(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
+    def field(self, field: FieldDescriptor, output: bool, required: bool = False) -> dict[str, Any]:
         if is_map(field):
             value = map_value_field(field)
-            return {"type": "object", "additionalProperties": self._single(value, output)}
+            values = self._single(value, output)
+            schema: dict[str, Any] = {"type": "object", "additionalProperties": values}
+            if not output and field.name in _MAP_RULES:
+                keys, value_rules = _MAP_RULES[field.name]
+                values.update(value_rules)
+                schema.update(propertyNames=keys, maxProperties=v.MAX_QUOTAS)
+            return schema
         if is_repeated(field):
-            return {"type": "array", "items": self._single(field, output)}
-        return self._single(field, output)
+            items = self._single(field, output)
+            if not output and field.name == "primitives":
+                items = {**items, "pattern": rf"^(\*|{v.PRIMITIVE_RE.pattern})$"}
+            if not output and field.name == "permissions":
+                items = {**items, "minLength": 1, "maxLength": v.MAX_NAME}
+            listed: dict[str, Any] = {"type": "array", "items": items}
+            if not output:
+                listed["maxItems"] = v.MAX_LIST_ENTRIES
+            return listed
+        single = self._single(field, output)
+        if not output and field.message_type is None:
+            single.update(_input_rules(field, required))
+        return single
 
     def _single(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
         if field.type == FieldDescriptor.TYPE_ENUM:
