@@ -214,7 +214,7 @@ async def test_a_check_on_one_server_process_sees_every_answer_of_another(
 ) -> None:
     """Read-your-writes across replicas: once a consume has been answered by
     one process, a check on the other counts it (on SQLite, the check's read
-    is kept until the next commit anywhere: sqlite_commits.py)."""
+    is kept until the next commit anywhere: metering/sqlite/commits.py)."""
     clock.set(datetime.now(UTC))  # the replicas run on the system clock
     await subscribe(client, "watched", {"seo": 1000})
     async with _two_replicas(client, database_url, tmp_path) as (a, b):

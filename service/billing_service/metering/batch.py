@@ -121,6 +121,7 @@ async def run_refund(tx: Transaction, refund: Refund, cache: TermsCache) -> Refu
     usage = PeriodUsage(counters[key])
     if refunded:
         usage.take_back(event)
+    if usage.changed:  # the event lay in the counter's period
         await tx.write([], [(key, usage.row())])
     slot = (await rule_slots(tx, cache, [key], versions))[key]
     bounds = slot.bounds_at(from_micros(event.occurred_at))

@@ -6,6 +6,7 @@ answer None where they cannot decide as the batch path would."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from ..domain.models import QuotaDecision, Standing, UsageRecorded
 from .backend import MeteringBackend
@@ -54,7 +55,8 @@ class ShortWays:
             return None
         verdicts, _ = decide(read.slot.rule, read.bounds, read.used, calls)
         decisions = [answer_of(verdict) for verdict in verdicts]
-        return [d for d in decisions if isinstance(d, QuotaDecision)]
+        assert all(isinstance(d, QuotaDecision) for d in decisions)  # checks are never refused
+        return cast(list[QuotaDecision], decisions)
 
     def conditional(self, call: Call) -> tuple[RuleSlot, NewEvent] | None:
         """What the conditional statement writes for `call`: its slot and

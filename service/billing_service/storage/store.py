@@ -1,8 +1,7 @@
 """The Store: every read and write of the service, as short transactions.
 
-The metered hot path (check, consume, record) is not here but in
-storage/hot_path.py, which batches it; refunds and reports are here, and take
-the same counter-row lock as the hot path.
+Metered calls (check, consume, record, refund) are not here but in the
+metering core (metering/), which batches them; usage reports are here.
 """
 
 import json
