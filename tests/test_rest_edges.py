@@ -74,12 +74,43 @@ async def test_refused_keys_are_not_cached(app: App, anonymous: httpx.AsyncClien
     assert len(app.authenticator._cache) == 0
 
 
+@pytest.mark.parametrize("method", ["OPTIONS", "GET", "DELETE"])
 async def test_a_custom_verb_route_is_not_swallowed_by_a_variable(
+    http: httpx.AsyncClient, method: str
+) -> None:
+    response = await http.request(method, "/v1/plans/x:archive")
+    assert response.status_code == 405, response.text
+    assert response.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"key": "pro", "name": "Pro", "period": None}, "period"),
+        ({"key": "pro", "name": None}, "name"),
+        ({"key": "pro", "name": "Pro", "quotas": None}, "quotas"),
+        ({"key": "pro", "name": "Pro", "period": 2}, "period"),
+        ({"key": "pro", "name": "Pro", "period": False}, "period"),
+    ],
+    ids=["null-enum", "null-string", "null-map", "enum-number", "enum-bool"],
+)
+async def test_json_null_and_enum_numbers_are_refused(
+    http: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
+    """The document allows neither: protobuf's mapping would read them as
+    defaults or raw numbers, which is not what the client meant."""
+    response = await http.post("/v1/plans", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"].startswith(f"{field}: ")
+    assert (await http.get("/v1/plans/pro")).status_code == 404
+
+
+async def test_a_list_over_its_limit_is_refused_even_with_duplicates(
     http: httpx.AsyncClient,
 ) -> None:
-    response = await http.options("/v1/plans/x:archive")
-    assert response.status_code == 405
-    assert response.headers["Allow"] == "POST"
+    response = await http.post("/v1/account-kits", json={"name": "K", "permissions": ["p"] * 101})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "permissions"
 
 
 async def test_a_client_leaving_mid_body_leaves_no_traceback(

@@ -64,13 +64,15 @@ BAD_KIT_FIELDS: list[Case] = [
     ("permissions", {"permissions": ["x" * 201]}),
     ("permissions", {"permissions": ["read\x00write"]}),
     ("permissions", {"permissions": ["line\nbreak"]}),
+    ("permissions", {"permissions": ["c1\x9bcontrol"]}),
+    ("permissions", {"permissions": ["p"] * 101}),
     ("permissions", {"permissions": [f"perm {i}" for i in range(101)]}),
 ]
 
 BAD_TENANTS = [
     *("", "a/b", "/", "x" * 201, " lead", "trail ", "tab\there", "nul\x00", "del\x7f"),
-    # Not printable either: a C1 control and a line separator.
-    *("next\x85line", "line\u2028separator"),
+    # A C1 control, a line separator, a zero-width space, a direction override.
+    *("next\x85line", "line\u2028separator", "zero\u200bwidth", "\u202etxt.exe"),
 ]
 
 BAD_SUBSCRIPTION_FIELDS: list[Case] = [

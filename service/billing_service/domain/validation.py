@@ -10,10 +10,23 @@ from .models import ALL_PRIMITIVES
 
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 PRIMITIVE_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
-# Tenant ids appear in REST paths, so '/' is excluded; control characters are too.
-TENANT_RE = re.compile(r"[^/\x00-\x1f\x7f]{1,200}")
-# PostgreSQL cannot store NUL in text, and no name or external id needs C0 controls.
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Text rules are regular expressions so that the OpenAPI document states
+# them as they are (gateway/openapi.py). Control characters (C0, DEL, C1) are
+# refused everywhere: PostgreSQL cannot store NUL, and no name needs them.
+_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+CONTROL_RE = re.compile(f"[{_CONTROLS}]")
+# Tenant ids appear in REST paths, so '/' is excluded, and spaces at the ends.
+# An id is also free of the invisible characters that make two ids look
+# alike: zero-width ones, direction marks and overrides, line and paragraph
+# separators, the byte order mark.
+_INVISIBLE = r"\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+_TENANT_EDGE = rf"[^/\s{_CONTROLS}{_INVISIBLE}]"
+_TENANT_INNER = rf"[^/{_CONTROLS}{_INVISIBLE}]"
+TENANT_RE = re.compile(rf"{_TENANT_EDGE}|{_TENANT_EDGE}{_TENANT_INNER}{{0,198}}{_TENANT_EDGE}")
+# A name has something besides spaces; an external id no spaces at its ends.
+NAME_RE = re.compile(rf"[^{_CONTROLS}]*[^\s{_CONTROLS}][^{_CONTROLS}]*")
+EXTERNAL_ID_RE = re.compile(rf"([^\s{_CONTROLS}]([^{_CONTROLS}]*[^\s{_CONTROLS}])?)?")
+TEXT_RE = re.compile(f"[^{_CONTROLS}]*")
 
 MAX_NAME = 200
 MAX_EXTERNAL_ID = 255
@@ -44,9 +57,11 @@ def _matching(field: str, value: str, pattern: re.Pattern[str]) -> str:
 def tenant_id(field: str, value: str) -> str:
     if not value:
         raise InvalidArgument(field, "is required")
-    if not TENANT_RE.fullmatch(value) or value.strip() != value or not value.isprintable():
+    if not TENANT_RE.fullmatch(value):
         raise InvalidArgument(
-            field, "must be 1 to 200 printable characters, without '/' or edge spaces"
+            field,
+            "must be 1 to 200 characters, without '/', control or invisible characters"
+            " or spaces at either end",
         )
     return value
 
@@ -93,9 +108,7 @@ def quotas(field: str, value: Mapping[str, int]) -> dict[str, int]:
 
 
 def kit_primitives(field: str, value: Iterable[str]) -> tuple[str, ...]:
-    items = sorted(set(value))
-    if len(items) > MAX_LIST_ENTRIES:
-        raise InvalidArgument(field, f"must have at most {MAX_LIST_ENTRIES} entries")
+    items = _at_most_entries(field, value)
     for item in items:
         if item != ALL_PRIMITIVES:
             primitive(field, item)
@@ -103,15 +116,22 @@ def kit_primitives(field: str, value: Iterable[str]) -> tuple[str, ...]:
 
 
 def permissions(field: str, value: Iterable[str]) -> tuple[str, ...]:
-    items = sorted(set(value))
-    if len(items) > MAX_LIST_ENTRIES:
-        raise InvalidArgument(field, f"must have at most {MAX_LIST_ENTRIES} entries")
+    items = _at_most_entries(field, value)
     for item in items:
         if not item or len(item) > MAX_NAME:
             raise InvalidArgument(field, f"entries must be 1 to {MAX_NAME} characters")
         if CONTROL_RE.search(item):
             raise InvalidArgument(field, "entries must not contain control characters")
     return tuple(items)
+
+
+def _at_most_entries(field: str, value: Iterable[str]) -> list[str]:
+    """The distinct entries, sorted; the limit counts those given, as the
+    OpenAPI document's maxItems does."""
+    given = list(value)
+    if len(given) > MAX_LIST_ENTRIES:
+        raise InvalidArgument(field, f"must have at most {MAX_LIST_ENTRIES} entries")
+    return sorted(set(given))
 
 
 def idempotency_key(field: str, value: str) -> str | None:

@@ -15,8 +15,11 @@ Well-known types keep protobuf's mapping (a Timestamp is an RFC 3339 string).
 
 Input (request bodies, path and query parameters): `json_format.ParseDict`, so
 camelCase and original field names are both accepted and unknown fields are
-refused. Enum values may be given in the short form ("month", any case), in
-full ("PERIOD_MONTH") or as numbers. 64-bit integers may be numbers or strings.
+refused, and so is `null` (protobuf's mapping would read it as the field's
+default; the OpenAPI document allows no null, so a field is given or left
+out). Enum values are names: the short form ("month", any case) or in full
+("PERIOD_MONTH"); not numbers, which a JSON client would not know. 64-bit
+integers may be numbers or strings.
 """
 
 import functools
@@ -161,8 +164,11 @@ def _accept_message(message: Descriptor, data: Any) -> Any:
     fields = _fields_by_any_name(message)
     for name, value in data.items():
         field = fields.get(name)
-        if field is not None and value is not None:
-            accepted[name] = _accept_field(field, value)
+        if field is None:
+            continue  # ParseDict names the unknown field
+        if value is None:
+            raise JsonMappingError(f"{field.name}: must not be null; leave the field out")
+        accepted[name] = _accept_field(field, value)
     return accepted
 
 
@@ -180,8 +186,11 @@ def _accept_field(field: FieldDescriptor, raw: Any) -> Any:
 
 
 def _accept_value(field: FieldDescriptor, raw: Any) -> Any:
-    if field.type == FieldDescriptor.TYPE_ENUM and isinstance(raw, str):
+    if field.type == FieldDescriptor.TYPE_ENUM:
         enum = enum_of(field)
+        if not isinstance(raw, str):
+            names = ", ".join(enum_short_names(enum))
+            raise JsonMappingError(f"{field.name}: must be a name, one of {names}")
         for candidate in (raw.upper(), enum_prefix(enum) + raw.upper()):
             if candidate in enum.values_by_name:
                 return candidate

@@ -32,7 +32,8 @@ JSON follows protobuf's JSON mapping (camelCase names; original snake_case names
 accepted in requests; fields without presence are always present in responses), except
 that enum values are lower-case without their type prefix (`PERIOD_MONTH` is `"month"`,
 the `*_UNSPECIFIED` value is `null`; requests also accept full names) and 64-bit integers
-are JSON numbers (requests also accept strings).
+are JSON numbers (requests also accept strings). Requests never take `null`: a field is
+given or left out.
 
 Errors are `{"error": {"code": "<snake_case>", "message": "..."}}`, where `code` is the
 ErrorInfo reason or gRPC code lower-cased. `rate_limited` (429) adds `used` and `limit`;
@@ -85,27 +86,35 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
-_INNER = r"[^/\x00-\x1f\x7f]"
-_EDGE = r"[^/\s\x00-\x1f\x7f]"
 # The service's input rules (domain/validation.py) as JSON Schema, by field
 # name, so that a generated client does not send what the service refuses.
 _INPUT_RULES: dict[str, dict[str, Any]] = {
-    # Printable, without '/' nor spaces at either end.
-    "tenant_id": {"pattern": f"{_EDGE}|{_EDGE}{_INNER}{{0,198}}{_EDGE}"},
+    "tenant_id": {"pattern": v.TENANT_RE.pattern},
     "primitive": {"pattern": v.PRIMITIVE_RE.pattern},
     "key": {"pattern": v.KEY_RE.pattern},
     "plan_key": {"pattern": v.KEY_RE.pattern},
     "account_kit_id": {"pattern": v.KEY_RE.pattern},
     "id": {"pattern": v.KEY_RE.pattern},
-    "name": {"maxLength": v.MAX_NAME},
-    "idempotency_key": {"maxLength": v.MAX_EXTERNAL_ID},
-    "stripe_price_id": {"maxLength": v.MAX_EXTERNAL_ID},
-    "stripe_customer_id": {"maxLength": v.MAX_EXTERNAL_ID},
-    "stripe_subscription_id": {"maxLength": v.MAX_EXTERNAL_ID},
-    "usage_event_id": {"pattern": r"[0-9]{1,18}"},
+    "name": {"pattern": v.NAME_RE.pattern, "maxLength": v.MAX_NAME},
+    "idempotency_key": {"pattern": v.TEXT_RE.pattern, "maxLength": v.MAX_EXTERNAL_ID},
+    "stripe_price_id": {"pattern": v.EXTERNAL_ID_RE.pattern, "maxLength": v.MAX_EXTERNAL_ID},
+    "stripe_customer_id": {"pattern": v.EXTERNAL_ID_RE.pattern, "maxLength": v.MAX_EXTERNAL_ID},
+    "stripe_subscription_id": {
+        "pattern": v.EXTERNAL_ID_RE.pattern,
+        "maxLength": v.MAX_EXTERNAL_ID,
+    },
+    "usage_event_id": {"pattern": v.EVENT_ID_RE.pattern},
     "page_token": {"maxLength": MAX_TOKEN},
     "quantity": {"minimum": 0, "maximum": v.MAX_QUANTITY},
     "page_size": {"minimum": 0, "maximum": v.MAX_PAGE_SIZE},
+}
+# An input instant: RFC 3339 from 1971 to 2099, inside the service's range
+# (the Unix epoch to a century ahead) whatever the offset.
+_TIMESTAMP = "google.protobuf.Timestamp"
+_INPUT_INSTANT = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": "^(197[1-9]|19[89][0-9]|20[0-9]{2})-",
 }
 # Map fields: the keys' rule and the values'.
 _MAP_RULES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -205,7 +214,8 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
     else:
         return operation
     operation["requestBody"] = {
-        "required": False,
+        # A body is optional only when nothing in it is required.
+        "required": bool(body_schema.get("required")) or binding.body not in ("", "*"),
         "content": {"application/json": {"schema": body_schema}},
     }
     return operation
@@ -295,11 +305,15 @@ class _Schemas:
             if not output and field.name == "primitives":
                 items = {**items, "pattern": rf"^(\*|{v.PRIMITIVE_RE.pattern})$"}
             if not output and field.name == "permissions":
-                items = {**items, "minLength": 1, "maxLength": v.MAX_NAME}
+                items = {**items, "pattern": f"^{v.TEXT_RE.pattern}$"}
+                items.update(minLength=1, maxLength=v.MAX_NAME)
             listed: dict[str, Any] = {"type": "array", "items": items}
             if not output:
                 listed["maxItems"] = v.MAX_LIST_ENTRIES
             return listed
+        timestamp = field.message_type and field.message_type.full_name == _TIMESTAMP
+        if timestamp and not output:
+            return dict(_INPUT_INSTANT)
         single = self._single(field, output)
         if not output and field.message_type is None:
             single.update(_input_rules(field, required))

@@ -8,6 +8,10 @@ fields bound by neither may be given as query parameters, by their camelCase
 or original names. Supported template variables are `{field}`, `{field=*}`
 (one segment) and `{field=**}` (the rest of the path), with `field` a possibly
 dotted path to a scalar field; anything else is refused at start-up.
+
+As in that grammar, the last ':' of a path starts its verb: a one-segment
+variable ending a template takes no ':', so `GET /v1/plans/x:archive` is the
+verb route's 405, not the plan `x:archive`.
 """
 
 import importlib
@@ -26,8 +30,26 @@ from google.protobuf.descriptor import (
     MethodDescriptor,
 )
 from google.protobuf.message import Message
+from starlette.convertors import Convertor, register_url_convertor
 
 from .jsonmap import is_map, is_repeated, is_well_known
+
+SEGMENT = "segment"
+
+
+class _SegmentBeforeVerb(Convertor[str]):
+    """One path segment without ':' (which would start a verb)."""
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor(SEGMENT, _SegmentBeforeVerb())
 
 API_PACKAGE = "billing.v1"
 
@@ -151,7 +173,10 @@ def _binding(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Binding:
 
     def starlette_variable(match: re.Match[str]) -> str:
         variable = by_name[match.group(1)]
-        return f"{{{variable.param}:path}}" if variable.multi_segment else f"{{{variable.param}}}"
+        if variable.multi_segment:
+            return f"{{{variable.param}:path}}"
+        ends_path = match.end() == len(template)
+        return f"{{{variable.param}:{SEGMENT}}}" if ends_path else f"{{{variable.param}}}"
 
     bound = {variable.field_path[0].name for variable in variables}
     if rule.body not in ("", "*"):
