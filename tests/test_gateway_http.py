@@ -225,6 +225,16 @@ EXAMPLES: dict[str, tuple[dict[str, str], Any, dict[str, str]]] = {
     "RecordUsage": ({"tenant_id": "t1"}, {"primitive": "seo", "quantity": 2}, {}),
     "RefundUsage": ({"usage_event_id": "<from ConsumeQuota>"}, {}, {}),
     "GetUsage": ({"tenant_id": "t1"}, None, {"asOf": "2026-06-01T00:00:00Z"}),
+    "SetSubscriptionByOrganizationId": ({"organization_id": "o1"}, {"planKey": "pro"}, {}),
+    "GetSubscriptionByOrganizationId": ({"organization_id": "o1"}, None, {}),
+    "CheckQuotaByOrganizationId": ({"organization_id": "o1", "primitive": "seo"}, None, {}),
+    "ConsumeQuotaByOrganizationId": ({"organization_id": "o1"}, {"primitive": "seo"}, {}),
+    "RecordUsageByOrganizationId": (
+        {"organization_id": "o1"},
+        {"primitive": "seo", "quantity": 2},
+        {},
+    ),
+    "GetUsageByOrganizationId": ({"organization_id": "o1"}, None, {}),
     "ArchivePlan": ({"key": "pro"}, {}, {}),
 }
 API_MODULES = (account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2)
@@ -255,7 +265,9 @@ async def test_the_document_covers_every_rpc_and_only_the_served_routes(
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }
-    assert set(operations) == every_rpc
+    # Each RPC by its name; an additional binding by its name and variable.
+    assert every_rpc <= set(operations)
+    assert all(o in every_rpc or o.split("By")[0] in every_rpc for o in operations)
 
     routes = [route for route in gateway.app.routes if isinstance(route, Route)]
     assert len(routes) == len(gateway.app.routes)
@@ -276,9 +288,8 @@ async def test_the_document_describes_everything_with_the_protos_comments(
     assert check["description"].startswith("Read-only quota decision: would `quantity` more")
     assert "\nNever records anything" in check["description"]  # line breaks kept
     tenant = next(p for p in check["parameters"] if p["name"] == "tenant_id")
-    assert tenant["description"] == (
-        "The tenant (1 to 200 characters; no '/', control or invisible characters,\n"
-        "or spaces at either end)."
+    assert tenant["description"].startswith(
+        "The owner when it is a user: user_id's older name, kept on the wire."
     )
 
     schemas = document["components"]["schemas"]

@@ -15,6 +15,7 @@ from billing_service.app import App
 from billing_service.clock import FixedClock
 from billing_service.domain.errors import DomainError
 from billing_service.domain.models import Period, Standing, SubscriptionStatus, UsageRecorded
+from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
 from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.batch_forming import UntilCount
@@ -51,7 +52,9 @@ async def _answers(engine: QuotaEngine, operator_id: int, tenant: str, n: int) -
     answers: list[object] = []
     for _ in range(n):
         try:
-            answers.append((await engine.consume(operator_id, tenant, "seo", 1, "")).standing)
+            answers.append(
+                (await engine.consume(operator_id, Owner.user(tenant), "seo", 1, "")).standing
+            )
         except DomainError as error:
             answers.append(error.reason)
     return answers
@@ -69,7 +72,9 @@ async def test_no_decision_under_terms_older_than_an_earlier_ones(
     op = operator.id
     await _plan(app, op, 100)
     for tenant in ("t1", "t2"):
-        await app.subscriptions.set(op, tenant, "p", SubscriptionStatus.ACTIVE, "", "", None, False)
+        await app.subscriptions.set(
+            op, Owner.user(tenant), "p", SubscriptionStatus.ACTIVE, "", "", None, False
+        )
     a, b = batcher(app, company=2, route=Route.QUEUED), batcher(app)
     engine_a, engine_b = QuotaEngine(app.store, a, clock), QuotaEngine(app.store, b, clock)
     await _answers(engine_b, op, "t2", 60)  # t2 at 60, terms known to both
@@ -96,8 +101,8 @@ async def test_no_decision_under_terms_older_than_an_earlier_ones(
         await holder.execute("BEGIN")
         await holder.execute("SELECT * FROM usage_counters WHERE tenant_id = 't1' FOR UPDATE")
         batch_a = asyncio.gather(
-            engine_a.consume(op, "t1", "seo", 1, ""),
-            timed(engine_a.consume(op, "t2", "seo", 1, "")),
+            engine_a.consume(op, Owner.user("t1"), "seo", 1, ""),
+            timed(engine_a.consume(op, Owner.user("t2"), "seo", 1, "")),
         )
         await asyncio.sleep(0.3)  # A's batch waits for t1's row
         lowered = asyncio.create_task(_plan(app, op, 70))
@@ -179,7 +184,9 @@ async def test_one_bad_call_fails_alone(app: App, clock: FixedClock) -> None:
     for op in (good, bad):
         await _plan(app, op, 1000)
         anchor = datetime(2026, 6, 20, tzinfo=UTC)
-        await app.subscriptions.set(op, "t", "p", SubscriptionStatus.ACTIVE, "", "", anchor, False)
+        await app.subscriptions.set(
+            op, Owner.user("t"), "p", SubscriptionStatus.ACTIVE, "", "", anchor, False
+        )
     batch = batcher(app, company=4)
     now = clock.now()
     try:
@@ -202,14 +209,16 @@ async def test_an_overflowing_terms_cache_fails_no_call(app: App, clock: FixedCl
     """Defect 4: past the cache's size, a tenant cached before is served."""
     op = (await app.store.create_operator("acme", clock.now())).id
     await _plan(app, op, 5)
-    await app.subscriptions.set(op, "t0", "p", SubscriptionStatus.ACTIVE, "", "", None, False)
+    await app.subscriptions.set(
+        op, Owner.user("t0"), "p", SubscriptionStatus.ACTIVE, "", "", None, False
+    )
     batch = batcher(app, max_tenants=8)
     engine = QuotaEngine(app.store, batch, clock)
     try:
-        assert (await engine.check(op, "t0", "seo", 1)).allowed
-        await asyncio.gather(*(engine.check(op, f"x{i}", "seo", 1) for i in range(100)))
-        await engine.consume(op, "t0", "seo", 5, "")
-        decision = await engine.check(op, "t0", "seo", 1)
+        assert (await engine.check(op, Owner.user("t0"), "seo", 1)).allowed
+        await asyncio.gather(*(engine.check(op, Owner.user(f"x{i}"), "seo", 1) for i in range(100)))
+        await engine.consume(op, Owner.user("t0"), "seo", 5, "")
+        decision = await engine.check(op, Owner.user("t0"), "seo", 1)
         assert not decision.allowed and decision.standing.limit == 5
     finally:
         await batch.close()

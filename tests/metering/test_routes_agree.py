@@ -14,6 +14,7 @@ from billing_service.app import App
 from billing_service.clock import FixedClock
 from billing_service.domain.errors import DomainError
 from billing_service.domain.models import Period, RefundResult, SubscriptionStatus
+from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
 from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.batch_forming import UntilCount, WhileArriving
@@ -64,7 +65,9 @@ class Run:
         await self.refresh_terms()
 
     async def subscribe(self, tenant: str, status: SubscriptionStatus) -> None:
-        await self.app.subscriptions.set(self.operator_id, tenant, "p", status, "", "", None, False)
+        await self.app.subscriptions.set(
+            self.operator_id, Owner.user(tenant), "p", status, "", "", None, False
+        )
         await self.refresh_terms()
 
     async def refresh_terms(self) -> None:
@@ -89,15 +92,19 @@ class Run:
         op = self.operator_id
         try:
             if kind == "check":
-                decision = await engine.check(op, *args)
+                decision = await engine.check(op, Owner.user(args[0]), *args[1:])
                 outcome = str(decision.reason) if decision.reason else "allowed"
                 return Answer(outcome, decision.standing.used, decision.standing.limit)
             tenant, primitive, quantity, key, ago = args
             if kind == "consume":
-                recorded = await engine.consume(op, tenant, primitive, quantity, key or "")
+                recorded = await engine.consume(
+                    op, Owner.user(tenant), primitive, quantity, key or ""
+                )
             else:
                 at = self.clock.now() - ago
-                recorded = await engine.record(op, tenant, primitive, quantity, key or "", at)
+                recorded = await engine.record(
+                    op, Owner.user(tenant), primitive, quantity, key or "", at
+                )
         except DomainError as error:
             return Answer(error.reason)
         outcome = "replayed" if recorded.replayed else "recorded"

@@ -35,7 +35,7 @@ SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED: SubscriptionStatus
 SUBSCRIPTION_STATUS_PAUSED: SubscriptionStatus
 
 class Subscription(_message.Message):
-    __slots__ = ("tenant_id", "plan_key", "status", "stripe_customer_id", "stripe_subscription_id", "current_period_end", "period", "period_start", "period_end", "account_kit_id", "create_time", "update_time")
+    __slots__ = ("tenant_id", "plan_key", "status", "stripe_customer_id", "stripe_subscription_id", "current_period_end", "period", "period_start", "period_end", "account_kit_id", "create_time", "update_time", "user_id", "organization_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_KEY_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,8 @@ class Subscription(_message.Message):
     ACCOUNT_KIT_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     plan_key: str
     status: SubscriptionStatus
@@ -60,10 +62,12 @@ class Subscription(_message.Message):
     account_kit_id: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, tenant_id: _Optional[str] = ..., plan_key: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period: _Optional[_Union[_plan_pb2.Period, str]] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_kit_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    user_id: str
+    organization_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., plan_key: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period: _Optional[_Union[_plan_pb2.Period, str]] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_kit_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
 
 class SetSubscriptionRequest(_message.Message):
-    __slots__ = ("tenant_id", "plan_key", "status", "stripe_customer_id", "stripe_subscription_id", "current_period_end", "assign_kit")
+    __slots__ = ("tenant_id", "plan_key", "status", "stripe_customer_id", "stripe_subscription_id", "current_period_end", "assign_kit", "user_id", "organization_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_KEY_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +75,8 @@ class SetSubscriptionRequest(_message.Message):
     STRIPE_SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENT_PERIOD_END_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_KIT_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     plan_key: str
     status: SubscriptionStatus
@@ -78,7 +84,9 @@ class SetSubscriptionRequest(_message.Message):
     stripe_subscription_id: str
     current_period_end: _timestamp_pb2.Timestamp
     assign_kit: bool
-    def __init__(self, tenant_id: _Optional[str] = ..., plan_key: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assign_kit: _Optional[bool] = ...) -> None: ...
+    user_id: str
+    organization_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., plan_key: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assign_kit: _Optional[bool] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
 
 class SetSubscriptionResponse(_message.Message):
     __slots__ = ("subscription",)
@@ -87,10 +95,14 @@ class SetSubscriptionResponse(_message.Message):
     def __init__(self, subscription: _Optional[_Union[Subscription, _Mapping]] = ...) -> None: ...
 
 class GetSubscriptionRequest(_message.Message):
-    __slots__ = ("tenant_id",)
+    __slots__ = ("tenant_id", "user_id", "organization_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
-    def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
+    user_id: str
+    organization_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
 
 class GetSubscriptionResponse(_message.Message):
     __slots__ = ("subscription",)

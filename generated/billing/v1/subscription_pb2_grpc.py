@@ -77,7 +77,7 @@ class SubscriptionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSubscriptions(self, request, context):
-        """Lists the operator's subscriptions, ordered by tenant id, paginated.
+        """Lists the operator's subscriptions in a stable order, paginated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -44,14 +44,18 @@ class QuotaStanding(_message.Message):
     def __init__(self, used: _Optional[int] = ..., limit: _Optional[int] = ..., remaining: _Optional[int] = ..., unlimited: _Optional[bool] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_key: _Optional[str] = ...) -> None: ...
 
 class CheckQuotaRequest(_message.Message):
-    __slots__ = ("tenant_id", "primitive", "quantity")
+    __slots__ = ("tenant_id", "primitive", "quantity", "user_id", "organization_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     PRIMITIVE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     primitive: str
     quantity: int
-    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+    user_id: str
+    organization_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
 
 class CheckQuotaResponse(_message.Message):
     __slots__ = ("allowed", "reason", "standing")
@@ -64,16 +68,20 @@ class CheckQuotaResponse(_message.Message):
     def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[DenialReason, str]] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ...) -> None: ...
 
 class ConsumeQuotaRequest(_message.Message):
-    __slots__ = ("tenant_id", "primitive", "quantity", "idempotency_key")
+    __slots__ = ("tenant_id", "primitive", "quantity", "idempotency_key", "user_id", "organization_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     PRIMITIVE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     primitive: str
     quantity: int
     idempotency_key: str
-    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    user_id: str
+    organization_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
 
 class ConsumeQuotaResponse(_message.Message):
     __slots__ = ("usage_event_id", "standing", "replayed")
@@ -86,18 +94,22 @@ class ConsumeQuotaResponse(_message.Message):
     def __init__(self, usage_event_id: _Optional[str] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class RecordUsageRequest(_message.Message):
-    __slots__ = ("tenant_id", "primitive", "quantity", "idempotency_key", "occurred_at")
+    __slots__ = ("tenant_id", "primitive", "quantity", "idempotency_key", "occurred_at", "user_id", "organization_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     PRIMITIVE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     primitive: str
     quantity: int
     idempotency_key: str
     occurred_at: _timestamp_pb2.Timestamp
-    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    user_id: str
+    organization_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., primitive: _Optional[str] = ..., quantity: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
 
 class RecordUsageResponse(_message.Message):
     __slots__ = ("usage_event_id", "standing", "replayed")
@@ -124,12 +136,16 @@ class RefundUsageResponse(_message.Message):
     def __init__(self, refunded: _Optional[bool] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
-    __slots__ = ("tenant_id", "as_of")
+    __slots__ = ("tenant_id", "as_of", "user_id", "organization_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, tenant_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    user_id: str
+    organization_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
     __slots__ = ("plan", "status", "period", "quotas", "usage", "period_start", "period_end")

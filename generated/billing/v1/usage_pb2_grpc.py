@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class UsageServiceStub:
-    """UsageService meters tenants' use of primitives and enforces plan quotas.
+    """UsageService meters owners' use of primitives and enforces plan quotas.
+    An owner is one of the operator's users or organizations; "tenant" below
+    means either.
 
     Periods: a tenant's quota period is anchored on its subscription's
     current_period_end and steps back by the plan's period (month-end anchors
@@ -77,7 +79,9 @@ class UsageServiceStub:
 
 
 class UsageServiceServicer:
-    """UsageService meters tenants' use of primitives and enforces plan quotas.
+    """UsageService meters owners' use of primitives and enforces plan quotas.
+    An owner is one of the operator's users or organizations; "tenant" below
+    means either.
 
     Periods: a tenant's quota period is anchored on its subscription's
     current_period_end and steps back by the plan's period (month-end anchors
@@ -177,7 +181,9 @@ def add_UsageServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class UsageService:
-    """UsageService meters tenants' use of primitives and enforces plan quotas.
+    """UsageService meters owners' use of primitives and enforces plan quotas.
+    An owner is one of the operator's users or organizations; "tenant" below
+    means either.
 
     Periods: a tenant's quota period is anchored on its subscription's
     current_period_end and steps back by the plan's period (month-end anchors

@@ -1,10 +1,12 @@
 """proto <-> domain conversions, shared by the servicers."""
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
 from google.protobuf import timestamp_pb2
 
+from ..domain import validation as v
 from ..domain.errors import InvalidArgument
 from ..domain.instants import to_micros
 from ..domain.models import (
@@ -17,7 +19,30 @@ from ..domain.models import (
     TenantTerms,
     Window,
 )
+from ..domain.owners import Owner, OwnerKind
 from ..domain.periods import window_at
+
+
+class _OwnedRequest(Protocol):
+    tenant_id: str
+    user_id: str
+    organization_id: str
+
+
+def owner_of(request: _OwnedRequest) -> Owner:
+    """The owner a request names (exactly one of its three owner fields)."""
+    return v.owner(request.tenant_id, request.user_id, request.organization_id)
+
+
+def set_owner(message: _OwnedRequest, owner_key: str) -> None:
+    """Fill a response's owner fields: user_id (and tenant_id, its older
+    name) or organization_id."""
+    owner = Owner.from_key(owner_key)
+    if owner.kind is OwnerKind.USER:
+        message.tenant_id = message.user_id = owner.id
+    else:
+        message.organization_id = owner.id
+
 
 PERIOD_TO_PROTO = {
     Period.DAY: plan_pb2.PERIOD_DAY,
@@ -112,7 +137,6 @@ def subscription_to_proto(terms: TenantTerms, now: datetime) -> subscription_pb2
     assert sub is not None and plan is not None
     window = window_at(plan.period, sub.current_period_end, now)
     message = subscription_pb2.Subscription(
-        tenant_id=sub.tenant_id,
         plan_key=sub.plan_key,
         status=STATUS_TO_PROTO[sub.status],
         stripe_customer_id=sub.stripe_customer_id or "",
@@ -124,6 +148,7 @@ def subscription_to_proto(terms: TenantTerms, now: datetime) -> subscription_pb2
         create_time=timestamp(sub.created_at),
         update_time=timestamp(sub.updated_at),
     )
+    set_owner(message, sub.tenant_id)
     if sub.current_period_end is not None:
         message.current_period_end.CopyFrom(timestamp(sub.current_period_end))
     return message

@@ -114,7 +114,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
     ) -> subscription_pb2.SetSubscriptionResponse:
         terms = await self._subscriptions.set(
             current_operator(),
-            request.tenant_id,
+            c.owner_of(request),
             request.plan_key,
             c.status_from_proto("status", request.status),
             request.stripe_customer_id,
@@ -129,7 +129,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
     async def GetSubscription(
         self, request: subscription_pb2.GetSubscriptionRequest, context: Context
     ) -> subscription_pb2.GetSubscriptionResponse:
-        terms = await self._subscriptions.get(current_operator(), request.tenant_id)
+        terms = await self._subscriptions.get(current_operator(), c.owner_of(request))
         return subscription_pb2.GetSubscriptionResponse(
             subscription=c.subscription_to_proto(terms, self._clock.now())
         )
@@ -155,7 +155,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         self, request: usage_pb2.CheckQuotaRequest, context: Context
     ) -> usage_pb2.CheckQuotaResponse:
         decision = await self._engine.check(
-            current_operator(), request.tenant_id, request.primitive, request.quantity
+            current_operator(), c.owner_of(request), request.primitive, request.quantity
         )
         response = usage_pb2.CheckQuotaResponse(
             allowed=decision.allowed, reason=c.DENIAL_TO_PROTO[decision.reason]
@@ -168,7 +168,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
     ) -> usage_pb2.ConsumeQuotaResponse:
         result = await self._engine.consume(
             current_operator(),
-            request.tenant_id,
+            c.owner_of(request),
             request.primitive,
             request.quantity,
             request.idempotency_key,
@@ -184,7 +184,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
     ) -> usage_pb2.RecordUsageResponse:
         result = await self._engine.record(
             current_operator(),
-            request.tenant_id,
+            c.owner_of(request),
             request.primitive,
             request.quantity,
             request.idempotency_key,
@@ -208,7 +208,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         self, request: usage_pb2.GetUsageRequest, context: Context
     ) -> usage_pb2.GetUsageResponse:
         report = await self._engine.usage(
-            current_operator(), request.tenant_id, c.optional_datetime("as_of", request, "as_of")
+            current_operator(), c.owner_of(request), c.optional_datetime("as_of", request, "as_of")
         )
         sub, plan = report.terms.subscription, report.terms.plan
         return usage_pb2.GetUsageResponse(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from .errors import InvalidArgument
 from .models import ALL_PRIMITIVES
+from .owners import Owner, OwnerKind
 
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 PRIMITIVE_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -64,6 +65,28 @@ def tenant_id(field: str, value: str) -> str:
             " or spaces at either end",
         )
     return value
+
+
+def owner(tenant: str, user: str, organization: str) -> Owner:
+    """The one owner a request names: a user (`user_id`, or `tenant_id`, its
+    older name) or an organization (`organization_id`)."""
+    given = [
+        (field, kind, value)
+        for field, kind, value in (
+            ("tenant_id", OwnerKind.USER, tenant),
+            ("user_id", OwnerKind.USER, user),
+            ("organization_id", OwnerKind.ORGANIZATION, organization),
+        )
+        if value
+    ]
+    if not given:
+        raise InvalidArgument("user_id", "one of user_id or organization_id is required")
+    if len(given) > 1:
+        raise InvalidArgument(
+            given[1][0], f"give only one of {' and '.join(field for field, _, _ in given)}"
+        )
+    field, kind, value = given[0]
+    return Owner(kind, tenant_id(field, value))
 
 
 def name(field: str, value: str) -> str:

@@ -1,6 +1,7 @@
 """ShouldRateLimit: Envoy's sidecars enforcing plan quotas.
 
-Each descriptor names an owner (`tenant_id`, or `user_id`) and a
+Each descriptor names an owner (`user_id` or `tenant_id`, its older name, or
+`organization_id`) and a
 `primitive`; it is decided as a ConsumeQuota of `hits_addend` units (the
 descriptor's own, else the request's; 0 means 1). A request's descriptors
 are all counted or, when one is over its limit, none. A descriptor without
@@ -19,13 +20,15 @@ from google.protobuf import duration_pb2
 
 from ..api.guard import current_operator
 from ..clock import Clock
+from ..domain import validation as v
 from ..domain.errors import DomainError
 from ..domain.models import QuotaDecision, Standing, UsageRecorded, Window
+from ..domain.owners import Owner
 from ..logic.usage import QuotaEngine
 
 # xds-protos ships no type stubs: Envoy's messages are Any here.
 Response: Any = rls_pb2.RateLimitResponse
-OWNER_KEYS = ("tenant_id", "user_id")
+OWNER_KEYS = ("tenant_id", "user_id", "organization_id")
 PRIMITIVE_KEY = "primitive"
 REQUEST_ID_KEY = "request_id"
 # A period's unit, by its longest length in days (an anchored month of 28 to
@@ -40,13 +43,13 @@ class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):
 
     async def ShouldRateLimit(self, request: Any, context: Any) -> Any:
         request_id = _request_id(request.descriptors)
-        metered: list[tuple[int, tuple[str, str, int, str]]] = []
+        metered: list[tuple[int, tuple[Owner, str, int, str]]] = []
         for index, descriptor in enumerate(request.descriptors):
             entries = {entry.key: entry.value for entry in descriptor.entries}
-            owner = next((entries[k] for k in OWNER_KEYS if k in entries), None)
             primitive = entries.get(PRIMITIVE_KEY)
-            if owner is None or primitive is None:
+            if primitive is None or not any(k in entries for k in OWNER_KEYS):
                 continue
+            owner = v.owner(*(entries.get(k, "") for k in OWNER_KEYS))
             hits = _hits(descriptor, request.hits_addend)
             idem = f"envoy:{request_id}:{index}" if request_id else ""
             metered.append((index, (owner, primitive, hits, idem)))

@@ -149,6 +149,10 @@ def openapi_document(bindings: Sequence[Binding]) -> dict[str, Any]:
             path = path.replace(f"{{{variable.name}=**}}", f"{{{variable.name}}}")
             path = path.replace(f"{{{variable.name}=*}}", f"{{{variable.name}}}")
         operation_id = binding.method.name
+        if operation_id in operation_ids and binding.path_variables:
+            # An additional binding: named by its first variable (...ByOrganizationId).
+            words = binding.path_variables[0].name.split("_")
+            operation_id += "By" + "".join(word.capitalize() for word in words)
         while operation_id in operation_ids:
             operation_id += "_"
         operation_ids.add(operation_id)

@@ -6,6 +6,7 @@ from ..clock import Clock
 from ..domain import validation as v
 from ..domain.errors import NotFound
 from ..domain.models import Page, SubscriptionStatus, TenantTerms
+from ..domain.owners import Owner
 from ..storage.store import Store
 from . import pagination
 
@@ -18,7 +19,7 @@ class Subscriptions:
     async def set(
         self,
         operator_id: int,
-        tenant_id: str,
+        owner: Owner,
         plan_key: str,
         status: SubscriptionStatus | None,
         stripe_customer_id: str,
@@ -31,7 +32,7 @@ class Subscriptions:
             v.instant("current_period_end", current_period_end, now)
         return await self._store.set_subscription(
             operator_id,
-            v.tenant_id("tenant_id", tenant_id),
+            owner.key,
             v.key("plan_key", plan_key),
             status or SubscriptionStatus.ACTIVE,
             v.external_id("stripe_customer_id", stripe_customer_id),
@@ -41,10 +42,10 @@ class Subscriptions:
             now,
         )
 
-    async def get(self, operator_id: int, tenant_id: str) -> TenantTerms:
-        terms = await self._store.get_terms(operator_id, v.tenant_id("tenant_id", tenant_id))
+    async def get(self, operator_id: int, owner: Owner) -> TenantTerms:
+        terms = await self._store.get_terms(operator_id, owner.key)
         if terms.subscription is None:
-            raise NotFound("subscription", tenant_id)
+            raise NotFound("subscription", str(owner))
         return terms
 
     async def list(

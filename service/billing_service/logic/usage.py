@@ -8,6 +8,7 @@ from ..clock import Clock
 from ..domain import validation as v
 from ..domain.errors import InvalidArgument
 from ..domain.models import QuotaDecision, RefundResult, UsageRecorded, UsageReport
+from ..domain.owners import Owner
 from ..domain.policy import enforcement
 from ..metering.batch import BatchResult
 from ..metering.batcher import Batcher
@@ -26,9 +27,9 @@ class QuotaEngine:
         self._clock = clock
 
     async def check(
-        self, operator_id: int, tenant_id: str, primitive: str, quantity: int
+        self, operator_id: int, owner: Owner, primitive: str, quantity: int
     ) -> QuotaDecision:
-        key = _usage_key(operator_id, tenant_id, primitive)
+        key = _usage_key(operator_id, owner, primitive)
         quantity = v.quantity("quantity", quantity, default_one=True)
         now = self._clock.now()
         return await self._batcher.check(Call(Kind.CHECK, key, quantity, now, now))
@@ -36,12 +37,12 @@ class QuotaEngine:
     async def consume(
         self,
         operator_id: int,
-        tenant_id: str,
+        owner: Owner,
         primitive: str,
         quantity: int,
         idempotency_key: str,
     ) -> UsageRecorded:
-        key = _usage_key(operator_id, tenant_id, primitive)
+        key = _usage_key(operator_id, owner, primitive)
         quantity = v.quantity("quantity", quantity, default_one=True)
         idem = v.idempotency_key("idempotency_key", idempotency_key)
         now = self._clock.now()
@@ -50,13 +51,13 @@ class QuotaEngine:
     async def record(
         self,
         operator_id: int,
-        tenant_id: str,
+        owner: Owner,
         primitive: str,
         quantity: int,
         idempotency_key: str,
         occurred_at: datetime | None,
     ) -> UsageRecorded:
-        key = _usage_key(operator_id, tenant_id, primitive)
+        key = _usage_key(operator_id, owner, primitive)
         quantity = v.quantity("quantity", quantity, default_one=False)
         idem = v.idempotency_key("idempotency_key", idempotency_key)
         now = self._clock.now()
@@ -66,21 +67,21 @@ class QuotaEngine:
         return await self._batcher.write(Call(Kind.RECORD, key, quantity, at, now, idem))
 
     async def consume_all(
-        self, operator_id: int, items: Sequence[tuple[str, str, int, str]]
+        self, operator_id: int, items: Sequence[tuple[Owner, str, int, str]]
     ) -> BatchResult:
-        """ConsumeQuota for each (tenant, primitive, quantity, idempotency key)
+        """ConsumeQuota for each (owner, primitive, quantity, idempotency key)
         of `items`, all of them or none (metering/batcher.py, write_all)."""
         now = self._clock.now()
         calls = [
             Call(
                 Kind.CONSUME,
-                _usage_key(operator_id, tenant_id, primitive),
+                _usage_key(operator_id, owner, primitive),
                 v.quantity("quantity", quantity, default_one=True),
                 now,
                 now,
                 v.idempotency_key("idempotency_key", idem),
             )
-            for tenant_id, primitive, quantity, idem in items
+            for owner, primitive, quantity, idem in items
         ]
         return await self._batcher.write_all(calls)
 
@@ -88,8 +89,8 @@ class QuotaEngine:
         event_id = v.event_id("usage_event_id", usage_event_id)
         return await self._batcher.refund(Refund(operator_id, event_id, self._clock.now()))
 
-    async def usage(self, operator_id: int, tenant_id: str, as_of: datetime | None) -> UsageReport:
-        tenant_id = v.tenant_id("tenant_id", tenant_id)
+    async def usage(self, operator_id: int, owner: Owner, as_of: datetime | None) -> UsageReport:
+        tenant_id = owner.key
         terms = await self._store.get_terms(operator_id, tenant_id)
         rule = enforcement(terms, "")
         now = self._clock.now()
@@ -100,7 +101,5 @@ class QuotaEngine:
         return UsageReport(terms, rule.period, window, dict(sorted(usage.items())))
 
 
-def _usage_key(operator_id: int, tenant_id: str, primitive: str) -> UsageKey:
-    return UsageKey(
-        operator_id, v.tenant_id("tenant_id", tenant_id), v.primitive("primitive", primitive)
-    )
+def _usage_key(operator_id: int, owner: Owner, primitive: str) -> UsageKey:
+    return UsageKey(operator_id, owner.key, v.primitive("primitive", primitive))

@@ -193,10 +193,11 @@ class PeriodUsage:
 
 def replay(call: Call, row: EventRow) -> UsageRecorded | DomainError:
     """The answer to a retry of an idempotency key already stored."""
-    if (row.tenant_id, row.primitive, row.quantity) != (
+    if (row.tenant_id, row.primitive, row.quantity, row.project_id) != (
         call.key.tenant_id,
         call.key.primitive,
         call.quantity,
+        call.project_id,
     ):
         return IdempotencyKeyReused(call.idempotency_key or "")
     window = Window(from_micros(row.window_start), from_micros(row.window_end))

@@ -28,6 +28,8 @@ class Call:
     at: datetime  # when the usage happens: now, or RecordUsage's occurred_at
     now: datetime
     idempotency_key: str | None = None
+    project_id: str | None = None  # the owner's project the usage belongs to
+    detail: str | None = None  # JSON stored with the event (an AI call's breakdown)
 
     @property
     def writes(self) -> bool:
@@ -80,6 +82,7 @@ class EventRow:
     window_end: int
     plan_key: str | None
     refunded: bool = False
+    project_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,12 +27,12 @@ LEFT JOIN account_kits k ON k.operator_id = s.operator_id AND k.id = s.account_k
 
 EVENT_COLUMNS = (
     "id, tenant_id, primitive, quantity, occurred_at, used_after, quota_limit,"
-    " window_start, window_end, plan_key, idempotency_key, refunded_at"
+    " window_start, window_end, plan_key, idempotency_key, refunded_at, project_id"
 )
 EVENTS = f"SELECT {EVENT_COLUMNS} FROM usage_events"
 INSERT_EVENT_COLUMNS = (
     "operator_id, tenant_id, primitive, quantity, occurred_at, recorded_at, idempotency_key,"
-    " used_after, quota_limit, window_start, window_end, plan_key"
+    " used_after, quota_limit, window_start, window_end, plan_key, project_id, detail"
 )
 SUM_EVENTS = """
 SELECT COALESCE(SUM(quantity), 0) FROM usage_events
@@ -79,6 +79,7 @@ def event_row(row: Any) -> EventRow:
         window_end=row["window_end"],
         plan_key=row["plan_key"],
         refunded=row["refunded_at"] is not None,
+        project_id=row["project_id"],
     )
 
 
@@ -117,6 +118,8 @@ def event_values(event: NewEvent) -> tuple[Any, ...]:
         event.window_start,
         event.window_end,
         event.plan_key,
+        call.project_id,
+        call.detail,
     )
 
 

@@ -83,7 +83,8 @@ subscriptions = Table(
     "subscriptions",
     metadata,
     Column("operator_id", Integer, ForeignKey("operators.id"), primary_key=True),
-    Column("tenant_id", String(200), primary_key=True),
+    # The owner's key (domain/owners.py): a user's id or `org/` + an organization's.
+    Column("tenant_id", String(210), primary_key=True),
     Column("plan_key", String(63), nullable=False),
     Column("status", String(32), nullable=False),
     Column("stripe_customer_id", String(255), nullable=True),
@@ -103,7 +104,7 @@ usage_events = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("operator_id", Integer, nullable=False),
-    Column("tenant_id", String(200), nullable=False),
+    Column("tenant_id", String(210), nullable=False),
     Column("primitive", String(63), nullable=False),
     Column("quantity", BigInteger, nullable=False),
     Column("occurred_at", BigInteger, nullable=False),
@@ -116,8 +117,22 @@ usage_events = Table(
     Column("window_start", BigInteger, nullable=False),
     Column("window_end", BigInteger, nullable=False),
     Column("plan_key", String(63), nullable=True),
+    Column("project_id", String(200), nullable=True),
+    Column("detail", Text, nullable=True),  # JSON: an AI call's breakdown
     UniqueConstraint("operator_id", "idempotency_key"),
     Index("ix_usage_events_tenant_time", "operator_id", "tenant_id", "primitive", "occurred_at"),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("operator_id", Integer, ForeignKey("operators.id"), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("owner", String(210), nullable=False),  # the owner's key
+    Column("name", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_projects_owner", "operator_id", "owner", "id"),
 )
 
 # One row per (operator, tenant, primitive): the sum of the unrefunded events
@@ -129,7 +144,7 @@ usage_counters = Table(
     "usage_counters",
     metadata,
     Column("operator_id", Integer, primary_key=True),
-    Column("tenant_id", String(200), primary_key=True),
+    Column("tenant_id", String(210), primary_key=True),
     Column("primitive", String(63), primary_key=True),
     Column("window_start", BigInteger, nullable=False),
     Column("window_end", BigInteger, nullable=False),

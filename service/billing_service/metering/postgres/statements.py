@@ -45,7 +45,7 @@ INSERT_EVENTS = (
     f"INSERT INTO usage_events (id, {sql.INSERT_EVENT_COLUMNS}) "
     "SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],"
     " $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[],"
-    " $10::bigint[], $11::bigint[], $12::bigint[], $13::text[]) "
+    " $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[]) "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
 
@@ -65,11 +65,11 @@ WRITE_COUNTERS = _update_counters(1)
 # One round trip: the events' INSERT, and the counters' UPDATE in a
 # data-modifying CTE.
 WRITE_EVENTS_AND_COUNTERS = (
-    f"WITH e AS ({INSERT_EVENTS}), c AS ({_update_counters(14)}) SELECT id FROM e"
+    f"WITH e AS ({INSERT_EVENTS}), c AS ({_update_counters(16)}) SELECT id FROM e"
 )
 # One call written in one autocommit statement, or nothing (router.py,
-# CONDITIONAL): $1 the event id, $2-$12 its columns but used_after, $13 the
-# terms version the caller's rule comes from, $14 whether the limit ($9)
+# CONDITIONAL): $1 the event id, $2-$14 its columns but used_after, $15 the
+# terms version the caller's rule comes from, $16 whether the limit ($9)
 # is enforced. One statement cannot take the terms lock and then read: its
 # snapshot is older than the lock. So it locks the operator's row FOR SHARE,
 # which READ COMMITTED re-reads at its newest version, as it does the
@@ -77,17 +77,17 @@ WRITE_EVENTS_AND_COUNTERS = (
 # committed before, and the version no longer matches, or waits until this
 # statement has committed.
 CONDITIONAL_WRITE = f"""
-WITH o AS (SELECT 1 FROM operators WHERE id = $2 AND terms_version = $13 FOR SHARE),
+WITH o AS (SELECT 1 FROM operators WHERE id = $2 AND terms_version = $15 FOR SHARE),
 u AS (
     UPDATE usage_counters SET used = used + $5
     WHERE operator_id = $2 AND tenant_id = $3 AND primitive = $4
       AND window_start = $10 AND window_end = $11
-      AND {sql.writes_at_once("used", "$5", "$9::bigint", "$14::bool")}
+      AND {sql.writes_at_once("used", "$5", "$9::bigint", "$16::bool")}
       AND EXISTS (SELECT 1 FROM o)
     RETURNING used
 )
 INSERT INTO usage_events (id, {sql.INSERT_EVENT_COLUMNS})
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, u.used, $9, $10, $11, $12 FROM u
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, u.used, $9, $10, $11, $12, $13, $14 FROM u
 RETURNING used_after
 """
 SUM_EVENTS = sql.numbered(sql.SUM_EVENTS, "$", 5)

@@ -32,7 +32,7 @@ _COUNTER = (
 )
 _INSERT_EVENT = (
     f"INSERT INTO usage_events ({sql.INSERT_EVENT_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
 )
 # One call written without the batch path, or nothing (router.py,
 # CONDITIONAL): the counter's UPDATE matches only in the caller's period,
