@@ -76,6 +76,7 @@ class _Rpc:
     def __init__(self, binding: Binding, channel: grpc.aio.Channel, deadline: float) -> None:
         self.binding = binding
         self.deadline = deadline
+
         self.call = channel.unary_unary(
             binding.grpc_path,
             request_serializer=binding.request_class.SerializeToString,

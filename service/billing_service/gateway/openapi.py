@@ -90,6 +90,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 # name, so that a generated client does not send what the service refuses.
 _INPUT_RULES: dict[str, dict[str, Any]] = {
     "tenant_id": {"pattern": v.TENANT_RE.pattern},
+    "user_id": {"pattern": v.TENANT_RE.pattern},
+    "organization_id": {"pattern": v.TENANT_RE.pattern},
     "primitive": {"pattern": v.PRIMITIVE_RE.pattern},
     "key": {"pattern": v.KEY_RE.pattern},
     "plan_key": {"pattern": v.KEY_RE.pattern},
@@ -211,8 +213,7 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
         },
     }
     if binding.body == "*":
-        bound = {variable.field_path[0].name for variable in binding.path_variables}
-        body_schema = schemas.input_message(method.input_type, exclude=bound)
+        body_schema = schemas.input_message(method.input_type, exclude=set(binding.taken))
     elif binding.body:
         body_schema = schemas.field(method.input_type.fields_by_name[binding.body], output=False)
     else:

@@ -35,6 +35,8 @@ from starlette.convertors import Convertor, register_url_convertor
 from .jsonmap import is_map, is_repeated, is_well_known
 
 SEGMENT = "segment"
+# A request names its owner by one of these (domain/validation.py, owner).
+OWNER_FIELDS = frozenset({"tenant_id", "user_id", "organization_id"})
 
 
 class _SegmentBeforeVerb(Convertor[str]):
@@ -103,6 +105,10 @@ class Binding:
     # "" (no body), "*" (the whole request) or the name of one request field.
     body: str
     query_fields: tuple[FieldDescriptor, ...]
+    # Fields the path gives, and the other owner fields when it names the
+    # owner: not query parameters, not documented in the body (where the
+    # path's value wins, and another owner is refused as any second owner).
+    taken: frozenset[str]
     # The template in Starlette's syntax, e.g. "/v1/plans/{key}:archive".
     starlette_path: str
 
@@ -179,6 +185,9 @@ def _binding(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Binding:
         return f"{{{variable.param}:{SEGMENT}}}" if ends_path else f"{{{variable.param}}}"
 
     bound = {variable.field_path[0].name for variable in variables}
+    if bound & OWNER_FIELDS:
+        bound |= OWNER_FIELDS
+    taken = frozenset(bound)
     if rule.body not in ("", "*"):
         if rule.body not in request.fields_by_name:
             raise UnsupportedAnnotation(f"{method.full_name}: no request field '{rule.body}'")
@@ -195,6 +204,7 @@ def _binding(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Binding:
         path_variables=variables,
         body=rule.body,
         query_fields=query_fields,
+        taken=taken,
         starlette_path=_VARIABLE.sub(starlette_variable, template),
     )
 
