@@ -1,4 +1,4 @@
-"""Copy googleapis' google/api and google/rpc protos out of the installed
+"""Copy googleapis' google/api, google/rpc and google/type protos out of the installed
 googleapis-common-protos package, so buf and protoc can import them offline."""
 
 import shutil
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import google.api  # from googleapis-common-protos
 
-SUBPACKAGES = ("api", "rpc")
+SUBPACKAGES = ("api", "rpc", "type")
 
 
 def main() -> None:

@@ -13,7 +13,10 @@ import grpc
 import pytest
 from billing.v1 import (
     account_kit_pb2_grpc,
+    billing_pb2_grpc,
+    meter_pb2_grpc,
     plan_pb2_grpc,
+    project_pb2_grpc,
     subscription_pb2_grpc,
     usage_pb2_grpc,
 )
@@ -135,6 +138,9 @@ class Client:
     plans: plan_pb2_grpc.PlanServiceStub
     subscriptions: subscription_pb2_grpc.SubscriptionServiceStub
     usage: usage_pb2_grpc.UsageServiceStub
+    projects: project_pb2_grpc.ProjectServiceStub
+    meters: meter_pb2_grpc.MeterServiceStub
+    billing: billing_pb2_grpc.BillingServiceStub
 
     @property
     def auth(self) -> list[tuple[str, str]]:
@@ -149,6 +155,9 @@ def make_client(channel: grpc.aio.Channel, key: str) -> Client:
         plans=plan_pb2_grpc.PlanServiceStub(channel),
         subscriptions=subscription_pb2_grpc.SubscriptionServiceStub(channel),
         usage=usage_pb2_grpc.UsageServiceStub(channel),
+        projects=project_pb2_grpc.ProjectServiceStub(channel),
+        meters=meter_pb2_grpc.MeterServiceStub(channel),
+        billing=billing_pb2_grpc.BillingServiceStub(channel),
     )
 
 

@@ -17,18 +17,18 @@ from .gateway_fixtures import (  # noqa: F401 - fixtures
 PLAN_BODY = {
     "key": "pro",
     "name": "Pro",
-    "accountKitId": "kit-pro",
-    "stripePriceId": "price_123",
+    "account_kit_id": "kit-pro",
+    "stripe_price_id": "price_123",
     "quotas": {"seo": 1000, "aeo": 250, "email": 500},
     "period": "month",
 }
 SUBSCRIPTION_BODY = {
-    "planKey": "pro",
+    "plan_key": "pro",
     "status": "active",
-    "stripeCustomerId": "cus_123",
-    "stripeSubscriptionId": "sub_123",
-    "currentPeriodEnd": "2026-07-01T00:00:00Z",
-    "assignKit": True,
+    "stripe_customer_id": "cus_123",
+    "stripe_subscription_id": "sub_123",
+    "current_period_end": "2026-07-01T00:00:00Z",
+    "assign_kit": True,
 }
 
 
@@ -42,9 +42,9 @@ async def subscribe(
 ) -> None:
     """Tenant on plan 'pro' (kit 'kit-pro' granting `primitives`) with `quotas`."""
     await create_kit(http, "kit-pro", primitives)
-    plan = {"key": "pro", "name": "Pro", "accountKitId": "kit-pro", "quotas": quotas}
+    plan = {"key": "pro", "name": "Pro", "account_kit_id": "kit-pro", "quotas": quotas}
     ok(await http.post("/v1/plans", json=plan))
-    ok(await http.put(f"/v1/users/{tenant}/billing/subscription", json={"planKey": "pro"}))
+    ok(await http.put(f"/v1/users/{tenant}/billing/subscription", json={"plan_key": "pro"}))
 
 
 async def consume(
@@ -74,7 +74,7 @@ async def test_documented_plan_subscription_and_usage_bodies(http: httpx.AsyncCl
     assert plan["archived"] is False
 
     listed = ok(await http.get("/v1/plans"))
-    assert listed == {"plans": [plan], "nextPageToken": ""}
+    assert listed == {"plans": [plan], "next_page_token": ""}
 
     # Upserting the same key replaces the plan.
     replaced = ok(
@@ -84,12 +84,12 @@ async def test_documented_plan_subscription_and_usage_bodies(http: httpx.AsyncCl
 
     response = await http.put("/v1/users/user-42/billing/subscription", json=SUBSCRIPTION_BODY)
     subscription = ok(response)["subscription"]
-    assert subscription["tenantId"] == "user-42"
+    assert subscription["tenant_id"] == "user-42"
     assert subscription["status"] == "active"
     assert subscription["period"] == "month"
-    assert subscription["accountKitId"] == "kit-pro"
-    assert subscription["currentPeriodEnd"] == "2026-07-01T00:00:00Z"
-    assert subscription["periodStart"] == "2026-06-01T00:00:00Z"
+    assert subscription["account_kit_id"] == "kit-pro"
+    assert subscription["current_period_end"] == "2026-07-01T00:00:00Z"
+    assert subscription["period_start"] == "2026-06-01T00:00:00Z"
 
     ok(await consume(http, "user-42", "seo", 42))
     ok(await consume(http, "user-42", "aeo", 3))
@@ -122,7 +122,7 @@ async def test_over_quota_is_429_with_exactly_the_documented_body(http: httpx.As
 
 async def test_account_kit_routes(http: httpx.AsyncClient) -> None:
     generated = ok(await http.post("/v1/account-kits", json={"name": "Starter"}))
-    kit = generated["accountKit"]
+    kit = generated["account_kit"]
     assert generated["created"] is True
     assert str(kit["id"]).startswith("kit_")
     assert kit["primitives"] == [] and kit["permissions"] == []
@@ -131,27 +131,28 @@ async def test_account_kit_routes(http: httpx.AsyncClient) -> None:
     ok(await http.post("/v1/account-kits", json=body))
 
     got = ok(await http.get("/v1/account-kits/kit-b"))
-    assert got["accountKit"] == {
+    assert got["account_kit"] == {
         **body,
         "primitives": ["aeo", "seo"],
-        "createTime": "2026-06-15T12:00:00Z",
-        "updateTime": "2026-06-15T12:00:00Z",
+        "create_time": "2026-06-15T12:00:00Z",
+        "update_time": "2026-06-15T12:00:00Z",
     }
     # Ordered by id: "-" sorts before "_".
-    first = ok(await http.get("/v1/account-kits", params={"pageSize": 1}))
-    assert [k["id"] for k in first["accountKits"]] == ["kit-b"]
+    first = ok(await http.get("/v1/account-kits", params={"page_size": 1}))
+    assert [k["id"] for k in first["account_kits"]] == ["kit-b"]
     rest = ok(
         await http.get(
-            "/v1/account-kits", params={"page_size": 1, "pageToken": first["nextPageToken"]}
+            "/v1/account-kits", params={"page_size": 1, "page_token": first["next_page_token"]}
         )
     )
-    assert [k["id"] for k in rest["accountKits"]] == [kit["id"]]
-    assert rest["nextPageToken"] == ""
+    assert [k["id"] for k in rest["account_kits"]] == [kit["id"]]
+    assert rest["next_page_token"] == ""
 
 
 async def test_plan_routes(http: httpx.AsyncClient) -> None:
-    # Original field names, full enum names and int64 strings are accepted too.
+    # lowerCamelCase names, full enum names and int64 strings are accepted too.
     body = {"key": "basic", "name": "Basic", "quotas": {"seo": "10"}, "period": "PERIOD_WEEK"}
+    body["stripePriceId"] = "price_1"
     ok(await http.post("/v1/plans", json=body))
     ok(await http.post("/v1/plans", json={"key": "team", "name": "Team", "period": "YEAR"}))
 
@@ -159,20 +160,22 @@ async def test_plan_routes(http: httpx.AsyncClient) -> None:
     assert plan == {
         "key": "basic",
         "name": "Basic",
-        "accountKitId": "",
-        "stripePriceId": "",
+        "account_kit_id": "",
+        "stripe_price_id": "price_1",
         "quotas": {"seo": 10},
         "period": "week",
         "archived": False,
-        "createTime": "2026-06-15T12:00:00Z",
-        "updateTime": "2026-06-15T12:00:00Z",
+        "create_time": "2026-06-15T12:00:00Z",
+        "update_time": "2026-06-15T12:00:00Z",
+        "prices": {},
+        "currency": "usd",
     }
 
     archived = ok(await http.post("/v1/plans/basic:archive"))["plan"]
     assert archived["archived"] is True
     listed = ok(await http.get("/v1/plans"))
     assert [p["key"] for p in listed["plans"]] == ["team"]
-    with_archived = ok(await http.get("/v1/plans", params={"includeArchived": "true"}))
+    with_archived = ok(await http.get("/v1/plans", params={"include_archived": "true"}))
     assert [p["key"] for p in with_archived["plans"]] == ["basic", "team"]
 
 
@@ -180,23 +183,23 @@ async def test_subscription_routes(http: httpx.AsyncClient) -> None:
     ok(await http.post("/v1/plans", json={"key": "pro", "name": "Pro"}))
     ok(await http.post("/v1/plans", json={"key": "max", "name": "Max", "period": "day"}))
     for tenant, plan in (("a", "pro"), ("b", "max"), ("c", "pro")):
-        ok(await http.put(f"/v1/users/{tenant}/billing/subscription", json={"planKey": plan}))
+        ok(await http.put(f"/v1/users/{tenant}/billing/subscription", json={"plan_key": plan}))
 
     got = ok(await http.get("/v1/users/b/billing/subscription"))["subscription"]
-    # Only planKey is required; the status defaults to active.
-    assert (got["tenantId"], got["planKey"], got["status"], got["period"]) == (
+    # Only plan_key is required; the status defaults to active.
+    assert (got["tenant_id"], got["plan_key"], got["status"], got["period"]) == (
         "b",
         "max",
         "active",
         "day",
     )
-    assert "currentPeriodEnd" not in got  # unset, a field with presence
+    assert "current_period_end" not in got  # unset, a field with presence
 
-    on_pro = ok(await http.get("/v1/subscriptions", params={"planKey": "pro"}))
-    assert [s["tenantId"] for s in on_pro["subscriptions"]] == ["a", "c"]
-    page = ok(await http.get("/v1/subscriptions", params={"pageSize": "2"}))
-    assert [s["tenantId"] for s in page["subscriptions"]] == ["a", "b"]
-    assert page["nextPageToken"]
+    on_pro = ok(await http.get("/v1/subscriptions", params={"plan_key": "pro"}))
+    assert [s["tenant_id"] for s in on_pro["subscriptions"]] == ["a", "c"]
+    page = ok(await http.get("/v1/subscriptions", params={"page_size": "2"}))
+    assert [s["tenant_id"] for s in page["subscriptions"]] == ["a", "b"]
+    assert page["next_page_token"]
 
 
 async def test_usage_routes(http: httpx.AsyncClient) -> None:
@@ -211,34 +214,37 @@ async def test_usage_routes(http: httpx.AsyncClient) -> None:
             "limit": 10,
             "remaining": 10,
             "unlimited": False,
-            "periodStart": "2026-06-01T00:00:00Z",
-            "periodEnd": "2026-07-01T00:00:00Z",
-            "planKey": "pro",
+            "period_start": "2026-06-01T00:00:00Z",
+            "period_end": "2026-07-01T00:00:00Z",
+            "plan_key": "pro",
+            "used_decimal": 0,
+            "limit_decimal": 10,
+            "remaining_decimal": 10,
         },
     }
-    consumed = ok(await consume(http, "t1", "seo", 4, idempotencyKey="req-1"))
+    consumed = ok(await consume(http, "t1", "seo", 4, idempotency_key="req-1"))
     assert consumed["replayed"] is False
     assert consumed["standing"]["used"] == 4
-    replay = ok(await consume(http, "t1", "seo", 4, idempotencyKey="req-1"))
+    replay = ok(await consume(http, "t1", "seo", 4, idempotency_key="req-1"))
     assert replay["replayed"] is True
-    assert replay["usageEventId"] == consumed["usageEventId"]
+    assert replay["usage_event_id"] == consumed["usage_event_id"]
 
     recorded = await http.post(
         "/v1/users/t1/billing/usage:record",
-        json={"primitive": "seo", "quantity": 8, "occurredAt": "2026-06-15T11:00:00Z"},
+        json={"primitive": "seo", "quantity": 8, "occurred_at": "2026-06-15T11:00:00Z"},
     )
     assert ok(recorded)["standing"]["used"] == 12
     denied = ok(await http.get("/v1/users/t1/billing/quotas/seo"))
     assert (denied["allowed"], denied["reason"]) == (False, "quota_exceeded")
 
-    refunded = ok(await http.post(f"/v1/usage-events/{consumed['usageEventId']}:refund"))
+    refunded = ok(await http.post(f"/v1/usage-events/{consumed['usage_event_id']}:refund"))
     assert refunded["refunded"] is True
     assert refunded["standing"]["used"] == 8
-    again = ok(await http.post(f"/v1/usage-events/{consumed['usageEventId']}:refund", json={}))
+    again = ok(await http.post(f"/v1/usage-events/{consumed['usage_event_id']}:refund", json={}))
     assert again["refunded"] is False
 
-    may = ok(await http.get("/v1/users/t1/billing/usage", params={"asOf": "2026-05-10T00:00:00Z"}))
-    assert (may["periodStart"], may["usage"]) == ("2026-05-01T00:00:00Z", {"seo": 0})
+    may = ok(await http.get("/v1/users/t1/billing/usage", params={"as_of": "2026-05-10T00:00:00Z"}))
+    assert (may["period_start"], may["usage"]) == ("2026-05-01T00:00:00Z", {"seo": 0})
 
 
 async def test_tenant_without_subscription_shows_nulls_and_zeros(http: httpx.AsyncClient) -> None:
@@ -255,9 +261,9 @@ async def test_tenant_without_subscription_shows_nulls_and_zeros(http: httpx.Asy
 async def test_path_values_are_url_decoded(http: httpx.AsyncClient) -> None:
     ok(await http.post("/v1/plans", json={"key": "pro", "name": "Pro"}))
     response = await http.put(
-        "/v1/users/user%201%40acme/billing/subscription", json={"planKey": "pro"}
+        "/v1/users/user%201%40acme/billing/subscription", json={"plan_key": "pro"}
     )
-    assert ok(response)["subscription"]["tenantId"] == "user 1@acme"
+    assert ok(response)["subscription"]["tenant_id"] == "user 1@acme"
 
 
 async def test_the_key_is_passed_through(
@@ -265,7 +271,7 @@ async def test_the_key_is_passed_through(
 ) -> None:
     ok(await http.post("/v1/plans", json={"key": "pro", "name": "Pro"}))
 
-    assert ok(await other_http.get("/v1/plans")) == {"plans": [], "nextPageToken": ""}
+    assert ok(await other_http.get("/v1/plans")) == {"plans": [], "next_page_token": ""}
     error_of(await other_http.get("/v1/plans/pro"), 404)
 
     missing = await anonymous.get("/v1/plans")
@@ -300,14 +306,14 @@ async def test_unknown_resources_are_404(http: httpx.AsyncClient) -> None:
 
 async def test_idempotency_key_reused_differently_is_409(http: httpx.AsyncClient) -> None:
     await subscribe(http, "t1", {"seo": 10}, ["seo"])
-    ok(await consume(http, "t1", "seo", 1, idempotencyKey="req-1"))
-    error = error_of(await consume(http, "t1", "seo", 2, idempotencyKey="req-1"), 409)
+    ok(await consume(http, "t1", "seo", 1, idempotency_key="req-1"))
+    error = error_of(await consume(http, "t1", "seo", 2, idempotency_key="req-1"), 409)
     assert error["code"] == "idempotency_key_reused"
 
 
 async def test_inactive_subscription_is_402(http: httpx.AsyncClient) -> None:
     await subscribe(http, "t1", {"seo": 10}, ["seo"])
-    body = {"planKey": "pro", "status": "canceled"}
+    body = {"plan_key": "pro", "status": "canceled"}
     subscription = ok(await http.put("/v1/users/t1/billing/subscription", json=body))
     assert subscription["subscription"]["status"] == "canceled"
 
@@ -320,5 +326,5 @@ async def test_inactive_subscription_is_402(http: httpx.AsyncClient) -> None:
 async def test_other_failed_preconditions_are_400(http: httpx.AsyncClient) -> None:
     ok(await http.post("/v1/plans", json={"key": "old", "name": "Old"}))
     ok(await http.post("/v1/plans/old:archive"))
-    response = await http.put("/v1/users/t1/billing/subscription", json={"planKey": "old"})
+    response = await http.put("/v1/users/t1/billing/subscription", json={"plan_key": "old"})
     assert error_of(response, 400) == {"code": "plan_archived", "message": "plan 'old' is archived"}

@@ -99,4 +99,4 @@ async def test_the_gateway_runs_alone_against_a_grpc_server_elsewhere(
         assert called == target
         response = await http.get("/v1/plans", headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 200, response.text
-        assert response.json() == {"plans": [], "nextPageToken": ""}
+        assert response.json() == {"plans": [], "next_page_token": ""}

@@ -13,7 +13,15 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
-from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
+from billing.v1 import (
+    account_kit_pb2,
+    billing_pb2,
+    meter_pb2,
+    plan_pb2,
+    project_pb2,
+    subscription_pb2,
+    usage_pb2,
+)
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -73,12 +81,12 @@ async def test_bad_bodies_are_400(http: httpx.AsyncClient, body: bytes, message:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("pageSize=ten", "Failed to parse pageSize field"),
-        ("pageSize=99999999999", "Failed to parse pageSize field"),
-        ("includeArchived=maybe", "'includeArchived' must be true or false"),
+        ("page_size=ten", "Failed to parse page_size field"),
+        ("page_size=99999999999", "Failed to parse page_size field"),
+        ("include_archived=maybe", "'include_archived' must be true or false"),
         ("colour=red", "unknown query parameter 'colour'"),
-        ("pageSize=1&pageSize=2", "given more than once"),
-        ("pageSize=1&page_size=2", "given more than once"),
+        ("page_size=1&page_size=2", "given more than once"),
+        ("page_size=1&page_size=2", "given more than once"),
     ],
 )
 async def test_bad_query_parameters_are_400(
@@ -90,7 +98,7 @@ async def test_bad_query_parameters_are_400(
 
 
 async def test_a_route_without_body_refuses_one(http: httpx.AsyncClient) -> None:
-    response = await http.request("GET", "/v1/plans", content=b'{"pageSize": 1}')
+    response = await http.request("GET", "/v1/plans", content=b'{"page_size": 1}')
     assert error_of(response, 400)["message"] == "GET /v1/plans takes no body"
 
 
@@ -106,9 +114,9 @@ async def test_a_too_large_body_is_413(http: httpx.AsyncClient) -> None:
 
 async def test_the_path_wins_over_the_body(http: httpx.AsyncClient) -> None:
     ok(await http.post("/v1/plans", json={"key": "pro", "name": "Pro"}))
-    body = {"tenantId": "someone-else", "planKey": "pro"}
+    body = {"tenant_id": "someone-else", "plan_key": "pro"}
     subscription = ok(await http.put("/v1/users/t1/billing/subscription", json=body))
-    assert subscription["subscription"]["tenantId"] == "t1"
+    assert subscription["subscription"]["tenant_id"] == "t1"
 
 
 @pytest.mark.parametrize(
@@ -213,19 +221,19 @@ async def test_a_grpc_server_that_never_answers_is_504() -> None:
 EXAMPLES: dict[str, tuple[dict[str, str], Any, dict[str, str]]] = {
     "UpsertAccountKit": ({}, {"id": "k", "name": "K", "primitives": ["seo"]}, {}),
     "GetAccountKit": ({"id": "k"}, None, {}),
-    "ListAccountKits": ({}, None, {"pageSize": "10"}),
-    "UpsertPlan": ({}, {"key": "pro", "name": "Pro", "accountKitId": "k"}, {}),
+    "ListAccountKits": ({}, None, {"page_size": "10"}),
+    "UpsertPlan": ({}, {"key": "pro", "name": "Pro", "account_kit_id": "k"}, {}),
     "GetPlan": ({"key": "pro"}, None, {}),
-    "ListPlans": ({}, None, {"includeArchived": "true"}),
-    "SetSubscription": ({"tenant_id": "t1"}, {"planKey": "pro"}, {}),
+    "ListPlans": ({}, None, {"include_archived": "true"}),
+    "SetSubscription": ({"tenant_id": "t1"}, {"plan_key": "pro"}, {}),
     "GetSubscription": ({"tenant_id": "t1"}, None, {}),
-    "ListSubscriptions": ({}, None, {"planKey": "pro"}),
+    "ListSubscriptions": ({}, None, {"plan_key": "pro"}),
     "CheckQuota": ({"tenant_id": "t1", "primitive": "seo"}, None, {"quantity": "2"}),
     "ConsumeQuota": ({"tenant_id": "t1"}, {"primitive": "seo"}, {}),
     "RecordUsage": ({"tenant_id": "t1"}, {"primitive": "seo", "quantity": 2}, {}),
     "RefundUsage": ({"usage_event_id": "<from ConsumeQuota>"}, {}, {}),
-    "GetUsage": ({"tenant_id": "t1"}, None, {"asOf": "2026-06-01T00:00:00Z"}),
-    "SetSubscriptionByOrganizationId": ({"organization_id": "o1"}, {"planKey": "pro"}, {}),
+    "GetUsage": ({"tenant_id": "t1"}, None, {"as_of": "2026-06-01T00:00:00Z"}),
+    "SetSubscriptionByOrganizationId": ({"organization_id": "o1"}, {"plan_key": "pro"}, {}),
     "GetSubscriptionByOrganizationId": ({"organization_id": "o1"}, None, {}),
     "CheckQuotaByOrganizationId": ({"organization_id": "o1", "primitive": "seo"}, None, {}),
     "ConsumeQuotaByOrganizationId": ({"organization_id": "o1"}, {"primitive": "seo"}, {}),
@@ -235,9 +243,57 @@ EXAMPLES: dict[str, tuple[dict[str, str], Any, dict[str, str]]] = {
         {},
     ),
     "GetUsageByOrganizationId": ({"organization_id": "o1"}, None, {}),
+    "UpsertProject": ({"user_id": "t1", "project_id": "p1"}, {"name": "P1"}, {}),
+    "UpsertProjectByOrganizationId": (
+        {"organization_id": "o1", "project_id": "p2"},
+        {"name": "P2"},
+        {},
+    ),
+    "GetProject": ({"project_id": "p1"}, None, {}),
+    "ListProjects": ({"user_id": "t1"}, None, {}),
+    "ListProjectsByOrganizationId": ({"organization_id": "o1"}, None, {}),
+    "UpsertMeter": ({"key": "gpu_hours"}, {"display_name": "GPU", "unit": "hour", "scale": 2}, {}),
+    "GetMeter": ({"key": "gpu_hours"}, None, {}),
+    "ListMeters": ({}, None, {}),
+    "RecordAiUsage": ({"project_id": "p1"}, {"input_tokens": 10, "cost_cents": 0.05}, {}),
+    "GetUsageSummary": ({"user_id": "t1"}, None, {"year": "2026", "month": "6"}),
+    "GetUsageSummaryByOrganizationId": (
+        {"organization_id": "o1"},
+        None,
+        {"year": "2026", "month": "6"},
+    ),
+    "GetUsageByProject": ({"user_id": "t1"}, None, {"year": "2026", "month": "6"}),
+    "GetUsageByProjectByOrganizationId": (
+        {"organization_id": "o1"},
+        None,
+        {"year": "2026", "month": "6"},
+    ),
+    "GetProjectUsage": (
+        {"project_id": "p1"},
+        None,
+        {"from_date": "2026-06-01", "to_date": "2026-06-30"},
+    ),
+    "GetBillingPeriods": ({"user_id": "t1"}, None, {}),
+    "GetBillingPeriodsByOrganizationId": ({"organization_id": "o1"}, None, {}),
+    "GrantCredits": ({"user_id": "t1"}, {"amount_cents": 500, "reason": "welcome"}, {}),
+    "GrantCreditsByOrganizationId": (
+        {"organization_id": "o1"},
+        {"amount_cents": "5", "reason": "r"},
+        {},
+    ),
+    "GetCreditBalance": ({"user_id": "t1"}, None, {}),
+    "GetCreditBalanceByOrganizationId": ({"organization_id": "o1"}, None, {}),
     "ArchivePlan": ({"key": "pro"}, {}, {}),
 }
-API_MODULES = (account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2)
+API_MODULES = (
+    account_kit_pb2,
+    plan_pb2,
+    subscription_pb2,
+    usage_pb2,
+    project_pb2,
+    meter_pb2,
+    billing_pb2,
+)
 
 
 def documented_operations(document: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -295,7 +351,7 @@ async def test_the_document_describes_everything_with_the_protos_comments(
     schemas = document["components"]["schemas"]
     standing = schemas["billing.v1.QuotaStanding"]
     assert standing["description"] == "A tenant's standing for one primitive in one period."
-    assert standing["properties"]["periodEnd"] == {
+    assert standing["properties"]["period_end"] == {
         "type": "string",
         "format": "date-time",
         "description": "End (exclusive) of the period.",
@@ -350,7 +406,7 @@ async def test_every_documented_route_is_served(http: httpx.AsyncClient) -> None
         schema_name = response_schema["content"]["application/json"]["schema"]["$ref"]
         assert schema_name.endswith("Response")
         if operation_id == "ConsumeQuota":
-            usage_event_id = result["usageEventId"]
+            usage_event_id = result["usage_event_id"]
 
 
 def fuzz(base_url: str, key: str, document: dict[str, Any], mode: GenerationMode) -> None:

@@ -106,3 +106,47 @@ async def test_only_a_current_or_newer_schema_is_served(
     async with writer.begin() as conn:
         await conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
     await require_current(writer)
+
+
+async def test_the_ledger_revision_scales_old_usage_and_aggregates_it(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Usage stored before revision 0004 (whole units) becomes micro-units,
+    and its daily aggregates are built from it; later events keep them."""
+    writer, _ = engines
+    await upgrade(writer, "0003")
+    day = 20_600 * 86_400_000_000  # 2026-05-26
+    event = (
+        "INSERT INTO usage_events (operator_id, tenant_id, primitive, quantity, occurred_at,"
+        " recorded_at, used_after, quota_limit, window_start, window_end, refunded_at)"
+        " VALUES (1, 't', 'seo', :q, :at, 0, 0, 10, 0, 1, :refunded)"
+    )
+    async with writer.begin() as conn:
+        await conn.execute(text("INSERT INTO operators (id, name, created_at) VALUES (1, 'a', 0)"))
+        for quantity, at, refunded in ((3, day + 5, None), (4, day + 9, None), (9, day + 7, 1)):
+            await conn.execute(text(event), {"q": quantity, "at": at, "refunded": refunded})
+        await conn.execute(
+            text(
+                "INSERT INTO usage_counters (operator_id, tenant_id, primitive, window_start,"
+                " window_end, used) VALUES (1, 't', 'seo', 0, 1, 7)"
+            )
+        )
+    await upgrade(writer)
+    async with writer.begin() as conn:
+        quantities = (
+            await conn.execute(text("SELECT quantity FROM usage_events ORDER BY id"))
+        ).scalars()
+        assert list(quantities) == [3_000_000, 4_000_000, 9_000_000]
+        used = (await conn.execute(text("SELECT used FROM usage_counters"))).scalar()
+        assert used == 7_000_000
+        daily = (
+            await conn.execute(text("SELECT total, peak, last_value, events FROM usage_daily"))
+        ).all()
+        assert [tuple(row) for row in daily] == [(7_000_000, 4_000_000, 4_000_000, 2)]
+        # A later event is added by the trigger; a refund takes it back.
+        await conn.execute(text(event), {"q": 2_000_000, "at": day + 11, "refunded": None})
+        await conn.execute(text("UPDATE usage_events SET refunded_at = 5 WHERE id = 2"))
+        daily = (
+            await conn.execute(text("SELECT total, peak, last_value, events FROM usage_daily"))
+        ).all()
+        assert [tuple(row) for row in daily] == [(5_000_000, 3_000_000, 2_000_000, 2)]

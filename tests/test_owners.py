@@ -137,9 +137,9 @@ async def test_neither_or_both_owners_is_invalid_and_stores_nothing(
 
 async def test_organizations_have_the_users_routes(http: httpx.AsyncClient) -> None:
     await http.post("/v1/plans", json={"key": "pro", "name": "Pro", "quotas": {"seo": 1}})
-    put = await http.put("/v1/organizations/acme/billing/subscription", json={"planKey": "pro"})
+    put = await http.put("/v1/organizations/acme/billing/subscription", json={"plan_key": "pro"})
     assert put.status_code == 200, put.text
-    assert put.json()["subscription"]["organizationId"] == "acme"
+    assert put.json()["subscription"]["organization_id"] == "acme"
     consumed = await http.post(
         "/v1/organizations/acme/billing/usage:consume", json={"primitive": "seo"}
     )
@@ -155,7 +155,7 @@ async def test_organizations_have_the_users_routes(http: httpx.AsyncClient) -> N
     assert usage.json()["usage"] == {"seo": 1}
     both = await http.post(
         "/v1/organizations/acme/billing/usage:consume",
-        json={"primitive": "seo", "userId": "acme"},
+        json={"primitive": "seo", "user_id": "acme"},
     )
     assert both.status_code == 400
     # The later of the fields, in the order tenant_id, user_id, organization_id.

@@ -41,7 +41,7 @@ async def test_crafted_tokens_are_refused_over_grpc(client: Client, token: str) 
 @pytest.mark.parametrize("token", CRAFTED)
 async def test_crafted_tokens_are_refused_over_rest(http: httpx.AsyncClient, token: str) -> None:
     for path in LISTS:
-        response = await http.get(path, params={"pageToken": token})
+        response = await http.get(path, params={"page_token": token})
         assert response.status_code == 400, (path, response.text)
         assert response.json()["error"]["code"] == "invalid_argument"
 

@@ -17,7 +17,7 @@ from .gateway_fixtures import anonymous_fixture, gateway_fixture, http_fixture  
 
 async def test_a_429_says_when_to_retry(http: httpx.AsyncClient) -> None:
     await http.post("/v1/plans", json={"key": "pro", "name": "Pro", "quotas": {"seo": 1}})
-    await http.put("/v1/users/t/billing/subscription", json={"planKey": "pro"})
+    await http.put("/v1/users/t/billing/subscription", json={"plan_key": "pro"})
     await http.post("/v1/users/t/billing/usage:consume", json={"primitive": "seo"})
     response = await http.post("/v1/users/t/billing/usage:consume", json={"primitive": "seo"})
     assert response.status_code == 429

@@ -76,7 +76,8 @@ BAD_TENANTS = [
 ]
 
 BAD_SUBSCRIPTION_FIELDS: list[Case] = [
-    *[("tenant_id", {"tenant_id": tenant}) for tenant in BAD_TENANTS],
+    # No owner at all is told as a missing user_id.
+    *[("tenant_id" if t else "user_id", {"tenant_id": t}) for t in BAD_TENANTS],
     *[("plan_key", {"plan_key": key}) for key in BAD_KEYS],
     ("status", {"status": 42}),
     ("status", {"status": -3}),
@@ -342,7 +343,7 @@ async def test_subscription_reads_refuse_malformed_ids(client: Client) -> None:
             client.subscriptions.GetSubscription(
                 subscription_pb2.GetSubscriptionRequest(tenant_id=tenant), metadata=client.auth
             ),
-            "tenant_id",
+            "tenant_id" if tenant else "user_id",
         )
     await assert_invalid_argument(
         client.subscriptions.ListSubscriptions(

@@ -11,7 +11,10 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .domain.policy import enforcement
 from .logic.auth import Authenticator
+from .logic.billing import Billing
 from .logic.catalog import Catalog
+from .logic.meters import Meters
+from .logic.projects import Projects
 from .logic.subscriptions import Subscriptions
 from .logic.usage import QuotaEngine
 from .metering.batcher import Batcher
@@ -19,6 +22,7 @@ from .metering.engines import open_backend
 from .metering.terms_cache import TermsCache
 from .storage import migrate
 from .storage.engine import create_engines, is_sqlite
+from .storage.ledger import LedgerStore
 from .storage.store import Store
 
 
@@ -54,6 +58,9 @@ class App:
     subscriptions: Subscriptions
     engine: QuotaEngine
     batcher: Batcher
+    projects: Projects
+    meters: Meters
+    billing: Billing
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -81,8 +88,9 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         await writer.dispose()
         await reader.dispose()
         raise
-    store = Store(writer, reader)
+    store, ledger = Store(writer, reader), LedgerStore(writer, reader)
     batcher = Batcher(open_backend(settings.database_url), TermsCache(enforcement))
+    projects, meters = Projects(ledger, clock), Meters(ledger, clock)
     return App(
         settings=settings,
         clock=clock,
@@ -90,6 +98,9 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         authenticator=Authenticator(store, settings.auth_cache_seconds),
         catalog=Catalog(store, clock),
         subscriptions=Subscriptions(store, clock),
-        engine=QuotaEngine(store, batcher, clock),
+        engine=QuotaEngine(store, batcher, clock, projects, meters),
         batcher=batcher,
+        projects=projects,
+        meters=meters,
+        billing=Billing(store, ledger, meters, projects, batcher, clock),
     )

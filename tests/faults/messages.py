@@ -49,7 +49,12 @@ def _build(cls: Any, values: dict[str, Any]) -> Message:
     for name, value in values.items():
         field = message.DESCRIPTOR.fields_by_name[name]
         if _is_map(field):
-            getattr(message, name).update(value)
+            entry = cast(Descriptor, field.message_type)
+            if entry.fields_by_name["value"].message_type is None:
+                getattr(message, name).update(value)
+            else:
+                for key, item in value.items():
+                    getattr(message, name)[key].CopyFrom(item)
         elif field.is_repeated:
             if field.message_type is not None:
                 getattr(message, name).extend(value)

@@ -2,11 +2,12 @@
 a list of events and the usage of a period as their sum. The differential
 tests hold every route of the metering core to it."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from billing_service.domain.models import DenialReason, TenantTerms
 from billing_service.domain.policy import Enforcement, enforcement
+from billing_service.domain.quantities import UNIT
 
 
 @dataclass
@@ -98,4 +99,6 @@ class Model:
         return Answer("refunded" if refunded else "already refunded", used, rule.limit)
 
     def _rule(self, tenant: str, primitive: str) -> Enforcement:
-        return enforcement(self.terms.get(tenant, TenantTerms(None, None, None)), primitive)
+        rule = enforcement(self.terms.get(tenant, TenantTerms(None, None, None)), primitive)
+        # The policy's limits are in micro-units; the model counts whole units.
+        return replace(rule, limit=None if rule.limit is None else rule.limit // UNIT)

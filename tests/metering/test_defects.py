@@ -17,6 +17,7 @@ from billing_service.domain.errors import DomainError
 from billing_service.domain.models import Period, Standing, SubscriptionStatus, UsageRecorded
 from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
+from billing_service.domain.quantities import micro
 from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.batch_forming import UntilCount
 from billing_service.metering.batcher import Batcher
@@ -128,7 +129,7 @@ async def test_no_decision_under_terms_older_than_an_earlier_ones(
     # Ordered by usage, the limits never go back up to an older, higher one.
     limits = [s.limit or 0 for _, s in sorted(standings, key=lambda a: a[1].used)]
     assert limits == sorted(limits, reverse=True), standings
-    assert all(s.limit == 70 for at, s in standings if at > acknowledged)
+    assert all(s.limit == micro(70) for at, s in standings if at > acknowledged)
     assert await counters_equal_events(app.settings.database_url)
 
 
@@ -219,6 +220,6 @@ async def test_an_overflowing_terms_cache_fails_no_call(app: App, clock: FixedCl
         await asyncio.gather(*(engine.check(op, Owner.user(f"x{i}"), "seo", 1) for i in range(100)))
         await engine.consume(op, Owner.user("t0"), "seo", 5, "")
         decision = await engine.check(op, Owner.user("t0"), "seo", 1)
-        assert not decision.allowed and decision.standing.limit == 5
+        assert not decision.allowed and decision.standing.limit == micro(5)
     finally:
         await batch.close()

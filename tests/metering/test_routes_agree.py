@@ -13,9 +13,10 @@ import pytest
 from billing_service.app import App
 from billing_service.clock import FixedClock
 from billing_service.domain.errors import DomainError
-from billing_service.domain.models import Period, RefundResult, SubscriptionStatus
+from billing_service.domain.models import Period, RefundResult, Standing, SubscriptionStatus
 from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
+from billing_service.domain.quantities import UNIT
 from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.batch_forming import UntilCount, WhileArriving
 from billing_service.metering.batcher import Batcher
@@ -94,7 +95,7 @@ class Run:
             if kind == "check":
                 decision = await engine.check(op, Owner.user(args[0]), *args[1:])
                 outcome = str(decision.reason) if decision.reason else "allowed"
-                return Answer(outcome, decision.standing.used, decision.standing.limit)
+                return Answer(outcome, *_units(decision.standing))
             tenant, primitive, quantity, key, ago = args
             if kind == "consume":
                 recorded = await engine.consume(
@@ -108,7 +109,7 @@ class Run:
         except DomainError as error:
             return Answer(error.reason)
         outcome = "replayed" if recorded.replayed else "recorded"
-        return Answer(outcome, recorded.standing.used, recorded.standing.limit), recorded.event_id  # type: ignore[return-value]
+        return Answer(outcome, *_units(recorded.standing)), recorded.event_id  # type: ignore[return-value]
 
     def on_model(self, kind: str, args: tuple) -> tuple[Answer, Event | None]:  # type: ignore[type-arg]
         now = self.clock.now()
@@ -144,7 +145,7 @@ class Run:
         expected = self.model.refund(self.ids.get(event_id), self.clock.now())
         if result is not None:
             outcome = "refunded" if result.refunded else "already refunded"
-            assert Answer(outcome, result.standing.used, result.standing.limit) == expected
+            assert Answer(outcome, *_units(result.standing)) == expected
 
     async def step(self, burst: int, route: Route) -> None:
         engine = self.rng.choice(self.engines)
@@ -197,3 +198,9 @@ async def test_every_route_gives_the_models_answers(
         for batcher in batchers:
             await batcher.close()
     assert await counters_equal_events(app.settings.database_url)
+
+
+def _units(standing: Standing) -> tuple[int, int | None]:
+    """A standing's figures in whole units, as the model counts."""
+    limit = None if standing.limit is None else standing.limit // UNIT
+    return standing.used // UNIT, limit

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.type import decimal_pb2 as google_dot_type_dot_decimal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62illing/v1/plan.proto\x12\nbilling.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n\x04Plan\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x63\x63ount_kit_id\x18\x03 \x01(\t\x12\x17\n\x0fstripe_price_id\x18\x04 \x01(\t\x12,\n\x06quotas\x18\x05 \x03(\x0b\x32\x1c.billing.v1.Plan.QuotasEntry\x12\"\n\x06period\x18\x06 \x01(\x0e\x32\x12.billing.v1.Period\x12\x10\n\x08\x61rchived\x18\x07 \x01(\x08\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xf9\x01\n\x11UpsertPlanRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x63\x63ount_kit_id\x18\x03 \x01(\t\x12\x17\n\x0fstripe_price_id\x18\x04 \x01(\t\x12\x39\n\x06quotas\x18\x05 \x03(\x0b\x32).billing.v1.UpsertPlanRequest.QuotasEntry\x12\"\n\x06period\x18\x06 \x01(\x0e\x32\x12.billing.v1.Period\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"E\n\x12UpsertPlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.billing.v1.Plan\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"#\n\x0eGetPlanRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"1\n\x0fGetPlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.billing.v1.Plan\"S\n\x10ListPlansRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10include_archived\x18\x03 \x01(\x08\"M\n\x11ListPlansResponse\x12\x1f\n\x05plans\x18\x01 \x03(\x0b\x32\x10.billing.v1.Plan\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x12\x41rchivePlanRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"5\n\x13\x41rchivePlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.billing.v1.Plan*d\n\x06Period\x12\x16\n\x12PERIOD_UNSPECIFIED\x10\x00\x12\x0e\n\nPERIOD_DAY\x10\x01\x12\x0f\n\x0bPERIOD_WEEK\x10\x02\x12\x10\n\x0cPERIOD_MONTH\x10\x03\x12\x0f\n\x0bPERIOD_YEAR\x10\x04\x32\x9e\x03\n\x0bPlanService\x12\x61\n\nUpsertPlan\x12\x1d.billing.v1.UpsertPlanRequest\x1a\x1e.billing.v1.UpsertPlanResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/plans:\x01*\x12[\n\x07GetPlan\x12\x1a.billing.v1.GetPlanRequest\x1a\x1b.billing.v1.GetPlanResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/plans/{key}\x12[\n\tListPlans\x12\x1c.billing.v1.ListPlansRequest\x1a\x1d.billing.v1.ListPlansResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/plans\x12r\n\x0b\x41rchivePlan\x12\x1e.billing.v1.ArchivePlanRequest\x1a\x1f.billing.v1.ArchivePlanResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/plans/{key}:archive:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62illing/v1/plan.proto\x12\nbilling.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19google/type/decimal.proto\"\xd5\x03\n\x04Plan\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x63\x63ount_kit_id\x18\x03 \x01(\t\x12\x17\n\x0fstripe_price_id\x18\x04 \x01(\t\x12,\n\x06quotas\x18\x05 \x03(\x0b\x32\x1c.billing.v1.Plan.QuotasEntry\x12\"\n\x06period\x18\x06 \x01(\x0e\x32\x12.billing.v1.Period\x12\x10\n\x08\x61rchived\x18\x07 \x01(\x08\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12,\n\x06prices\x18\n \x03(\x0b\x32\x1c.billing.v1.Plan.PricesEntry\x12\x10\n\x08\x63urrency\x18\x0b \x01(\t\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a@\n\x0bPricesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12 \n\x05value\x18\x02 \x01(\x0b\x32\x11.billing.v1.Price:\x02\x38\x01\"Y\n\x05Price\x12(\n\nunit_price\x18\x01 \x01(\x0b\x32\x14.google.type.Decimal\x12&\n\x08included\x18\x02 \x01(\x0b\x32\x14.google.type.Decimal\"\x88\x03\n\x11UpsertPlanRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x63\x63ount_kit_id\x18\x03 \x01(\t\x12\x17\n\x0fstripe_price_id\x18\x04 \x01(\t\x12\x39\n\x06quotas\x18\x05 \x03(\x0b\x32).billing.v1.UpsertPlanRequest.QuotasEntry\x12\"\n\x06period\x18\x06 \x01(\x0e\x32\x12.billing.v1.Period\x12\x39\n\x06prices\x18\x07 \x03(\x0b\x32).billing.v1.UpsertPlanRequest.PricesEntry\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a@\n\x0bPricesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12 \n\x05value\x18\x02 \x01(\x0b\x32\x11.billing.v1.Price:\x02\x38\x01\"E\n\x12UpsertPlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.billing.v1.Plan\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"#\n\x0eGetPlanRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"1\n\x0fGetPlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.billing.v1.Plan\"S\n\x10ListPlansRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10include_archived\x18\x03 \x01(\x08\"M\n\x11ListPlansResponse\x12\x1f\n\x05plans\x18\x01 \x03(\x0b\x32\x10.billing.v1.Plan\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x12\x41rchivePlanRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"5\n\x13\x41rchivePlanResponse\x12\x1e\n\x04plan\x18\x01 \x01(\x0b\x32\x10.billing.v1.Plan*d\n\x06Period\x12\x16\n\x12PERIOD_UNSPECIFIED\x10\x00\x12\x0e\n\nPERIOD_DAY\x10\x01\x12\x0f\n\x0bPERIOD_WEEK\x10\x02\x12\x10\n\x0cPERIOD_MONTH\x10\x03\x12\x0f\n\x0bPERIOD_YEAR\x10\x04\x32\x9e\x03\n\x0bPlanService\x12\x61\n\nUpsertPlan\x12\x1d.billing.v1.UpsertPlanRequest\x1a\x1e.billing.v1.UpsertPlanResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/plans:\x01*\x12[\n\x07GetPlan\x12\x1a.billing.v1.GetPlanRequest\x1a\x1b.billing.v1.GetPlanResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/plans/{key}\x12[\n\tListPlans\x12\x1c.billing.v1.ListPlansRequest\x1a\x1d.billing.v1.ListPlansResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/plans\x12r\n\x0b\x41rchivePlan\x12\x1e.billing.v1.ArchivePlanRequest\x1a\x1f.billing.v1.ArchivePlanResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/plans/{key}:archive:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +37,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PLAN_QUOTASENTRY']._loaded_options = None
   _globals['_PLAN_QUOTASENTRY']._serialized_options = b'8\001'
+  _globals['_PLAN_PRICESENTRY']._loaded_options = None
+  _globals['_PLAN_PRICESENTRY']._serialized_options = b'8\001'
   _globals['_PLAN'].fields_by_name['create_time']._loaded_options = None
   _globals['_PLAN'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_PLAN'].fields_by_name['update_time']._loaded_options = None
   _globals['_PLAN'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_UPSERTPLANREQUEST_QUOTASENTRY']._loaded_options = None
   _globals['_UPSERTPLANREQUEST_QUOTASENTRY']._serialized_options = b'8\001'
+  _globals['_UPSERTPLANREQUEST_PRICESENTRY']._loaded_options = None
+  _globals['_UPSERTPLANREQUEST_PRICESENTRY']._serialized_options = b'8\001'
   _globals['_UPSERTPLANREQUEST'].fields_by_name['key']._loaded_options = None
   _globals['_UPSERTPLANREQUEST'].fields_by_name['key']._serialized_options = b'\342A\001\002'
   _globals['_UPSERTPLANREQUEST'].fields_by_name['name']._loaded_options = None
@@ -58,30 +63,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLANSERVICE'].methods_by_name['ListPlans']._serialized_options = b'\202\323\344\223\002\013\022\t/v1/plans'
   _globals['_PLANSERVICE'].methods_by_name['ArchivePlan']._loaded_options = None
   _globals['_PLANSERVICE'].methods_by_name['ArchivePlan']._serialized_options = b'\202\323\344\223\002\034\"\027/v1/plans/{key}:archive:\001*'
-  _globals['_PERIOD']._serialized_start=1146
-  _globals['_PERIOD']._serialized_end=1246
-  _globals['_PLAN']._serialized_start=134
-  _globals['_PLAN']._serialized_end=473
-  _globals['_PLAN_QUOTASENTRY']._serialized_start=428
-  _globals['_PLAN_QUOTASENTRY']._serialized_end=473
-  _globals['_UPSERTPLANREQUEST']._serialized_start=476
-  _globals['_UPSERTPLANREQUEST']._serialized_end=725
-  _globals['_UPSERTPLANREQUEST_QUOTASENTRY']._serialized_start=428
-  _globals['_UPSERTPLANREQUEST_QUOTASENTRY']._serialized_end=473
-  _globals['_UPSERTPLANRESPONSE']._serialized_start=727
-  _globals['_UPSERTPLANRESPONSE']._serialized_end=796
-  _globals['_GETPLANREQUEST']._serialized_start=798
-  _globals['_GETPLANREQUEST']._serialized_end=833
-  _globals['_GETPLANRESPONSE']._serialized_start=835
-  _globals['_GETPLANRESPONSE']._serialized_end=884
-  _globals['_LISTPLANSREQUEST']._serialized_start=886
-  _globals['_LISTPLANSREQUEST']._serialized_end=969
-  _globals['_LISTPLANSRESPONSE']._serialized_start=971
-  _globals['_LISTPLANSRESPONSE']._serialized_end=1048
-  _globals['_ARCHIVEPLANREQUEST']._serialized_start=1050
-  _globals['_ARCHIVEPLANREQUEST']._serialized_end=1089
-  _globals['_ARCHIVEPLANRESPONSE']._serialized_start=1091
-  _globals['_ARCHIVEPLANRESPONSE']._serialized_end=1144
-  _globals['_PLANSERVICE']._serialized_start=1249
-  _globals['_PLANSERVICE']._serialized_end=1663
+  _globals['_PERIOD']._serialized_start=1537
+  _globals['_PERIOD']._serialized_end=1637
+  _globals['_PLAN']._serialized_start=161
+  _globals['_PLAN']._serialized_end=630
+  _globals['_PLAN_QUOTASENTRY']._serialized_start=519
+  _globals['_PLAN_QUOTASENTRY']._serialized_end=564
+  _globals['_PLAN_PRICESENTRY']._serialized_start=566
+  _globals['_PLAN_PRICESENTRY']._serialized_end=630
+  _globals['_PRICE']._serialized_start=632
+  _globals['_PRICE']._serialized_end=721
+  _globals['_UPSERTPLANREQUEST']._serialized_start=724
+  _globals['_UPSERTPLANREQUEST']._serialized_end=1116
+  _globals['_UPSERTPLANREQUEST_QUOTASENTRY']._serialized_start=519
+  _globals['_UPSERTPLANREQUEST_QUOTASENTRY']._serialized_end=564
+  _globals['_UPSERTPLANREQUEST_PRICESENTRY']._serialized_start=566
+  _globals['_UPSERTPLANREQUEST_PRICESENTRY']._serialized_end=630
+  _globals['_UPSERTPLANRESPONSE']._serialized_start=1118
+  _globals['_UPSERTPLANRESPONSE']._serialized_end=1187
+  _globals['_GETPLANREQUEST']._serialized_start=1189
+  _globals['_GETPLANREQUEST']._serialized_end=1224
+  _globals['_GETPLANRESPONSE']._serialized_start=1226
+  _globals['_GETPLANRESPONSE']._serialized_end=1275
+  _globals['_LISTPLANSREQUEST']._serialized_start=1277
+  _globals['_LISTPLANSREQUEST']._serialized_end=1360
+  _globals['_LISTPLANSRESPONSE']._serialized_start=1362
+  _globals['_LISTPLANSRESPONSE']._serialized_end=1439
+  _globals['_ARCHIVEPLANREQUEST']._serialized_start=1441
+  _globals['_ARCHIVEPLANREQUEST']._serialized_end=1480
+  _globals['_ARCHIVEPLANRESPONSE']._serialized_start=1482
+  _globals['_ARCHIVEPLANRESPONSE']._serialized_end=1535
+  _globals['_PLANSERVICE']._serialized_start=1640
+  _globals['_PLANSERVICE']._serialized_end=2054
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.type import decimal_pb2 as _decimal_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -26,7 +27,7 @@ PERIOD_MONTH: Period
 PERIOD_YEAR: Period
 
 class Plan(_message.Message):
-    __slots__ = ("key", "name", "account_kit_id", "stripe_price_id", "quotas", "period", "archived", "create_time", "update_time")
+    __slots__ = ("key", "name", "account_kit_id", "stripe_price_id", "quotas", "period", "archived", "create_time", "update_time", "prices", "currency")
     class QuotasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +35,13 @@ class Plan(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class PricesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Price
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Price, _Mapping]] = ...) -> None: ...
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_KIT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +51,8 @@ class Plan(_message.Message):
     ARCHIVED_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
     key: str
     name: str
     account_kit_id: str
@@ -52,10 +62,20 @@ class Plan(_message.Message):
     archived: bool
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., account_kit_id: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., quotas: _Optional[_Mapping[str, int]] = ..., period: _Optional[_Union[Period, str]] = ..., archived: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    prices: _containers.MessageMap[str, Price]
+    currency: str
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., account_kit_id: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., quotas: _Optional[_Mapping[str, int]] = ..., period: _Optional[_Union[Period, str]] = ..., archived: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prices: _Optional[_Mapping[str, Price]] = ..., currency: _Optional[str] = ...) -> None: ...
+
+class Price(_message.Message):
+    __slots__ = ("unit_price", "included")
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDED_FIELD_NUMBER: _ClassVar[int]
+    unit_price: _decimal_pb2.Decimal
+    included: _decimal_pb2.Decimal
+    def __init__(self, unit_price: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., included: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ...) -> None: ...
 
 class UpsertPlanRequest(_message.Message):
-    __slots__ = ("key", "name", "account_kit_id", "stripe_price_id", "quotas", "period")
+    __slots__ = ("key", "name", "account_kit_id", "stripe_price_id", "quotas", "period", "prices", "currency")
     class QuotasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -63,19 +83,30 @@ class UpsertPlanRequest(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class PricesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Price
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Price, _Mapping]] = ...) -> None: ...
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_KIT_ID_FIELD_NUMBER: _ClassVar[int]
     STRIPE_PRICE_ID_FIELD_NUMBER: _ClassVar[int]
     QUOTAS_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
     key: str
     name: str
     account_kit_id: str
     stripe_price_id: str
     quotas: _containers.ScalarMap[str, int]
     period: Period
-    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., account_kit_id: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., quotas: _Optional[_Mapping[str, int]] = ..., period: _Optional[_Union[Period, str]] = ...) -> None: ...
+    prices: _containers.MessageMap[str, Price]
+    currency: str
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., account_kit_id: _Optional[str] = ..., stripe_price_id: _Optional[str] = ..., quotas: _Optional[_Mapping[str, int]] = ..., period: _Optional[_Union[Period, str]] = ..., prices: _Optional[_Mapping[str, Price]] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class UpsertPlanResponse(_message.Message):
     __slots__ = ("plan", "created")

@@ -1,10 +1,13 @@
 """proto <-> domain conversions, shared by the servicers."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Protocol
 
 from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
 from google.protobuf import timestamp_pb2
+from google.type import decimal_pb2
 
 from ..domain import validation as v
 from ..domain.errors import InvalidArgument
@@ -21,6 +24,7 @@ from ..domain.models import (
 )
 from ..domain.owners import Owner, OwnerKind
 from ..domain.periods import window_at
+from ..domain.quantities import display, whole
 
 
 class _OwnedRequest(Protocol):
@@ -118,8 +122,24 @@ def kit_to_proto(kit: AccountKit) -> account_kit_pb2.AccountKit:
     )
 
 
+def decimal(value: Decimal | int) -> decimal_pb2.Decimal:
+    """A google.type.Decimal: a Decimal as it is, an int as micro-units."""
+    if isinstance(value, int):
+        return decimal_pb2.Decimal(value=display(value))
+    return decimal_pb2.Decimal(value=format(value, "f"))
+
+
+def prices_from_proto(prices: Mapping[str, plan_pb2.Price]) -> dict[str, tuple[str, str]]:
+    return {key: (p.unit_price.value, p.included.value) for key, p in prices.items()}
+
+
 def plan_to_proto(plan: Plan) -> plan_pb2.Plan:
     return plan_pb2.Plan(
+        prices={
+            key: plan_pb2.Price(unit_price=decimal(p.unit_price), included=decimal(p.included))
+            for key, p in plan.prices.items()
+        },
+        currency=plan.currency,
         key=plan.key,
         name=plan.name,
         account_kit_id=plan.account_kit_id or "",
@@ -158,9 +178,12 @@ def set_standing(message: usage_pb2.QuotaStanding, standing: Standing) -> None:
     """Fill a response's `standing` in place: half the cost of building a
     QuotaStanding for the response's constructor to copy, on every quota call."""
     start, end = _window_stamps(standing.window)
-    message.used = standing.used
-    message.limit = standing.limit or 0
-    message.remaining = standing.remaining
+    message.used = whole(standing.used)
+    message.limit = whole(standing.limit or 0)
+    message.remaining = whole(standing.remaining)
+    message.used_decimal.value = display(standing.used)
+    message.limit_decimal.value = display(standing.limit or 0)
+    message.remaining_decimal.value = display(standing.remaining)
     message.unlimited = standing.limit is None
     message.period_start.CopyFrom(start)
     message.period_end.CopyFrom(end)
@@ -183,7 +206,3 @@ def _window_stamps(window: Window) -> tuple[timestamp_pb2.Timestamp, timestamp_p
             _stamped_windows.clear()
         stamps = _stamped_windows[bounds] = (timestamp(window.start), timestamp(window.end))
     return stamps
-
-
-def window_fields(window: Window) -> dict[str, timestamp_pb2.Timestamp]:
-    return {"period_start": timestamp(window.start), "period_end": timestamp(window.end)}

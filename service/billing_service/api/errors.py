@@ -19,6 +19,7 @@ STATUS_BY_ERROR: dict[type[e.DomainError], grpc.StatusCode] = {
     e.IdempotencyKeyReused: grpc.StatusCode.ALREADY_EXISTS,
     e.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     e.PlanArchived: grpc.StatusCode.FAILED_PRECONDITION,
+    e.ProjectOwnerChanged: grpc.StatusCode.FAILED_PRECONDITION,
     e.SubscriptionInactive: grpc.StatusCode.FAILED_PRECONDITION,
     e.PrimitiveNotPermitted: grpc.StatusCode.PERMISSION_DENIED,
     e.QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,

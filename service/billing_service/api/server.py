@@ -13,8 +13,14 @@ import grpc
 from billing.v1 import (
     account_kit_pb2,
     account_kit_pb2_grpc,
+    billing_pb2,
+    billing_pb2_grpc,
+    meter_pb2,
+    meter_pb2_grpc,
     plan_pb2,
     plan_pb2_grpc,
+    project_pb2,
+    project_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
     usage_pb2,
@@ -28,6 +34,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ..app import App, CannotListen
 from ..envoy.ratelimit import RateLimitServicer
+from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .guard import guard
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
 
@@ -44,6 +51,9 @@ SERVICE_NAMES = (
     _service(plan_pb2, "PlanService").full_name,
     _service(subscription_pb2, "SubscriptionService").full_name,
     _service(usage_pb2, "UsageService").full_name,
+    _service(project_pb2, "ProjectService").full_name,
+    _service(meter_pb2, "MeterService").full_name,
+    _service(billing_pb2, "BillingService").full_name,
     _service(rls_pb2, "RateLimitService").full_name,
 )
 
@@ -92,6 +102,18 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
             _service(subscription_pb2, "SubscriptionService"),
             auth,
         ),
+        handlers,
+    )
+    project_pb2_grpc.add_ProjectServiceServicer_to_server(
+        guard(ProjectServicer(app.projects), _service(project_pb2, "ProjectService"), auth),
+        handlers,
+    )
+    meter_pb2_grpc.add_MeterServiceServicer_to_server(
+        guard(MeterServicer(app.meters), _service(meter_pb2, "MeterService"), auth),
+        handlers,
+    )
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(
+        guard(BillingServicer(app.billing), _service(billing_pb2, "BillingService"), auth),
         handlers,
     )
     rls_pb2_grpc.add_RateLimitServiceServicer_to_server(

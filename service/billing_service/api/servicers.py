@@ -16,6 +16,7 @@ from billing.v1 import (
 )
 
 from ..clock import Clock
+from ..domain.quantities import whole
 from ..logic.catalog import Catalog
 from ..logic.pagination import encode
 from ..logic.subscriptions import Subscriptions
@@ -77,6 +78,8 @@ class PlanServicer(plan_pb2_grpc.PlanServiceServicer):
             request.stripe_price_id,
             dict(request.quotas),
             c.period_from_proto("period", request.period),
+            c.prices_from_proto(request.prices),
+            request.currency,
         )
         return plan_pb2.UpsertPlanResponse(plan=c.plan_to_proto(plan), created=created)
 
@@ -155,7 +158,11 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         self, request: usage_pb2.CheckQuotaRequest, context: Context
     ) -> usage_pb2.CheckQuotaResponse:
         decision = await self._engine.check(
-            current_operator(), c.owner_of(request), request.primitive, request.quantity
+            current_operator(),
+            c.owner_of(request),
+            request.primitive,
+            request.quantity,
+            request.quantity_decimal.value,
         )
         response = usage_pb2.CheckQuotaResponse(
             allowed=decision.allowed, reason=c.DENIAL_TO_PROTO[decision.reason]
@@ -172,6 +179,8 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             request.primitive,
             request.quantity,
             request.idempotency_key,
+            request.quantity_decimal.value,
+            request.project_id,
         )
         response = usage_pb2.ConsumeQuotaResponse(
             usage_event_id=str(result.event_id), replayed=result.replayed
@@ -189,6 +198,8 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             request.quantity,
             request.idempotency_key,
             c.optional_datetime("occurred_at", request, "occurred_at"),
+            request.quantity_decimal.value,
+            request.project_id,
         )
         response = usage_pb2.RecordUsageResponse(
             usage_event_id=str(result.event_id), replayed=result.replayed
@@ -220,6 +231,8 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             ),
             period=c.PERIOD_TO_PROTO[report.period],
             quotas=plan.quotas if plan is not None else {},
-            usage=report.usage,
-            **c.window_fields(report.window),
+            usage={key: whole(used) for key, used in report.usage.items()},
+            usage_decimal={key: c.decimal(used) for key, used in report.usage.items()},
+            period_start=c.timestamp(report.window.start),
+            period_end=c.timestamp(report.window.end),
         )

@@ -4,6 +4,8 @@ layer maps them to status codes from one table (api/errors.py)."""
 from collections.abc import Mapping
 from datetime import datetime
 
+from . import quantities
+
 
 class DomainError(Exception):
     """Base of every error a client is meant to see."""
@@ -54,16 +56,21 @@ class IdempotencyKeyReused(DomainError):
 
 
 class QuotaExceeded(DomainError):
+    """`used` and `limit` in micro-units (domain/quantities.py); the message
+    and metadata show them in units."""
+
     reason = "RATE_LIMITED"
 
     def __init__(
         self, primitive: str, used: int, limit: int, resets_at: datetime | None = None
     ) -> None:
-        metadata = {"primitive": primitive, "used": str(used), "limit": str(limit)}
+        used_text, limit_text = quantities.display(used), quantities.display(limit)
+        metadata = {"primitive": primitive, "used": used_text, "limit": limit_text}
         if resets_at is not None:  # the period's end, in RFC 3339 (a REST Retry-After)
             metadata["resets_at"] = resets_at.isoformat().replace("+00:00", "Z")
         super().__init__(
-            f"Plan quota exceeded for '{primitive}' ({used}/{limit} this period)", metadata
+            f"Plan quota exceeded for '{primitive}' ({used_text}/{limit_text} this period)",
+            metadata,
         )
         self.primitive = primitive
         self.used = used
@@ -100,4 +107,14 @@ class AlreadyExists(DomainError):
     def __init__(self, resource: str, name: str) -> None:
         super().__init__(
             f"{resource} '{name}' already exists", {"resource": resource, "name": name}
+        )
+
+
+class ProjectOwnerChanged(DomainError):
+    reason = "PROJECT_OWNER_CHANGED"
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(
+            f"project '{project_id}' belongs to another owner: a project keeps its owner",
+            {"project_id": project_id},
         )

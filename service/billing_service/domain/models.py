@@ -4,6 +4,7 @@ to protos, the store from and to rows."""
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 
@@ -85,6 +86,16 @@ class Plan:
     archived: bool
     created_at: datetime
     updated_at: datetime
+    prices: dict[str, "Price"] = field(default_factory=dict)
+    currency: str = "usd"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A meter's price in a plan: per unit beyond the included units."""
+
+    unit_price: Decimal
+    included: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +174,15 @@ class UsageReport:
     period: Period
     window: Window
     usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    name: str
+    owner_key: str  # domain/owners.py
+    created_at: datetime
+    updated_at: datetime
 
 
 T = TypeVar("T")

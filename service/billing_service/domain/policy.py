@@ -5,12 +5,13 @@ from datetime import datetime
 
 from .models import DenialReason, Period, SubscriptionStatus, TenantTerms, Window
 from .periods import window_at
+from .quantities import micro
 
 
 @dataclass(frozen=True, slots=True)
 class Enforcement:
     denial: DenialReason | None
-    limit: int | None  # None: unlimited
+    limit: int | None  # micro-units; None: unlimited
     period: Period
     anchor: datetime | None
     plan_key: str | None
@@ -37,9 +38,10 @@ def enforcement(terms: TenantTerms, primitive: str) -> Enforcement:
         denial = DenialReason.SUBSCRIPTION_INACTIVE
     elif sub.account_kit_id is not None and (kit is None or not kit.grants(primitive)):
         denial = DenialReason.PRIMITIVE_NOT_PERMITTED
+    limit = plan.quotas.get(primitive)
     return Enforcement(
         denial,
-        plan.quotas.get(primitive),
+        None if limit is None else micro(limit),
         plan.period,
         sub.current_period_end,
         plan.key,

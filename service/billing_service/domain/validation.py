@@ -4,9 +4,10 @@ naming the field, so that no bad value reaches storage."""
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from .errors import InvalidArgument
-from .models import ALL_PRIMITIVES
+from .models import ALL_PRIMITIVES, Price
 from .owners import Owner, OwnerKind
 
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -197,3 +198,54 @@ def page_size(field: str, value: int) -> int:
 
 def _clip(value: str, limit: int = 70) -> str:
     return value if len(value) <= limit else value[:limit] + "..."
+
+
+# Decimals are written plainly: digits, an optional sign and point, no exponent.
+DECIMAL_RE = re.compile(r"-?[0-9]{1,19}(\.[0-9]{1,19})?")
+MAX_UNIT_PRICE = Decimal(1_000_000)
+CURRENCY_RE = re.compile(r"[a-z]{3}")
+
+
+def decimal(
+    field: str, text: str, *, places: int, maximum: Decimal, positive: bool = False
+) -> Decimal:
+    """A google.type.Decimal's value: empty means 0; at most `places`
+    decimals; 0 (or more than 0 when `positive`) to `maximum`."""
+    if not text:
+        text = "0"
+    if not DECIMAL_RE.fullmatch(text):
+        raise InvalidArgument(field, f"'{_clip(text, 40)}' is not a plain decimal number")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        raise InvalidArgument(field, "is not a decimal number") from None
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > places:
+        raise InvalidArgument(field, f"takes at most {places} decimal places, got '{text}'")
+    low = "more than 0" if positive else "0"
+    if value < 0 or (positive and value == 0) or value > maximum:
+        raise InvalidArgument(field, f"must be {low} to {maximum}, got {text}")
+    return value
+
+
+def prices(field: str, value: Mapping[str, tuple[str, str]]) -> dict[str, Price]:
+    """Prices by meter key, from (unit_price, included) decimal strings."""
+    if len(value) > MAX_QUOTAS:
+        raise InvalidArgument(field, f"must have at most {MAX_QUOTAS} entries")
+    checked = {}
+    for meter, (unit_price, included) in sorted(value.items()):
+        primitive(f"{field}[{meter}]", meter)
+        checked[meter] = Price(
+            decimal(f"{field}[{meter}].unit_price", unit_price, places=6, maximum=MAX_UNIT_PRICE),
+            decimal(f"{field}[{meter}].included", included, places=6, maximum=Decimal(MAX_QUOTA)),
+        )
+    return checked
+
+
+def currency(field: str, value: str) -> str:
+    if not value:
+        return "usd"
+    if not CURRENCY_RE.fullmatch(value):
+        raise InvalidArgument(field, "must be an ISO 4217 code in lower case, such as 'usd'")
+    return value

@@ -24,6 +24,7 @@ from ..domain import validation as v
 from ..domain.errors import DomainError
 from ..domain.models import QuotaDecision, Standing, UsageRecorded, Window
 from ..domain.owners import Owner
+from ..domain.quantities import whole
 from ..logic.usage import QuotaEngine
 
 # xds-protos ships no type stubs: Envoy's messages are Any here.
@@ -96,9 +97,9 @@ def _status(answer: object, standing: Standing | None, now: datetime) -> Any:
     if standing is None or standing.limit is None:
         return status
     status.current_limit.CopyFrom(
-        Response.RateLimit(requests_per_unit=standing.limit, unit=_unit(standing.window))
+        Response.RateLimit(requests_per_unit=whole(standing.limit), unit=_unit(standing.window))
     )
-    status.limit_remaining = standing.remaining
+    status.limit_remaining = whole(standing.remaining)
     until = max(standing.window.end - now, timedelta(0))
     status.duration_until_reset.CopyFrom(duration_pb2.Duration(seconds=int(until.total_seconds())))
     return status

@@ -6,9 +6,11 @@ answering with the response message or the error as JSON."""
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import grpc
+import simplejson
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from starlette.applications import Starlette
@@ -70,6 +72,15 @@ def _route(path: str, rpcs: Mapping[str, "_Rpc"]) -> Route:
     return Route(path, endpoint, methods=list(rpcs))
 
 
+class ExactJSONResponse(JSONResponse):
+    """JSON with Decimals written as exact numbers (simplejson's use_decimal)."""
+
+    def render(self, content: Any) -> bytes:
+        return simplejson.dumps(
+            content, use_decimal=True, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+
+
 class _Rpc:
     """One binding, ready to serve."""
 
@@ -92,7 +103,7 @@ class _Rpc:
             return gateway_error_response(error)
         except grpc.aio.AioRpcError as error:
             return rpc_error_response(error)
-        return JSONResponse(message_to_json(response))
+        return ExactJSONResponse(message_to_json(response))
 
     async def _request_message(self, request: Request) -> Message:
         binding = self.binding
@@ -213,7 +224,7 @@ async def _json_value(request: Request) -> Any:
             f"the body must be JSON (application/json), not {media_type}",
         )
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
+        return json.loads(body, parse_constant=_refuse_constant, parse_float=Decimal)
     except (ValueError, RecursionError) as error:
         raise GatewayError(400, "invalid_argument", f"malformed JSON body: {error}") from error
 

@@ -5,7 +5,7 @@ Every error body is `{"error": {"code": "<snake_case>", "message": "..."}}`:
 ("rate_limited", "subscription_inactive"), or the gRPC code's name lower-cased
 when the status has none ("unavailable"); `message` is the status message.
 A few reasons add fields from the ErrorInfo metadata, listed in
-EXTRA_FIELDS_BY_REASON and nowhere else: "used" and "limit" (integers) for
+EXTRA_FIELDS_BY_REASON and nowhere else: "used" and "limit" (numbers) for
 rate_limited, "field" for invalid_argument. Errors the gateway finds itself
 (malformed JSON, unknown route, wrong method) have the same shape.
 """
@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -39,8 +40,17 @@ HTTP_STATUS_BY_GRPC_CODE: dict[grpc.StatusCode, int] = {
 HTTP_STATUS_BY_REASON: dict[str, int] = {
     "SUBSCRIPTION_INACTIVE": 402,
 }
+
+
+def _number(text: str) -> int | float:
+    """A figure of the ErrorInfo as a JSON number: an integer when whole (a
+    fractional one is shown as the float nearest its decimal)."""
+    value = Decimal(text)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 EXTRA_FIELDS_BY_REASON: dict[str, dict[str, Callable[[str], Any]]] = {
-    "RATE_LIMITED": {"used": int, "limit": int},
+    "RATE_LIMITED": {"used": _number, "limit": _number},
     "INVALID_ARGUMENT": {"field": str},
 }
 # Statuses without an ErrorInfo that come from the transport, not the service:

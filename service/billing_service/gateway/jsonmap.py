@@ -1,20 +1,23 @@
 """How messages look in JSON over HTTP: protobuf's own JSON mapping, plus two
 generic rules applied by walking the message descriptors (never per RPC).
 
-Output (responses): `json_format.MessageToDict` with camelCase field names and
-every field without presence included, so zeros, empty strings, empty lists
+Output (responses): `json_format.MessageToDict` with the protos' field names
+(snake_case, as the billing documents show them) and every field without
+presence included, so zeros, empty strings, empty lists
 and empty maps appear. Then:
 
 - enum values are lower-case without their type's prefix: PERIOD_MONTH is
   "month", SUBSCRIPTION_STATUS_PAST_DUE is "past_due",
   DENIAL_REASON_QUOTA_EXCEEDED is "quota_exceeded"; the zero value
   `*_UNSPECIFIED` is null;
-- 64-bit integers are JSON numbers (protobuf's mapping makes them strings).
+- 64-bit integers are JSON numbers (protobuf's mapping makes them strings);
+- a google.type.Decimal is a JSON number written exactly (`2.5`, not
+  `{"value": "2.5"}`), and requests may give it as a number or a string.
 
 Well-known types keep protobuf's mapping (a Timestamp is an RFC 3339 string).
 
 Input (request bodies, path and query parameters): `json_format.ParseDict`, so
-camelCase and original field names are both accepted and unknown fields are
+original (snake_case) and lowerCamelCase field names are both accepted and unknown fields are
 refused, and so is `null` (protobuf's mapping would read it as the field's
 default; the OpenAPI document allows no null, so a field is given or left
 out). Enum values are names: the short form ("month", any case) or in full
@@ -25,6 +28,7 @@ integers may be numbers or strings.
 import functools
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, cast
 
 from google.protobuf import json_format
@@ -42,13 +46,19 @@ INT64_TYPES = frozenset(
 )
 
 
+DECIMAL = "google.type.Decimal"
+
+
 class JsonMappingError(ValueError):
     """JSON that cannot become the request message (the client's mistake)."""
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
     raw = json_format.MessageToDict(
-        message, always_print_fields_with_no_presence=True, use_integers_for_enums=True
+        message,
+        always_print_fields_with_no_presence=True,
+        use_integers_for_enums=True,
+        preserving_proto_field_name=True,
     )
     return _present_message(descriptor_of(message), raw)
 
@@ -124,8 +134,8 @@ def enum_short_names(enum: EnumDescriptor) -> list[str]:
 
 def _present_message(message: Descriptor, raw: dict[str, Any]) -> dict[str, Any]:
     for field in message.fields:
-        if field.json_name in raw:
-            raw[field.json_name] = _present_field(field, raw[field.json_name])
+        if field.name in raw:
+            raw[field.name] = _present_field(field, raw[field.name])
     return raw
 
 
@@ -138,7 +148,13 @@ def _present_field(field: FieldDescriptor, raw: Any) -> Any:
     return _present_value(field, raw)
 
 
+def is_decimal(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.full_name == DECIMAL
+
+
 def _present_value(field: FieldDescriptor, raw: Any) -> Any:
+    if is_decimal(field):
+        return Decimal(raw.get("value") or "0")
     if field.type == FieldDescriptor.TYPE_ENUM:
         return enum_short_name(enum_of(field), raw) if isinstance(raw, int) else raw
     if field.type in INT64_TYPES:
@@ -186,6 +202,12 @@ def _accept_field(field: FieldDescriptor, raw: Any) -> Any:
 
 
 def _accept_value(field: FieldDescriptor, raw: Any) -> Any:
+    if is_decimal(field):
+        if isinstance(raw, bool) or not isinstance(raw, Decimal | int | str):
+            raise JsonMappingError(f"{field.name}: must be a decimal number")
+        return {"value": format(raw, "f") if isinstance(raw, Decimal) else str(raw)}
+    if isinstance(raw, Decimal):  # JSON bodies are read with exact decimals
+        raw = float(raw)
     if field.type == FieldDescriptor.TYPE_ENUM:
         enum = enum_of(field)
         if not isinstance(raw, str):

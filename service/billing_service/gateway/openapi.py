@@ -16,6 +16,7 @@ from .jsonmap import (
     enum_of,
     enum_short_name,
     enum_short_names,
+    is_decimal,
     is_map,
     is_repeated,
     is_well_known,
@@ -28,12 +29,13 @@ DESCRIPTION = """\
 HTTP/JSON gateway of the billing.v1 gRPC services. Every call needs
 `Authorization: Bearer <key>`.
 
-JSON follows protobuf's JSON mapping (camelCase names; original snake_case names are
-accepted in requests; fields without presence are always present in responses), except
-that enum values are lower-case without their type prefix (`PERIOD_MONTH` is `"month"`,
-the `*_UNSPECIFIED` value is `null`; requests also accept full names) and 64-bit integers
-are JSON numbers (requests also accept strings). Requests never take `null`: a field is
-given or left out.
+JSON follows protobuf's JSON mapping with the protos' field names (snake_case, as
+`line_items`; requests also accept lowerCamelCase; fields without presence are always
+present in responses), except that enum values are lower-case without their type prefix
+(`PERIOD_MONTH` is `"month"`, the `*_UNSPECIFIED` value is `null`; requests also accept
+full names), 64-bit integers are JSON numbers (requests also accept strings) and
+decimals (google.type.Decimal) are exact JSON numbers (requests also accept strings).
+Requests never take `null`: a field is given or left out.
 
 Errors are `{"error": {"code": "<snake_case>", "message": "..."}}`, where `code` is the
 ErrorInfo reason or gRPC code lower-cased. `rate_limited` (429) adds `used` and `limit`;
@@ -76,7 +78,7 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "code": {"type": "string", "description": "snake_case reason or gRPC code"},
                 "message": {"type": "string"},
                 **{
-                    name: {"type": "integer" if convert is int else "string"}
+                    name: {"type": "string" if convert is str else "number"}
                     for extra in EXTRA_FIELDS_BY_REASON.values()
                     for name, convert in extra.items()
                 },
@@ -106,6 +108,22 @@ _INPUT_RULES: dict[str, dict[str, Any]] = {
         "maxLength": v.MAX_EXTERNAL_ID,
     },
     "usage_event_id": {"pattern": v.EVENT_ID_RE.pattern},
+    "project_id": {"pattern": v.TENANT_RE.pattern},
+    "display_name": {"pattern": v.NAME_RE.pattern, "maxLength": v.MAX_NAME},
+    "reason": {"pattern": v.NAME_RE.pattern, "maxLength": v.MAX_NAME},
+    "provider_model": {"pattern": v.TEXT_RE.pattern, "maxLength": v.MAX_NAME},
+    "unit": {
+        "pattern": r"[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{0,30}[^\s\x00-\x1f\x7f-\x9f])?"
+    },
+    "scale": {"minimum": 0, "maximum": 6},
+    "year": {"minimum": 1970, "maximum": 2200},
+    "month": {"minimum": 1, "maximum": 12},
+    "from_date": {"pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"},
+    "to_date": {"pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"},
+    "currency": {"pattern": v.CURRENCY_RE.pattern},
+    "input_tokens": {"minimum": 0, "maximum": 1_000_000_000},
+    "output_tokens": {"minimum": 0, "maximum": 1_000_000_000},
+    "reasoning_tokens": {"minimum": 0, "maximum": 1_000_000_000},
     "page_token": {"maxLength": MAX_TOKEN},
     "quantity": {"minimum": 0, "maximum": v.MAX_QUANTITY},
     "page_size": {"minimum": 0, "maximum": v.MAX_PAGE_SIZE},
@@ -127,10 +145,17 @@ _MAP_RULES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
+# Where a field's name means another rule in one message.
+_INPUT_RULES_BY_FULL_NAME: dict[str, dict[str, Any]] = {
+    "billing.v1.UpsertMeterRequest.key": {"pattern": v.PRIMITIVE_RE.pattern},
+    "billing.v1.GetMeterRequest.key": {"pattern": v.PRIMITIVE_RE.pattern},
+}
+
+
 def _input_rules(field: FieldDescriptor, required: bool) -> dict[str, Any]:
     """The field's rules; a pattern anchored, and allowing the empty string
     (an unset field) unless the field is required."""
-    rules = dict(_INPUT_RULES.get(field.name, {}))
+    rules = dict(_INPUT_RULES_BY_FULL_NAME.get(field.full_name) or _INPUT_RULES.get(field.name, {}))
     if "pattern" in rules:
         rules["pattern"] = f"^({rules['pattern']})$" if required else f"^({rules['pattern']})?$"
     if required and field.type == FieldDescriptor.TYPE_STRING:
@@ -187,11 +212,13 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
     ]
     parameters += [
         {
-            "name": field.json_name,
+            "name": field.name,
             "in": "query",
-            "required": False,
+            "required": field_behavior_pb2.REQUIRED in _behaviors(field),
             **_described(field.full_name),
-            "schema": schemas.field(field, output=False),
+            "schema": schemas.field(
+                field, output=False, required=field_behavior_pb2.REQUIRED in _behaviors(field)
+            ),
         }
         for field in binding.query_fields
     ]
@@ -251,10 +278,10 @@ class _Schemas:
             "type": "object",
             **_described(message.full_name),
             "properties": {
-                field.json_name: self.property(field, output=True) for field in message.fields
+                field.name: self.property(field, output=True) for field in message.fields
             },
             # Fields without presence are always printed.
-            "required": [field.json_name for field in message.fields if not field.has_presence],
+            "required": [field.name for field in message.fields if not field.has_presence],
         }
 
     def input_message(self, message: Descriptor, exclude: set[str] | None = None) -> dict[str, Any]:
@@ -268,15 +295,13 @@ class _Schemas:
             "type": "object",
             **_described(message.full_name),
             "properties": {
-                field.json_name: self.property(
+                field.name: self.property(
                     field, output=False, required=field_behavior_pb2.REQUIRED in _behaviors(field)
                 )
                 for field in fields
             },
             "required": [
-                field.json_name
-                for field in fields
-                if field_behavior_pb2.REQUIRED in _behaviors(field)
+                field.name for field in fields if field_behavior_pb2.REQUIRED in _behaviors(field)
             ],
             "additionalProperties": False,
         }
@@ -325,6 +350,11 @@ class _Schemas:
         return single
 
     def _single(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
+        if is_decimal(field):
+            if output:
+                return {"type": "number"}
+            # A number, or its text (exactly as written).
+            return {"type": ["number", "string"], "pattern": r"^([0-9]{1,13}(\.[0-9]{1,6})?)?$"}
         if field.type == FieldDescriptor.TYPE_ENUM:
             names: list[str | None] = list(enum_short_names(enum_of(field)))
             if output:

@@ -32,7 +32,7 @@ from google.protobuf.descriptor import (
 from google.protobuf.message import Message
 from starlette.convertors import Convertor, register_url_convertor
 
-from .jsonmap import is_map, is_repeated, is_well_known
+from .jsonmap import DECIMAL, is_map, is_repeated, is_well_known
 
 SEGMENT = "segment"
 # A request names its owner by one of these (domain/validation.py, owner).
@@ -236,6 +236,8 @@ def _fits_one_value(field: FieldDescriptor) -> bool:
     if is_map(field):
         return False
     message = field.message_type
+    if message is not None and message.full_name == DECIMAL:
+        return True
     return message is None or (is_well_known(message) and message.full_name in _SCALAR_WELL_KNOWN)
 
 

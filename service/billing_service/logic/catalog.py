@@ -54,6 +54,8 @@ class Catalog:
         stripe_price_id: str,
         quotas: dict[str, int],
         period: Period | None,
+        prices: dict[str, tuple[str, str]] | None = None,
+        currency: str = "",
     ) -> tuple[Plan, bool]:
         return await self._store.upsert_plan(
             operator_id,
@@ -63,6 +65,8 @@ class Catalog:
             v.external_id("stripe_price_id", stripe_price_id),
             v.quotas("quotas", quotas),
             period or Period.MONTH,
+            v.prices("prices", prices or {}),
+            v.currency("currency", currency),
             self._now(),
         )
 

@@ -3,6 +3,7 @@ core (metering/), and serves usage reports."""
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from ..clock import Clock
 from ..domain import validation as v
@@ -10,29 +11,50 @@ from ..domain.errors import InvalidArgument
 from ..domain.models import QuotaDecision, RefundResult, UsageRecorded, UsageReport
 from ..domain.owners import Owner
 from ..domain.policy import enforcement
+from ..domain.quantities import PLACES, micro
 from ..metering.batch import BatchResult
 from ..metering.batcher import Batcher
 from ..metering.calls import Call, Kind, Refund
 from ..storage.rows import UsageKey
 from ..storage.store import Store
+from .meters import Meters
+from .projects import Projects
 
 # Recorded usage may be stamped a little ahead of this server's clock (skew).
 MAX_FUTURE_SKEW = timedelta(minutes=5)
+MAX_DECIMAL = Decimal(v.MAX_QUANTITY)
+
+
+def recorded_at(occurred_at: datetime | None, now: datetime) -> datetime:
+    """When recorded usage happened: `occurred_at` checked, or now."""
+    at = v.instant("occurred_at", occurred_at, now) if occurred_at else now
+    if at > now + MAX_FUTURE_SKEW:
+        raise InvalidArgument("occurred_at", "must not be more than 5 minutes in the future")
+    return at
 
 
 class QuotaEngine:
-    def __init__(self, store: Store, batcher: Batcher, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        batcher: Batcher,
+        clock: Clock,
+        projects: Projects | None = None,
+        meters: Meters | None = None,
+    ) -> None:
         self._store = store
         self._batcher = batcher
         self._clock = clock
+        self._projects = projects
+        self._meters = meters
 
     async def check(
-        self, operator_id: int, owner: Owner, primitive: str, quantity: int
+        self, operator_id: int, owner: Owner, primitive: str, quantity: int, decimal: str = ""
     ) -> QuotaDecision:
         key = _usage_key(operator_id, owner, primitive)
-        quantity = v.quantity("quantity", quantity, default_one=True)
+        amount = await self._quantity(key, quantity, decimal, default_one=True)
         now = self._clock.now()
-        return await self._batcher.check(Call(Kind.CHECK, key, quantity, now, now))
+        return await self._batcher.check(Call(Kind.CHECK, key, amount, now, now))
 
     async def consume(
         self,
@@ -41,12 +63,16 @@ class QuotaEngine:
         primitive: str,
         quantity: int,
         idempotency_key: str,
+        decimal: str = "",
+        project_id: str = "",
     ) -> UsageRecorded:
         key = _usage_key(operator_id, owner, primitive)
-        quantity = v.quantity("quantity", quantity, default_one=True)
+        amount = await self._quantity(key, quantity, decimal, default_one=True)
         idem = v.idempotency_key("idempotency_key", idempotency_key)
+        project = await self._project(operator_id, owner, project_id)
         now = self._clock.now()
-        return await self._batcher.write(Call(Kind.CONSUME, key, quantity, now, now, idem))
+        call = Call(Kind.CONSUME, key, amount, now, now, idem, project)
+        return await self._batcher.write(call)
 
     async def record(
         self,
@@ -56,15 +82,39 @@ class QuotaEngine:
         quantity: int,
         idempotency_key: str,
         occurred_at: datetime | None,
+        decimal: str = "",
+        project_id: str = "",
     ) -> UsageRecorded:
         key = _usage_key(operator_id, owner, primitive)
-        quantity = v.quantity("quantity", quantity, default_one=False)
+        amount = await self._quantity(key, quantity, decimal, default_one=False)
         idem = v.idempotency_key("idempotency_key", idempotency_key)
         now = self._clock.now()
-        at = v.instant("occurred_at", occurred_at, now) if occurred_at else now
-        if at > now + MAX_FUTURE_SKEW:
-            raise InvalidArgument("occurred_at", "must not be more than 5 minutes in the future")
-        return await self._batcher.write(Call(Kind.RECORD, key, quantity, at, now, idem))
+        at = recorded_at(occurred_at, now)
+        project = await self._project(operator_id, owner, project_id)
+        call = Call(Kind.RECORD, key, amount, at, now, idem, project)
+        return await self._batcher.write(call)
+
+    async def _quantity(self, key: UsageKey, quantity: int, decimal: str, default_one: bool) -> int:
+        """The call's quantity in micro-units: whole units, or a decimal of
+        no more places than the primitive's meter takes."""
+        if not decimal:
+            return micro(v.quantity("quantity", quantity, default_one=default_one))
+        if quantity:
+            raise InvalidArgument("quantity_decimal", "give quantity or quantity_decimal, not both")
+        scale = 0
+        if self._meters is not None:
+            scale = (await self._meters.meter_of(key.operator_id, key.primitive)).scale
+        value = v.decimal(
+            "quantity_decimal", decimal, places=scale, maximum=MAX_DECIMAL, positive=True
+        )
+        return int(value.scaleb(PLACES))
+
+    async def _project(self, operator_id: int, owner: Owner, project_id: str) -> str | None:
+        if not project_id:
+            return None
+        if self._projects is None:
+            raise InvalidArgument("project_id", "projects are not served here")
+        return await self._projects.of_owner(operator_id, owner, project_id)
 
     async def consume_all(
         self, operator_id: int, items: Sequence[tuple[Owner, str, int, str]]
@@ -76,7 +126,7 @@ class QuotaEngine:
             Call(
                 Kind.CONSUME,
                 _usage_key(operator_id, owner, primitive),
-                v.quantity("quantity", quantity, default_one=True),
+                micro(v.quantity("quantity", quantity, default_one=True)),
                 now,
                 now,
                 v.idempotency_key("idempotency_key", idem),

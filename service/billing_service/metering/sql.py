@@ -18,6 +18,7 @@ SELECT s.tenant_id AS s_tenant_id, s.plan_key AS s_plan_key, s.status AS s_statu
     p.key AS p_key, p.name AS p_name, p.account_kit_id AS p_account_kit_id,
     p.stripe_price_id AS p_stripe_price_id, p.quotas AS p_quotas, p.period AS p_period,
     p.archived AS p_archived, p.created_at AS p_created_at, p.updated_at AS p_updated_at,
+    p.prices AS p_prices, p.currency AS p_currency,
     k.id AS k_id, k.name AS k_name, k.primitives AS k_primitives,
     k.permissions AS k_permissions, k.created_at AS k_created_at, k.updated_at AS k_updated_at
 FROM subscriptions s

@@ -2,10 +2,11 @@
 hot path. Instants are integer microseconds since the Unix epoch (UTC)."""
 
 import json
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from ..domain.instants import from_micros
-from ..domain.models import AccountKit, Period, Plan, Subscription, SubscriptionStatus
+from ..domain.models import AccountKit, Period, Plan, Price, Subscription, SubscriptionStatus
 
 
 class UsageKey(NamedTuple):
@@ -39,6 +40,24 @@ def plan_from_row(row: Any) -> Plan:
         archived=bool(row.archived),
         created_at=from_micros(row.created_at),
         updated_at=from_micros(row.updated_at),
+        prices=prices_from_json(row.prices),
+        currency=row.currency,
+    )
+
+
+def prices_from_json(text: str) -> dict[str, Price]:
+    return {
+        meter: Price(Decimal(price["unit_price"]), Decimal(price["included"]))
+        for meter, price in json.loads(text).items()
+    }
+
+
+def prices_to_json(prices: dict[str, Price]) -> str:
+    return json.dumps(
+        {
+            meter: {"unit_price": str(price.unit_price), "included": str(price.included)}
+            for meter, price in sorted(prices.items())
+        }
     )
 
 

@@ -1,0 +1,266 @@
+"""The billing page: months' usage and cost, usage by project, the months
+with usage, credits, and AI calls recorded as usage (BillingService)."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from ..clock import Clock
+from ..domain import bills
+from ..domain import validation as v
+from ..domain.bills import DailyUsage, Grant, LineItem, Month
+from ..domain.errors import DomainError, InvalidArgument
+from ..domain.meters import Meter, undeclared
+from ..domain.models import Plan, UsageRecorded
+from ..domain.owners import Owner
+from ..domain.quantities import PLACES, micro
+from ..metering.batcher import Batcher
+from ..metering.calls import Call, Kind
+from ..storage.ledger import LedgerStore
+from ..storage.rows import UsageKey
+from ..storage.store import Store
+from .meters import Meters
+from .projects import Projects
+from .usage import recorded_at
+
+MAX_TOKENS = 1_000_000_000
+MAX_CREDIT_CENTS = Decimal(100_000_000)
+MAX_RANGE_DAYS = 366
+AI_TOKENS, AI_COST = "ai_tokens", "ai_cost_cents"
+
+
+@dataclass(frozen=True, slots=True)
+class MonthBill:
+    month: Month
+    usage: dict[str, int]  # micro-units by meter key
+    items: list[LineItem]
+    total_cents: Decimal
+    credits_cents: Decimal = Decimal(0)
+
+    @property
+    def due_cents(self) -> Decimal:
+        return self.total_cents - self.credits_cents
+
+
+@dataclass(frozen=True, slots=True)
+class AiRecorded:
+    event_id: int
+    tokens: int
+    cost_cents: int  # micro-units
+    replayed: bool
+
+
+class Billing:
+    def __init__(
+        self,
+        store: Store,
+        ledger: LedgerStore,
+        meters: Meters,
+        projects: Projects,
+        batcher: Batcher,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._meters = meters
+        self._projects = projects
+        self._batcher = batcher
+        self._clock = clock
+
+    async def summary(self, operator_id: int, owner: Owner, year: int, month: int) -> MonthBill:
+        wanted = Month.of(year, month)
+        bills_by_month, _ = await self._bills(operator_id, owner)
+        empty = MonthBill(wanted, {}, [], Decimal(0))
+        return bills_by_month.get(wanted, empty)
+
+    async def currency(self, operator_id: int, owner: Owner) -> str:
+        plan = await self._plan(operator_id, owner)
+        return plan.currency if plan is not None else ""
+
+    async def periods(self, operator_id: int, owner: Owner) -> list[MonthBill]:
+        bills_by_month, _ = await self._bills(operator_id, owner)
+        return [bills_by_month[month] for month in sorted(bills_by_month, reverse=True)]
+
+    async def by_project(
+        self, operator_id: int, owner: Owner, year: int, month: int
+    ) -> list[tuple[str, str, dict[str, int]]]:
+        """(project id, name, usage by meter) of each project with usage."""
+        wanted = Month.of(year, month)
+        rows = await self._ledger.daily_usage(
+            operator_id, owner.key, wanted.first_day, wanted.last_day
+        )
+        meter_of = await self._meter_lookup(operator_id)
+        by_project: dict[str, list[DailyUsage]] = {}
+        for row in rows:
+            if row.project_id:
+                by_project.setdefault(row.project_id, []).append(row)
+        names = await self._ledger.project_names(operator_id, sorted(by_project))
+        found = [
+            (project, names.get(project, project), bills.figures(held, meter_of))
+            for project, held in sorted(by_project.items())
+        ]
+        return [entry for entry in found if entry[2]]
+
+    async def project_usage(
+        self, operator_id: int, project_id: str, from_date: str, to_date: str
+    ) -> list[tuple[Meter, int]]:
+        first, last = _day("from_date", from_date), _day("to_date", to_date)
+        if last < first:
+            raise InvalidArgument("to_date", "must not be before from_date")
+        if last - first >= MAX_RANGE_DAYS:
+            raise InvalidArgument(
+                "to_date", f"must be at most {MAX_RANGE_DAYS} days after from_date"
+            )
+        owner_key = await self._projects.owner_key(
+            operator_id, v.tenant_id("project_id", project_id)
+        )
+        rows = await self._ledger.daily_usage(operator_id, owner_key, first, last, project_id)
+        meter_of = await self._meter_lookup(operator_id)
+        usage = bills.figures(rows, meter_of)
+        return [(meter_of(key), used) for key, used in usage.items()]
+
+    async def grant(
+        self,
+        operator_id: int,
+        owner: Owner,
+        amount_cents: str,
+        expires_at: datetime | None,
+        reason: str,
+        idempotency_key: str,
+    ) -> tuple[Grant, bool]:
+        amount = v.decimal(
+            "amount_cents", amount_cents, places=0, maximum=MAX_CREDIT_CENTS, positive=True
+        )
+        now = self._clock.now()
+        if expires_at is not None:
+            v.instant("expire_time", expires_at, now)
+            if expires_at <= now:
+                raise InvalidArgument("expire_time", "must be in the future")
+        return await self._ledger.grant_credits(
+            operator_id,
+            owner.key,
+            int(amount),
+            expires_at,
+            v.name("reason", reason),
+            v.idempotency_key("idempotency_key", idempotency_key),
+            now,
+        )
+
+    async def balance(
+        self, operator_id: int, owner: Owner
+    ) -> tuple[Decimal, list[tuple[Grant, Decimal]]]:
+        grants = await self._ledger.grants(operator_id, owner.key)
+        bills_by_month, _ = await self._bills(operator_id, owner)
+        dues = [(month, bill.total_cents) for month, bill in bills_by_month.items()]
+        _, left = bills.draw_credits(dues, grants)
+        now = self._clock.now()
+        remaining = [
+            (g, left[g.id] if g.expires_at is None or g.expires_at > now else Decimal(0))
+            for g in grants
+        ]
+        return sum((r for _, r in remaining), Decimal(0)), remaining
+
+    async def record_ai(
+        self,
+        operator_id: int,
+        project_id: str,
+        tokens: tuple[int, int, int],
+        cost_cents: str,
+        provider_model: str,
+        idempotency_key: str,
+        occurred_at: datetime | None,
+    ) -> AiRecorded:
+        """One AI call: ai_tokens and ai_cost_cents events, both or neither."""
+        for field, count in zip(
+            ("input_tokens", "output_tokens", "reasoning_tokens"), tokens, strict=True
+        ):
+            if not 0 <= count <= MAX_TOKENS:
+                raise InvalidArgument(field, f"must be between 0 and {MAX_TOKENS}, got {count}")
+        cost = v.decimal("cost_cents", cost_cents, places=PLACES, maximum=Decimal(v.MAX_QUANTITY))
+        if len(provider_model) > v.MAX_NAME or v.CONTROL_RE.search(provider_model):
+            raise InvalidArgument("provider_model", "must be at most 200 characters, no controls")
+        idem = v.idempotency_key("idempotency_key", idempotency_key)
+        owner_key = await self._projects.owner_key(
+            operator_id, v.tenant_id("project_id", project_id)
+        )
+        now = self._clock.now()
+        at = recorded_at(occurred_at, now)
+        total_tokens, cost_micro = sum(tokens), int(cost.scaleb(PLACES))
+        detail = json.dumps(
+            {
+                "input_tokens": tokens[0],
+                "output_tokens": tokens[1],
+                "reasoning_tokens": tokens[2],
+                "cost_cents": format(cost, "f"),
+                "provider_model": provider_model,
+            }
+        )
+        calls = [
+            Call(
+                Kind.RECORD,
+                UsageKey(operator_id, owner_key, meter),
+                quantity,
+                at,
+                now,
+                None if idem is None else f"{idem}#{meter}",
+                project_id,
+                detail if meter == AI_TOKENS else None,
+            )
+            for meter, quantity in ((AI_TOKENS, micro(total_tokens)), (AI_COST, cost_micro))
+            if quantity > 0
+        ]
+        if not calls:
+            raise InvalidArgument("input_tokens", "an AI call records tokens or a cost")
+        result = await self._batcher.write_all(calls)
+        answers = [result.answers[index] for index in range(len(calls))]
+        for answer in answers:
+            if isinstance(answer, DomainError):
+                raise answer
+        recorded = [a for a in answers if isinstance(a, UsageRecorded)]
+        return AiRecorded(
+            recorded[0].event_id, total_tokens, cost_micro, all(r.replayed for r in recorded)
+        )
+
+    async def _plan(self, operator_id: int, owner: Owner) -> Plan | None:
+        return (await self._store.get_terms(operator_id, owner.key)).plan
+
+    async def _meter_lookup(self, operator_id: int) -> Callable[[str], Meter]:
+        known = await self._meters.all(operator_id)
+        return lambda key: known.get(key) or undeclared(key)
+
+    async def _bills(self, operator_id: int, owner: Owner) -> tuple[dict[Month, MonthBill], str]:
+        """Every month with usage, priced with the owner's plan, credits drawn."""
+        rows = await self._ledger.daily_usage(operator_id, owner.key)
+        meter_of = await self._meter_lookup(operator_id)
+        plan = await self._plan(operator_id, owner)
+        by_month: dict[Month, list[DailyUsage]] = {}
+        for row in rows:
+            by_month.setdefault(Month.of_day(row.day), []).append(row)
+        priced = {}
+        for month, held in by_month.items():
+            usage = bills.figures(held, meter_of)
+            if usage:
+                items = bills.line_items(usage, plan, meter_of)
+                priced[month] = MonthBill(month, usage, items, bills.total_cents(items))
+        grants = await self._ledger.grants(operator_id, owner.key)
+        applied, _ = bills.draw_credits([(m, b.total_cents) for m, b in priced.items()], grants)
+        drawn = {
+            month: MonthBill(
+                b.month, b.usage, b.items, b.total_cents, applied.get(month, Decimal(0))
+            )
+            for month, b in priced.items()
+        }
+        return drawn, plan.currency if plan is not None else ""
+
+
+def _day(field: str, text: str) -> int:
+    """A `YYYY-MM-DD` date as days since the epoch."""
+    try:
+        parsed = date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        parsed = None
+    if parsed is None or not 1970 <= parsed.year <= bills.LAST_YEAR:
+        raise InvalidArgument(field, f"must be a date YYYY-MM-DD from 1970, got '{text[:40]}'")
+    return (parsed - date(1970, 1, 1)).days

@@ -1,0 +1,56 @@
+"""The operator's meters, over the built-in ones."""
+
+import re
+
+from ..clock import Clock
+from ..domain import validation as v
+from ..domain.errors import InvalidArgument, NotFound
+from ..domain.meters import BUILT_IN, Aggregation, Meter, undeclared
+from ..domain.quantities import PLACES
+from ..storage.ledger import LedgerStore
+
+UNIT_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,32}")
+
+
+class Meters:
+    def __init__(self, ledger: LedgerStore, clock: Clock) -> None:
+        self._ledger = ledger
+        self._clock = clock
+
+    async def upsert(
+        self,
+        operator_id: int,
+        key: str,
+        display_name: str,
+        unit: str,
+        aggregation: Aggregation | None,
+        scale: int,
+    ) -> tuple[Meter, bool]:
+        if not UNIT_RE.fullmatch(unit) or unit.strip() != unit:
+            raise InvalidArgument("unit", "must be 1 to 32 characters, without spaces at the ends")
+        if not 0 <= scale <= PLACES:
+            raise InvalidArgument("scale", f"must be between 0 and {PLACES}, got {scale}")
+        meter = Meter(
+            v.primitive("key", key),
+            v.name("display_name", display_name),
+            unit,
+            aggregation or Aggregation.SUM,
+            scale,
+        )
+        return await self._ledger.upsert_meter(operator_id, meter, self._clock.now())
+
+    async def get(self, operator_id: int, key: str) -> Meter:
+        key = v.primitive("key", key)
+        meter = (await self.all(operator_id)).get(key)
+        if meter is None:
+            raise NotFound("meter", key)
+        return meter
+
+    async def all(self, operator_id: int) -> dict[str, Meter]:
+        """Declared meters and the built-in ones not redeclared, by key."""
+        declared = {meter.key: meter for meter in await self._ledger.declared_meters(operator_id)}
+        return dict(sorted((BUILT_IN | declared).items()))
+
+    async def meter_of(self, operator_id: int, key: str) -> Meter:
+        """The meter a primitive is measured by, declared or not."""
+        return (await self.all(operator_id)).get(key) or undeclared(key)
