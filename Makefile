@@ -6,7 +6,7 @@ PY := $(BIN)/python
 THIRD_PARTY := build/third_party/protos
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: serve test soak check lint typecheck generate generated-check protos-deps buf-lint bench bench-history bench-instructions h2load clean
+.PHONY: serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load clean
 
 $(BIN)/billing-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ serve: $(BIN)/billing-service
 	$(BIN)/billing-service serve
 
 ## test: lint, type-check, check the stubs, then run the whole test suite
-test: $(BIN)/billing-service generated-check buf-lint lint typecheck
+test: $(BIN)/billing-service generated-check buf-lint buf-breaking lint typecheck
 	$(BIN)/pytest
 
 ## soak: the fault suite for minutes on both databases (SOAK_SECONDS per scenario), with
@@ -42,6 +42,17 @@ protos-deps: $(BIN)/billing-service
 buf-lint: protos-deps
 	$(BIN)/buf lint
 	$(BIN)/buf build -o /dev/null
+
+## buf-breaking: the protos stay wire- and source-compatible with the released API
+## (API_BASELINE, a commit; skipped with a note where the clone lacks it)
+API_BASELINE ?= e2ea3af
+buf-breaking: protos-deps
+	@if git cat-file -e $(API_BASELINE)^{commit} 2>/dev/null; then \
+		rm -rf build/api-baseline && mkdir -p build/api-baseline/build && \
+		git archive $(API_BASELINE) protos buf.yaml | tar -x -C build/api-baseline && \
+		cp -r build/third_party build/api-baseline/build/ && \
+		$(BIN)/buf breaking --against build/api-baseline; \
+	else echo "buf-breaking: commit $(API_BASELINE) is not in this clone; skipped"; fi
 
 ## generate: regenerate the committed stubs in generated/ from protos/
 generate: protos-deps
