@@ -67,9 +67,11 @@ generated-check: protos-deps
 bench: $(BIN)/billing-service h2load
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-## bench-history: throughput and memory as stored usage events and tenants grow
+## bench-history: throughput and memory as stored usage events and tenants grow, then the
+## billing reads' latency with a million events in the month (bench/summaries.py)
 bench-history: $(BIN)/billing-service h2load
 	$(PY) bench/history.py $(BENCH_ARGS)
+	$(PY) bench/summaries.py
 
 ## bench-instructions: instructions per call under callgrind, for comparing revisions on a
 ## noisy machine; see bench/README.md
