@@ -560,3 +560,16 @@ async def test_terms_changed_between_two_calls_apply_to_the_second(client: Clien
         await consume(client, "t1")
     assert failure_of(refused.value).message == "Plan quota exceeded for 'seo' (3/3 this period)"
     assert await usage_of(client, "t1") == {"seo": 3}
+
+
+async def test_the_largest_quota_is_served_on_every_route(client: Client) -> None:
+    """A quota of 10^12 units is 10^18 micro-units: the conditional write's
+    threshold test once multiplied it by 80 in SQL (bigint out of range)."""
+    await subscribe(client, "t1", {"seo": 1_000_000_000_000})
+    for _ in range(3):
+        consumed = await client.usage.ConsumeQuota(
+            usage_pb2.ConsumeQuotaRequest(tenant_id="t1", primitive="seo", quantity=1_000_000),
+            metadata=client.auth,
+        )
+    assert consumed.standing.used == 3_000_000
+    assert consumed.standing.remaining == 1_000_000_000_000 - 3_000_000

@@ -12,7 +12,13 @@ import pytest
 from billing_service.domain.models import Window
 from billing_service.metering import sql
 from billing_service.metering.calls import Call, Kind
-from billing_service.metering.decide import Bounds, admits, crossings, writes_at_once
+from billing_service.metering.decide import (
+    Bounds,
+    admits,
+    crossings,
+    threshold_marks,
+    writes_at_once,
+)
 from billing_service.storage.rows import UsageKey
 
 from ..conftest import IN_CI, PG_HOST, PG_PORT, PG_USER
@@ -25,6 +31,21 @@ GRID = list(
         [False, True],  # enforce
     )
 )
+# The largest quota in micro-units (10^12 units) and usage around its marks:
+# no product may leave 64 bits.
+LIMIT = 10**18
+GRID += list(
+    itertools.product(
+        [0, 8 * 10**17 - 1, 8 * 10**17, LIMIT - 1, LIMIT, 9 * 10**18],
+        [1, 10**12],
+        [None, LIMIT],
+        [False, True],
+    )
+)
+
+
+def marks(limit: int | None) -> dict[str, int | None]:
+    return dict(zip(("m0", "m1"), threshold_marks(limit), strict=True))
 
 
 def expected() -> list[bool]:
@@ -43,13 +64,13 @@ def test_the_rule_writes_at_once_exactly_what_fits_and_crosses_nothing() -> None
 
 
 def test_sqlite_evaluates_the_condition_as_the_rule_does() -> None:
-    condition = sql.writes_at_once(":used", ":quantity", ":limit", ":enforce")
+    condition = sql.writes_at_once(":used", ":quantity", ":limit", ":enforce", (":m0", ":m1"))
     conn = sqlite3.connect(":memory:")
     got = [
         bool(
             conn.execute(
                 f"SELECT {condition}",
-                {"used": used, "quantity": q, "limit": limit, "enforce": enforce},
+                {"used": used, "quantity": q, "limit": limit, "enforce": enforce, **marks(limit)},
             ).fetchone()[0]
         )
         for used, q, limit, enforce in GRID
@@ -64,11 +85,15 @@ async def test_postgresql_evaluates_the_condition_as_the_rule_does(
         if IN_CI:
             pytest.fail("PostgreSQL is unreachable (CI=true)")
         pytest.skip("PostgreSQL is unreachable")
-    condition = sql.writes_at_once("$1::bigint", "$2::bigint", "$3::bigint", "$4::bool")
+    condition = sql.writes_at_once(
+        "$1::bigint", "$2::bigint", "$3::bigint", "$4::bool", ("$5::bigint", "$6::bigint")
+    )
     conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
     try:
         statement = await conn.prepare(f"SELECT {condition}")
-        got = [bool(await statement.fetchval(*values)) for values in GRID]
+        got = [
+            bool(await statement.fetchval(*values, *threshold_marks(values[2]))) for values in GRID
+        ]
     finally:
         await conn.close()
     assert got == expected()

@@ -89,6 +89,14 @@ def writes_at_once(
     return not any(used * 100 < p * limit <= (used + quantity) * 100 for p in THRESHOLDS)
 
 
+def threshold_marks(limit: Quantity | None) -> tuple[Quantity | None, ...]:
+    """For each threshold, the least usage at which it is reached (p% of the
+    limit, rounded up): a call crosses it when used < mark <= used + quantity.
+    Computed here, in Python's unbounded integers, so that the SQL condition
+    never multiplies a limit (up to 10^18 micro-units) by a percentage."""
+    return tuple(None if limit is None else -(-p * limit // 100) for p in THRESHOLDS)
+
+
 def check_reason(rule: Enforcement, used: Quantity, quantity: Quantity) -> DenialReason | None:
     """Why a check of `quantity` more units is denied; None: allowed."""
     if rule.denial is not None:

@@ -1,6 +1,7 @@
 """Statements both engines share, with numbered placeholders ({0}, {1}, ...)
 that each engine fills with its own marks."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..domain.instants import to_micros
@@ -124,13 +125,12 @@ def event_values(event: NewEvent) -> tuple[Any, ...]:
     )
 
 
-def writes_at_once(used: str, quantity: str, limit: str, enforce: str) -> str:
-    """decide.writes_at_once as an SQL condition over the given expressions
-    (a column and three parameters): the one place it is written in SQL."""
-    crossed = " OR ".join(
-        f"({used} * 100 < {p} * {limit} AND {p} * {limit} <= ({used} + {quantity}) * 100)"
-        for p in THRESHOLDS
-    )
+def writes_at_once(used: str, quantity: str, limit: str, enforce: str, marks: Sequence[str]) -> str:
+    """decide.writes_at_once as an SQL condition over the given expressions (a
+    column and parameters; `marks`: decide.threshold_marks of the limit, one
+    per threshold): the one place it is written in SQL."""
+    assert len(marks) == len(THRESHOLDS)
+    crossed = " OR ".join(f"({used} < {mark} AND {mark} <= {used} + {quantity})" for mark in marks)
     return (
         f"(NOT {enforce} OR {limit} IS NULL OR {used} + {quantity} <= {limit})"
         f" AND ({limit} IS NULL OR {limit} <= 0 OR NOT ({crossed}))"

@@ -23,6 +23,7 @@ from ...storage.rows import UsageKey
 from .. import sql
 from ..backend import Transaction
 from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity
+from ..decide import threshold_marks
 from .connection import Connection
 from .statements import (
     CONDITIONAL_WRITE,
@@ -82,7 +83,13 @@ class PostgresBackend:
             (event_id,) = await _Statements(conn, self._ids).take_ids(1)
             values = sql.event_values(event)
             used = await conn.fetchval(
-                CONDITIONAL_WRITE, event_id, *values[:7], *values[8:], version, enforce
+                CONDITIONAL_WRITE,
+                event_id,
+                *values[:7],
+                *values[8:],
+                version,
+                enforce,
+                *threshold_marks(event.quota_limit),
             )
         return None if used is None else (event_id, used)
 

@@ -69,20 +69,20 @@ WRITE_EVENTS_AND_COUNTERS = (
 )
 # One call written in one autocommit statement, or nothing (router.py,
 # CONDITIONAL): $1 the event id, $2-$14 its columns but used_after, $15 the
-# terms version the caller's rule comes from, $16 whether the limit ($9)
-# is enforced. One statement cannot take the terms lock and then read: its
-# snapshot is older than the lock. So it locks the operator's row FOR SHARE,
-# which READ COMMITTED re-reads at its newest version, as it does the
-# counter's row it updates: a terms change (which updates that row) has
-# committed before, and the version no longer matches, or waits until this
-# statement has committed.
+# terms version the caller's rule comes from, $16 whether the limit ($9) is
+# enforced, $17 and $18 the limit's threshold marks. One statement cannot
+# take the terms lock and then read: its snapshot is older than the lock. So
+# it locks the operator's row FOR SHARE, which READ COMMITTED re-reads at its
+# newest version, as it does the counter's row it updates: a terms change
+# (which updates that row) has committed before, and the version no longer
+# matches, or waits until this statement has committed.
 CONDITIONAL_WRITE = f"""
 WITH o AS (SELECT 1 FROM operators WHERE id = $2 AND terms_version = $15 FOR SHARE),
 u AS (
     UPDATE usage_counters SET used = used + $5
     WHERE operator_id = $2 AND tenant_id = $3 AND primitive = $4
       AND window_start = $10 AND window_end = $11
-      AND {sql.writes_at_once("used", "$5", "$9::bigint", "$16::bool")}
+      AND {sql.writes_at_once("used", "$5", "$9::bigint", "$16::bool", ("$17", "$18"))}
       AND EXISTS (SELECT 1 FROM o)
     RETURNING used
 )

@@ -18,6 +18,7 @@ from ...storage.rows import UsageKey
 from .. import sql
 from ..backend import RetryBatch, Transaction
 from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity
+from ..decide import threshold_marks
 from .checkpoints import WalCheckpointer
 from .commits import CommitWatch, KeptReads
 
@@ -41,7 +42,7 @@ _CONDITIONAL_ADD = (
     "UPDATE usage_counters SET used = used + :quantity "
     "WHERE operator_id = :operator AND tenant_id = :tenant AND primitive = :primitive "
     "AND window_start = :start AND window_end = :end "
-    f"AND {sql.writes_at_once('used', ':quantity', ':limit', ':enforce')} "
+    f"AND {sql.writes_at_once('used', ':quantity', ':limit', ':enforce', (':m0', ':m1'))} "
     "AND EXISTS (SELECT 1 FROM operators WHERE id = :operator AND terms_version = :version) "
     "RETURNING used"
 )
@@ -121,6 +122,7 @@ class SqliteBackend:
                         "limit": event.quota_limit,
                         "enforce": enforce,
                         "version": version,
+                        **dict(zip(("m0", "m1"), threshold_marks(event.quota_limit), strict=True)),
                     },
                 ).fetchone()
                 if row is None:
