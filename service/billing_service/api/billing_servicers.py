@@ -139,15 +139,16 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def GetUsageSummary(
         self, request: billing_pb2.GetUsageSummaryRequest, context: Context
     ) -> billing_pb2.GetUsageSummaryResponse:
-        operator, owner = current_operator(), _owner(request)
-        bill = await self._billing.summary(operator, owner, request.year, request.month)
+        bill, currency = await self._billing.summary(
+            current_operator(), _owner(request), request.year, request.month
+        )
         return billing_pb2.GetUsageSummaryResponse(
             year=bill.month.year,
             month=bill.month.month,
             label=bill.month.label,
             usage=_figures(bill.usage),
             line_items=[_line_item(item) for item in bill.items],
-            currency=await self._billing.currency(operator, owner),
+            currency=currency,
             total_cost_cents=c.decimal(bill.total_cents),
             credits_applied_cents=c.decimal(bill.credits_cents),
             amount_due_cents=c.decimal(bill.due_cents),

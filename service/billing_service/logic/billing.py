@@ -69,15 +69,14 @@ class Billing:
         self._batcher = batcher
         self._clock = clock
 
-    async def summary(self, operator_id: int, owner: Owner, year: int, month: int) -> MonthBill:
+    async def summary(
+        self, operator_id: int, owner: Owner, year: int, month: int
+    ) -> tuple[MonthBill, str]:
+        """The month's bill and the plan's currency ("" without a plan)."""
         wanted = Month.of(year, month)
-        bills_by_month, _ = await self._bills(operator_id, owner)
+        bills_by_month, currency = await self._bills(operator_id, owner)
         empty = MonthBill(wanted, {}, [], Decimal(0))
-        return bills_by_month.get(wanted, empty)
-
-    async def currency(self, operator_id: int, owner: Owner) -> str:
-        plan = await self._plan(operator_id, owner)
-        return plan.currency if plan is not None else ""
+        return bills_by_month.get(wanted, empty), currency
 
     async def periods(self, operator_id: int, owner: Owner) -> list[MonthBill]:
         bills_by_month, _ = await self._bills(operator_id, owner)
