@@ -6,11 +6,10 @@ A whole-unit call of 3 is stored as 3,000,000; a quota of 1,000 units is a
 limit of 1,000,000,000 micro-units. Only the API's edges convert.
 """
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 PLACES = 6
 UNIT = 1_000_000  # 10**PLACES
-_QUANTUM = Decimal(1).scaleb(-PLACES)
 
 
 def micro(units: int) -> int:
@@ -32,21 +31,3 @@ def whole(micro_units: int) -> int:
 def display(micro_units: int) -> str:
     """'2.5', '1000': how a quantity reads in messages."""
     return format(to_decimal(micro_units), "f")
-
-
-def parse(field: str, text: str, places: int) -> int:
-    """A decimal string (`2.5`; not `1e3`, `NaN`) of at most `places`
-    decimals, as micro-units."""
-    from .errors import InvalidArgument  # errors shows quantities: import here
-
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise InvalidArgument(field, f"'{text[:40]}' is not a decimal number") from None
-    if not value.is_finite() or "e" in text.lower():
-        raise InvalidArgument(field, f"'{text[:40]}' is not a plain decimal number")
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > places:
-        raise InvalidArgument(field, f"takes at most {places} decimal places, got '{text[:40]}'")
-    return int(value.scaleb(PLACES).to_integral_exact())
