@@ -14,15 +14,22 @@ from .logic.auth import Authenticator
 from .logic.billing import Billing
 from .logic.catalog import Catalog
 from .logic.meters import Meters
+from .logic.payments import Payments
 from .logic.projects import Projects
+from .logic.stripe_webhooks import StripeWebhooks
 from .logic.subscriptions import Subscriptions
 from .logic.usage import QuotaEngine
 from .metering.batcher import Batcher
 from .metering.engines import open_backend
 from .metering.terms_cache import TermsCache
+from .payments.meter_sender import MeterSender
+from .payments.secrets import SecretBox, SecretsKeyInvalid
+from .payments.stripe_api import StripeApi
 from .storage import migrate
 from .storage.engine import create_engines, is_sqlite
 from .storage.ledger import LedgerStore
+from .storage.outbox import OutboxStore
+from .storage.payments import PaymentsStore
 from .storage.store import Store
 
 
@@ -61,9 +68,15 @@ class App:
     projects: Projects
     meters: Meters
     billing: Billing
+    payments: Payments
+    webhooks: StripeWebhooks
+    meter_sender: MeterSender
+    stripe_api: StripeApi
 
     async def close(self) -> None:
+        await self.meter_sender.stop()
         await self.batcher.close()
+        await self.stripe_api.close()
         await self.store.close()
 
 
@@ -81,6 +94,10 @@ async def prepare_database(settings: Settings, writer: AsyncEngine) -> None:
 
 async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     clock = clock or SystemClock()
+    try:
+        box = SecretBox(settings.secrets_key)
+    except SecretsKeyInvalid as error:
+        raise CannotOpen(str(error)) from None
     writer, reader = create_engines(settings.database_url, settings.db_pool_size)
     try:
         await prepare_database(settings, writer)
@@ -91,16 +108,29 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
     store, ledger = Store(writer, reader), LedgerStore(writer, reader)
     batcher = Batcher(open_backend(settings.database_url), TermsCache(enforcement))
     projects, meters = Projects(ledger, clock), Meters(ledger, clock)
+    subscriptions = Subscriptions(store, clock)
+    billing = Billing(store, ledger, meters, projects, batcher, clock)
+    # Every store shares the same two engines; App.close disposes them once.
+    payments_store, outbox = PaymentsStore(writer, reader), OutboxStore(writer, reader)
+    stripe_api = StripeApi(
+        settings.stripe_api_base,
+        settings.stripe_max_network_retries,
+        settings.stripe_timeout_seconds,
+    )
     return App(
         settings=settings,
         clock=clock,
         store=store,
         authenticator=Authenticator(store, settings.auth_cache_seconds),
         catalog=Catalog(store, clock),
-        subscriptions=Subscriptions(store, clock),
+        subscriptions=subscriptions,
         engine=QuotaEngine(store, batcher, clock, projects, meters),
         batcher=batcher,
         projects=projects,
         meters=meters,
-        billing=Billing(store, ledger, meters, projects, batcher, clock),
+        billing=billing,
+        payments=Payments(payments_store, outbox, store, billing, meters, stripe_api, box, clock),
+        webhooks=StripeWebhooks(payments_store, subscriptions, stripe_api, box, clock),
+        meter_sender=MeterSender(outbox, payments_store, stripe_api, box, clock, settings),
+        stripe_api=stripe_api,
     )

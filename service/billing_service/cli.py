@@ -180,6 +180,8 @@ def _configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
+    # The Stripe library logs every request at INFO; its failures reach our logs as ours.
+    logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
 def _without_alembic_chatter(record: logging.LogRecord) -> bool:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -43,6 +43,23 @@ class Settings(BaseSettings):
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # Fernet key(s) encrypting operators' Stripe secrets at rest: a comma-
+    # separated list to rotate keys, the first encrypting (README, Stripe).
+    # Unset: connecting a Stripe account fails with FAILED_PRECONDITION.
+    secrets_key: SecretStr | None = None
+    # Where every call to Stripe goes: Stripe's API, a fake, stripe-mock or a proxy.
+    stripe_api_base: str = "https://api.stripe.com"
+    # The Stripe library's own retries of a failed call (network, 409, 5xx).
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    # Seconds a call to Stripe may take.
+    stripe_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Meter events a process sends to Stripe per second, at most.
+    stripe_meter_events_per_second: float = Field(default=100.0, gt=0)
+    # Seconds a sender owns the meter events it took before another may take
+    # them (a sender that crashed mid-send): a resend is harmless.
+    stripe_outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    # Seconds the sender waits when the outbox has nothing due.
+    stripe_outbox_poll_seconds: float = Field(default=1.0, gt=0)
 
 
 def default_database_url() -> str:

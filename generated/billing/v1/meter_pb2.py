@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62illing/v1/meter.proto\x12\nbilling.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n\x05Meter\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12,\n\x0b\x61ggregation\x18\x04 \x01(\x0e\x32\x17.billing.v1.Aggregation\x12\r\n\x05scale\x18\x05 \x01(\x05\x12\x10\n\x08\x62uilt_in\x18\x06 \x01(\x08\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x94\x01\n\x12UpsertMeterRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04unit\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x0b\x61ggregation\x18\x04 \x01(\x0e\x32\x17.billing.v1.Aggregation\x12\r\n\x05scale\x18\x05 \x01(\x05\"H\n\x13UpsertMeterResponse\x12 \n\x05meter\x18\x01 \x01(\x0b\x32\x11.billing.v1.Meter\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"$\n\x0fGetMeterRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"4\n\x10GetMeterResponse\x12 \n\x05meter\x18\x01 \x01(\x0b\x32\x11.billing.v1.Meter\"\x13\n\x11ListMetersRequest\"7\n\x12ListMetersResponse\x12!\n\x06meters\x18\x01 \x03(\x0b\x32\x11.billing.v1.Meter*j\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41GGREGATION_SUM\x10\x01\x12\x13\n\x0f\x41GGREGATION_MAX\x10\x02\x12\x14\n\x10\x41GGREGATION_LAST\x10\x03\x32\xbd\x02\n\x0cMeterService\x12k\n\x0bUpsertMeter\x12\x1e.billing.v1.UpsertMeterRequest\x1a\x1f.billing.v1.UpsertMeterResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x1a\x10/v1/meters/{key}:\x01*\x12_\n\x08GetMeter\x12\x1b.billing.v1.GetMeterRequest\x1a\x1c.billing.v1.GetMeterResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/meters/{key}\x12_\n\nListMeters\x12\x1d.billing.v1.ListMetersRequest\x1a\x1e.billing.v1.ListMetersResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/metersb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62illing/v1/meter.proto\x12\nbilling.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x02\n\x05Meter\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12,\n\x0b\x61ggregation\x18\x04 \x01(\x0e\x32\x17.billing.v1.Aggregation\x12\r\n\x05scale\x18\x05 \x01(\x05\x12\x10\n\x08\x62uilt_in\x18\x06 \x01(\x08\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x19\n\x11stripe_event_name\x18\t \x01(\t\"\xaf\x01\n\x12UpsertMeterRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04unit\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x0b\x61ggregation\x18\x04 \x01(\x0e\x32\x17.billing.v1.Aggregation\x12\r\n\x05scale\x18\x05 \x01(\x05\x12\x19\n\x11stripe_event_name\x18\x06 \x01(\t\"H\n\x13UpsertMeterResponse\x12 \n\x05meter\x18\x01 \x01(\x0b\x32\x11.billing.v1.Meter\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"$\n\x0fGetMeterRequest\x12\x11\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"4\n\x10GetMeterResponse\x12 \n\x05meter\x18\x01 \x01(\x0b\x32\x11.billing.v1.Meter\"\x13\n\x11ListMetersRequest\"7\n\x12ListMetersResponse\x12!\n\x06meters\x18\x01 \x03(\x0b\x32\x11.billing.v1.Meter*j\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41GGREGATION_SUM\x10\x01\x12\x13\n\x0f\x41GGREGATION_MAX\x10\x02\x12\x14\n\x10\x41GGREGATION_LAST\x10\x03\x32\xbd\x02\n\x0cMeterService\x12k\n\x0bUpsertMeter\x12\x1e.billing.v1.UpsertMeterRequest\x1a\x1f.billing.v1.UpsertMeterResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x1a\x10/v1/meters/{key}:\x01*\x12_\n\x08GetMeter\x12\x1b.billing.v1.GetMeterRequest\x1a\x1c.billing.v1.GetMeterResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/meters/{key}\x12_\n\nListMeters\x12\x1d.billing.v1.ListMetersRequest\x1a\x1e.billing.v1.ListMetersResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/metersb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,22 +52,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METERSERVICE'].methods_by_name['GetMeter']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/meters/{key}'
   _globals['_METERSERVICE'].methods_by_name['ListMeters']._loaded_options = None
   _globals['_METERSERVICE'].methods_by_name['ListMeters']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/meters'
-  _globals['_AGGREGATION']._serialized_start=777
-  _globals['_AGGREGATION']._serialized_end=883
+  _globals['_AGGREGATION']._serialized_start=831
+  _globals['_AGGREGATION']._serialized_end=937
   _globals['_METER']._serialized_start=135
-  _globals['_METER']._serialized_end=380
-  _globals['_UPSERTMETERREQUEST']._serialized_start=383
-  _globals['_UPSERTMETERREQUEST']._serialized_end=531
-  _globals['_UPSERTMETERRESPONSE']._serialized_start=533
-  _globals['_UPSERTMETERRESPONSE']._serialized_end=605
-  _globals['_GETMETERREQUEST']._serialized_start=607
-  _globals['_GETMETERREQUEST']._serialized_end=643
-  _globals['_GETMETERRESPONSE']._serialized_start=645
-  _globals['_GETMETERRESPONSE']._serialized_end=697
-  _globals['_LISTMETERSREQUEST']._serialized_start=699
-  _globals['_LISTMETERSREQUEST']._serialized_end=718
-  _globals['_LISTMETERSRESPONSE']._serialized_start=720
-  _globals['_LISTMETERSRESPONSE']._serialized_end=775
-  _globals['_METERSERVICE']._serialized_start=886
-  _globals['_METERSERVICE']._serialized_end=1203
+  _globals['_METER']._serialized_end=407
+  _globals['_UPSERTMETERREQUEST']._serialized_start=410
+  _globals['_UPSERTMETERREQUEST']._serialized_end=585
+  _globals['_UPSERTMETERRESPONSE']._serialized_start=587
+  _globals['_UPSERTMETERRESPONSE']._serialized_end=659
+  _globals['_GETMETERREQUEST']._serialized_start=661
+  _globals['_GETMETERREQUEST']._serialized_end=697
+  _globals['_GETMETERRESPONSE']._serialized_start=699
+  _globals['_GETMETERRESPONSE']._serialized_end=751
+  _globals['_LISTMETERSREQUEST']._serialized_start=753
+  _globals['_LISTMETERSREQUEST']._serialized_end=772
+  _globals['_LISTMETERSRESPONSE']._serialized_start=774
+  _globals['_LISTMETERSRESPONSE']._serialized_end=829
+  _globals['_METERSERVICE']._serialized_start=940
+  _globals['_METERSERVICE']._serialized_end=1257
 # @@protoc_insertion_point(module_scope)

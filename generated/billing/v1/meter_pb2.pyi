@@ -24,7 +24,7 @@ AGGREGATION_MAX: Aggregation
 AGGREGATION_LAST: Aggregation
 
 class Meter(_message.Message):
-    __slots__ = ("key", "display_name", "unit", "aggregation", "scale", "built_in", "create_time", "update_time")
+    __slots__ = ("key", "display_name", "unit", "aggregation", "scale", "built_in", "create_time", "update_time", "stripe_event_name")
     KEY_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class Meter(_message.Message):
     BUILT_IN_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
     key: str
     display_name: str
     unit: str
@@ -41,21 +42,24 @@ class Meter(_message.Message):
     built_in: bool
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, key: _Optional[str] = ..., display_name: _Optional[str] = ..., unit: _Optional[str] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., scale: _Optional[int] = ..., built_in: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    stripe_event_name: str
+    def __init__(self, key: _Optional[str] = ..., display_name: _Optional[str] = ..., unit: _Optional[str] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., scale: _Optional[int] = ..., built_in: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stripe_event_name: _Optional[str] = ...) -> None: ...
 
 class UpsertMeterRequest(_message.Message):
-    __slots__ = ("key", "display_name", "unit", "aggregation", "scale")
+    __slots__ = ("key", "display_name", "unit", "aggregation", "scale", "stripe_event_name")
     KEY_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
     SCALE_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
     key: str
     display_name: str
     unit: str
     aggregation: Aggregation
     scale: int
-    def __init__(self, key: _Optional[str] = ..., display_name: _Optional[str] = ..., unit: _Optional[str] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., scale: _Optional[int] = ...) -> None: ...
+    stripe_event_name: str
+    def __init__(self, key: _Optional[str] = ..., display_name: _Optional[str] = ..., unit: _Optional[str] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., scale: _Optional[int] = ..., stripe_event_name: _Optional[str] = ...) -> None: ...
 
 class UpsertMeterResponse(_message.Message):
     __slots__ = ("meter", "created")

@@ -96,6 +96,7 @@ class MeterServicer(meter_pb2_grpc.MeterServiceServicer):
             request.unit,
             aggregation,
             request.scale,
+            request.stripe_event_name,
         )
         return meter_pb2.UpsertMeterResponse(meter=_meter(meter), created=created)
 
@@ -260,6 +261,7 @@ def _meter(meter: Meter) -> meter_pb2.Meter:
         aggregation=AGGREGATION_TO_PROTO[meter.aggregation],
         scale=meter.scale,
         built_in=meter.built_in,
+        stripe_event_name=meter.stripe_event_name or "",
     )
     if meter.created_at is not None and meter.updated_at is not None:
         message.create_time.CopyFrom(c.timestamp(meter.created_at))

@@ -24,6 +24,8 @@ STATUS_BY_ERROR: dict[type[e.DomainError], grpc.StatusCode] = {
     e.PrimitiveNotPermitted: grpc.StatusCode.PERMISSION_DENIED,
     e.QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+    e.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    e.StripeUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -35,9 +35,11 @@ def current_operator() -> int:
 def guard(
     servicer: Servicer,
     service: ServiceDescriptor,
-    authenticator: Authenticator,
+    authenticator: Authenticator | None,
 ) -> Servicer:
-    """Wrap every RPC method of `servicer` (an instance) in the guard."""
+    """Wrap every RPC method of `servicer` (an instance) in the guard.
+    Without an authenticator, no API key is asked for (the Stripe webhook,
+    which a signature authenticates): only errors are translated."""
     for method in service.methods:
         setattr(
             servicer,
@@ -50,10 +52,12 @@ def guard(
 def _guarded(
     method: Method,
     name: str,
-    authenticator: Authenticator,
+    authenticator: Authenticator | None,
 ) -> Method:
     async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            if authenticator is None:
+                return await method(request, context)
             metadata = context.invocation_metadata() or ()
             operator_id = authenticator.cached(metadata)
             if operator_id is None:

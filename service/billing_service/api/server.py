@@ -21,6 +21,8 @@ from billing.v1 import (
     plan_pb2_grpc,
     project_pb2,
     project_pb2_grpc,
+    stripe_pb2,
+    stripe_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
     usage_pb2,
@@ -36,6 +38,7 @@ from ..app import App, CannotListen
 from ..envoy.ratelimit import RateLimitServicer
 from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .guard import guard
+from .payment_servicers import StripeServicer, StripeWebhookServicer
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,8 @@ SERVICE_NAMES = (
     _service(project_pb2, "ProjectService").full_name,
     _service(meter_pb2, "MeterService").full_name,
     _service(billing_pb2, "BillingService").full_name,
+    _service(stripe_pb2, "StripeService").full_name,
+    _service(stripe_pb2, "StripeWebhookService").full_name,
     _service(rls_pb2, "RateLimitService").full_name,
 )
 
@@ -116,6 +121,19 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
         guard(BillingServicer(app.billing), _service(billing_pb2, "BillingService"), auth),
         handlers,
     )
+    stripe_pb2_grpc.add_StripeServiceServicer_to_server(
+        guard(StripeServicer(app.payments, app.clock), _service(stripe_pb2, "StripeService"), auth),
+        handlers,
+    )
+    # Authenticated by the payload's Stripe signature, not by an API key.
+    stripe_pb2_grpc.add_StripeWebhookServiceServicer_to_server(
+        guard(
+            StripeWebhookServicer(app.webhooks),
+            _service(stripe_pb2, "StripeWebhookService"),
+            None,
+        ),
+        handlers,
+    )
     rls_pb2_grpc.add_RateLimitServiceServicer_to_server(
         guard(
             RateLimitServicer(app.engine, app.clock),
@@ -144,6 +162,8 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
     if port == 0:
         raise CannotListen(f"cannot listen on {address} (BILLING_GRPC_ADDR)")
     await server.start()
+    # The process that serves also delivers the outbox's meter events to Stripe.
+    app.meter_sender.start()
     return RunningServer(server, health_servicer, port)
 
 

@@ -118,3 +118,54 @@ class ProjectOwnerChanged(DomainError):
             f"project '{project_id}' belongs to another owner: a project keeps its owner",
             {"project_id": project_id},
         )
+
+
+class FailedPrecondition(DomainError):
+    """The operator's setup does not allow the call yet (each subclass says
+    what to do)."""
+
+    reason = "FAILED_PRECONDITION"
+
+
+class SecretsKeyMissing(FailedPrecondition):
+    reason = "SECRETS_KEY_MISSING"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this service has no BILLING_SECRETS_KEY to encrypt Stripe secrets with:"
+            " set it (a Fernet key) and restart"
+        )
+
+
+class StripeNotConnected(FailedPrecondition):
+    reason = "STRIPE_NOT_CONNECTED"
+
+    def __init__(self) -> None:
+        super().__init__("no Stripe account is connected: call ConnectStripeAccount first")
+
+
+class StripeRefused(FailedPrecondition):
+    """Stripe refused the call (an invalid request, a card error): its
+    message, request id and error code are passed on."""
+
+    reason = "STRIPE_REFUSED"
+
+    def __init__(self, message: str, request_id: str, code: str) -> None:
+        super().__init__(
+            f"Stripe refused the call: {message}",
+            {"stripe_request_id": request_id, "stripe_code": code},
+        )
+
+
+class StripeKeyRejected(FailedPrecondition):
+    reason = "STRIPE_KEY_REJECTED"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            "Stripe key rejected: connect the account again with a valid key",
+            {"stripe_request_id": request_id},
+        )
+
+
+class StripeUnavailable(DomainError):
+    reason = "STRIPE_UNAVAILABLE"

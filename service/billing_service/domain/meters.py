@@ -20,6 +20,7 @@ class Meter:
     aggregation: Aggregation
     scale: int  # decimals a quantity may have, 0 to 6
     built_in: bool = False
+    stripe_event_name: str | None = None  # the Stripe meter its events go to
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

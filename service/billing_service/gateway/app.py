@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import simplejson
+from billing.v1 import stripe_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..logic.auth import MAX_AUTHORIZATION
+from ..logic.payments import WEBHOOK_PATH
 from .errors import GatewayError, error_response, gateway_error_response, rpc_error_response
 from .jsonmap import JsonMappingError, is_repeated, merge_json, message_to_json
 from .openapi import openapi_document
@@ -52,6 +54,7 @@ def create_app(
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", serve_openapi, methods=["GET"]))
+    routes.append(_stripe_webhook_route(channel, deadline_seconds))
     for route in routes:
         # Starlette adds HEAD to GET routes; only the documented methods are served.
         if route.methods is not None:
@@ -122,6 +125,36 @@ class _Rpc:
         except JsonMappingError as error:
             raise GatewayError(400, "invalid_argument", str(error)) from error
         return message
+
+
+def _stripe_webhook_route(channel: grpc.aio.Channel, deadline: float) -> Route:
+    """POST /v1/stripe/webhooks/{operator_id}: Stripe's raw body and its
+    Stripe-Signature header, passed to StripeWebhookService as they came
+    (the signature is over the exact bytes; no API key is asked for)."""
+    call = channel.unary_unary(
+        "/billing.v1.StripeWebhookService/HandleStripeWebhook",
+        request_serializer=stripe_pb2.HandleStripeWebhookRequest.SerializeToString,
+        response_deserializer=stripe_pb2.HandleStripeWebhookResponse.FromString,
+    )
+
+    async def endpoint(request: Request) -> Response:
+        operator = request.path_params["operator_id"]
+        try:
+            if not (operator.isascii() and operator.isdigit()) or len(operator) > 18:
+                raise GatewayError(404, "not_found", f"no Stripe webhook at {request.url.path}")
+            message = stripe_pb2.HandleStripeWebhookRequest(
+                operator_id=int(operator),
+                payload=await _read_body(request),
+                signature=request.headers.get("stripe-signature", ""),
+            )
+            response = await call(message, timeout=deadline)
+        except GatewayError as error:
+            return gateway_error_response(error)
+        except grpc.aio.AioRpcError as error:
+            return rpc_error_response(error)
+        return ExactJSONResponse(message_to_json(response))
+
+    return Route(WEBHOOK_PATH, endpoint, methods=["POST"])
 
 
 def _metadata(request: Request) -> tuple[tuple[str, str], ...]:

@@ -10,6 +10,8 @@ from ..domain.quantities import PLACES
 from ..storage.ledger import LedgerStore
 
 UNIT_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,32}")
+# Stripe's meter event names: up to 100 characters; ours keep to a safe set.
+STRIPE_EVENT_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 class Meters:
@@ -25,6 +27,7 @@ class Meters:
         unit: str,
         aggregation: Aggregation | None,
         scale: int,
+        stripe_event_name: str = "",
     ) -> tuple[Meter, bool]:
         if not UNIT_RE.fullmatch(unit) or unit.strip() != unit:
             raise InvalidArgument("unit", "must be 1 to 32 characters, without spaces at the ends")
@@ -36,6 +39,7 @@ class Meters:
             unit,
             aggregation or Aggregation.SUM,
             scale,
+            stripe_event_name=_stripe_event_name(stripe_event_name) or None,
         )
         return await self._ledger.upsert_meter(operator_id, meter, self._clock.now())
 
@@ -54,3 +58,11 @@ class Meters:
     async def meter_of(self, operator_id: int, key: str) -> Meter:
         """The meter a primitive is measured by, declared or not."""
         return (await self.all(operator_id)).get(key) or undeclared(key)
+
+
+def _stripe_event_name(name: str) -> str:
+    if name and not STRIPE_EVENT_NAME_RE.fullmatch(name):
+        raise InvalidArgument(
+            "stripe_event_name", "must be 1 to 100 letters, digits, '_', '.', ':' or '-'"
+        )
+    return name

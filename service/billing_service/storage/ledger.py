@@ -106,6 +106,7 @@ class LedgerStore(Transactions):
             "unit": meter.unit,
             "aggregation": meter.aggregation.value,
             "scale": meter.scale,
+            "stripe_event_name": meter.stripe_event_name,
             "updated_at": to_micros(now),
         }
         where = (meters.c.operator_id == operator_id, meters.c.key == meter.key)
@@ -252,6 +253,7 @@ def _meter(row: Row[Any]) -> Meter:
         unit=row.unit,
         aggregation=Aggregation(row.aggregation),
         scale=row.scale,
+        stripe_event_name=row.stripe_event_name,
         created_at=from_micros(row.created_at),
         updated_at=from_micros(row.updated_at),
     )

@@ -1,0 +1,168 @@
+"""What the service keeps of the operators' Stripe accounts: the account's
+settings, owners' customers, webhook events and meter events to send."""
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from .errors import InvalidArgument
+from .models import SubscriptionStatus
+
+
+class ApiKeyRule(enum.StrEnum):
+    PAYMENT_METHOD = "payment_method"
+    PAYMENT_METHOD_AND_SUBSCRIPTION = "payment_method_and_subscription"
+
+
+class EventOutcome(enum.StrEnum):
+    APPLIED = "applied"
+    STALE = "stale"
+    IGNORED = "ignored"
+    UNKNOWN_PRICE = "unknown_price"
+    UNKNOWN_CUSTOMER = "unknown_customer"
+
+
+@dataclass(frozen=True, slots=True)
+class StripeAccount:
+    operator_id: int
+    livemode: bool
+    api_key_rule: ApiKeyRule
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecrets:
+    """The account's secrets as stored: Fernet tokens (payments/secrets.py)."""
+
+    secret_key: str
+    webhook_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    owner_key: str
+    customer_id: str
+    default_payment_method: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StripeEventRecord:
+    event_id: str
+    type: str
+    outcome: EventOutcome
+    detail: str
+    created_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BillingStatus:
+    customer_id: str | None
+    has_payment_method: bool
+    stripe_subscription_id: str | None
+    status: SubscriptionStatus | None
+
+
+def can_create_api_key(rule: ApiKeyRule, status: BillingStatus) -> tuple[bool, str]:
+    """The operator's rule for API keys, and why not when it says no."""
+    if not status.has_payment_method:
+        return False, "Add a payment method to create API keys"
+    if rule is ApiKeyRule.PAYMENT_METHOD_AND_SUBSCRIPTION and status.status not in (
+        SubscriptionStatus.ACTIVE,
+        SubscriptionStatus.TRIALING,
+    ):
+        return False, "Subscribe to a plan to create API keys"
+    return True, ""
+
+
+class OutboxAction(enum.StrEnum):
+    REPORT = "report"  # a meter event
+    CANCEL = "cancel"  # a refund: the meter event's cancel adjustment
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A meter event (or its cancel) to send, with what Stripe needs."""
+
+    id: int
+    operator_id: int
+    event_id: int
+    action: OutboxAction
+    event_name: str
+    attempts: int
+    quantity: int  # micro-units
+    occurred_at: datetime
+    customer_id: str | None
+
+    @property
+    def identifier(self) -> str:
+        return meter_event_identifier(self.event_id)
+
+
+def meter_event_identifier(event_id: int) -> str:
+    """A usage event's identifier at Stripe, which Stripe dedupes on."""
+    return f"usage_{event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    identifier: str
+    action: OutboxAction
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    pending: int
+    oldest_pending: datetime | None
+    failed: list[FailedDelivery]
+
+
+SECRET_KEY_RE = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]{8,240}")
+WEBHOOK_SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{8,240}")
+_EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f]"
+EMAIL_RE = re.compile(rf"{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}{{1,189}}\.[^@\s\x00-\x1f\x7f.]+")
+MAX_URL = 2048
+
+
+def secret_key(value: str) -> str:
+    """A Stripe secret or restricted key. Errors never show the value."""
+    if not SECRET_KEY_RE.fullmatch(value):
+        raise InvalidArgument(
+            "secret_key", "must be a Stripe secret or restricted key: sk_test_..., rk_live_..."
+        )
+    return value
+
+
+def webhook_secret(value: str) -> str:
+    if not WEBHOOK_SECRET_RE.fullmatch(value):
+        raise InvalidArgument("webhook_secret", "must be a webhook signing secret: whsec_...")
+    return value
+
+
+def email(value: str) -> str:
+    if value and (len(value) > 254 or not EMAIL_RE.fullmatch(value)):
+        raise InvalidArgument("email", "must be an email address")
+    return value
+
+
+def return_url(value: str) -> str:
+    """Where Stripe sends the customer back: https, or http to this machine."""
+    if not value:
+        raise InvalidArgument("return_url", "is required")
+    parts = urlsplit(value) if len(value) <= MAX_URL and value.isprintable() else None
+    local = parts is not None and parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if (
+        parts is None
+        or not parts.hostname
+        or " " in value
+        or not (parts.scheme == "https" or (parts.scheme == "http" and local))
+    ):
+        raise InvalidArgument(
+            "return_url",
+            f"must be an https URL (http only for localhost) of at most {MAX_URL} characters",
+        )
+    return value

@@ -1,0 +1,169 @@
+"""The sender of meter events: takes due rows of the outbox for a lease,
+sends them to the operators' Stripe accounts within a rate, and marks each
+delivered, due again after a backoff, or failed for good.
+
+A sender that dies mid-send loses nothing: its rows come due again when the
+lease ends, and a resend is harmless, as Stripe dedupes meter events by
+identifier (a duplicate's refusal counts as delivered)."""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from datetime import timedelta
+
+from ..clock import Clock
+from ..config import Settings
+from ..domain.errors import (
+    FailedPrecondition,
+    StorageUnavailable,
+    StripeKeyRejected,
+    StripeRefused,
+    StripeUnavailable,
+)
+from ..domain.payments import OutboxAction, OutboxItem
+from ..domain.quantities import to_decimal
+from ..storage.outbox import OutboxStore
+from ..storage.payments import PaymentsStore
+from .secrets import SecretBox
+from .stripe_api import StripeApi, is_duplicate_meter_event
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+CONCURRENCY = 8
+MAX_BACKOFF_SECONDS = 300.0
+# Stripe takes meter events up to 35 days old; older ones fail for good.
+MAX_AGE = timedelta(days=35)
+KEEP_DELIVERED = timedelta(days=2)  # a refund within it is sent as a cancel
+PURGE_EVERY_SECONDS = 3600.0
+
+
+class MeterSender:
+    def __init__(
+        self,
+        outbox: OutboxStore,
+        payments: PaymentsStore,
+        api: StripeApi,
+        box: SecretBox,
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self._outbox = outbox
+        self._payments = payments
+        self._api = api
+        self._box = box
+        self._clock = clock
+        self._lease = timedelta(seconds=settings.stripe_outbox_lease_seconds)
+        self._poll = settings.stripe_outbox_poll_seconds
+        self._interval = 1.0 / settings.stripe_meter_events_per_second
+        self._next_slot = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="stripe-meter-sender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        last_purge = 0.0
+        while True:
+            try:
+                if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
+                    await self._outbox.purge_delivered(self._clock.now() - KEEP_DELIVERED)
+                    last_purge = time.monotonic()
+                sent = await self.send_due()
+            except StorageUnavailable as error:
+                log.warning("meter sender: %s", error.message)
+                sent = 0
+            except Exception:
+                log.exception("meter sender: unexpected error")
+                sent = 0
+            if sent == 0:
+                await asyncio.sleep(self._poll)
+
+    async def send_due(self) -> int:
+        """Send one batch of due rows: how many were taken."""
+        items = await self._outbox.claim(self._clock.now(), self._lease, BATCH)
+        if not items:
+            return 0
+        secrets: dict[int, str | None] = {}
+        for item in items:
+            if item.operator_id not in secrets:
+                secrets[item.operator_id] = await self._secret(item.operator_id)
+        gate = asyncio.Semaphore(CONCURRENCY)
+        delivered: list[int] = []
+        # Reports before their cancels: items come oldest first, and an
+        # event's cancel is taken only once its report is done.
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                await self._paced()
+                await gate.acquire()
+                task = group.create_task(self._send(item, secrets[item.operator_id], delivered))
+                task.add_done_callback(lambda _: gate.release())
+        await self._outbox.delivered(delivered, self._clock.now())
+        return len(items)
+
+    async def _secret(self, operator_id: int) -> str | None:
+        found = await self._payments.get_account(operator_id)
+        if found is None:
+            return None
+        try:
+            return self._box.open(found[1].secret_key)
+        except FailedPrecondition as error:
+            log.warning("meter sender: operator %d: %s", operator_id, error.message)
+            return None
+
+    async def _paced(self) -> None:
+        """At most stripe_meter_events_per_second calls per second."""
+        now = time.monotonic()
+        self._next_slot = max(self._next_slot + self._interval, now)
+        if self._next_slot > now:
+            await asyncio.sleep(self._next_slot - now)
+
+    async def _send(self, item: OutboxItem, secret: str | None, delivered: list[int]) -> None:
+        now = self._clock.now()
+        problem = None
+        if secret is None:
+            problem = "no Stripe account connected (or its key is unreadable)"
+        elif item.customer_id is None:
+            problem = "the owner has no Stripe customer"
+        elif item.action is OutboxAction.REPORT and now - item.occurred_at > MAX_AGE:
+            problem = "older than the 35 days Stripe accepts"
+        if problem is not None:
+            await self._outbox.failed(item.id, now, problem)
+            return
+        assert secret is not None and item.customer_id is not None
+        try:
+            if item.action is OutboxAction.REPORT:
+                await self._api.send_meter_event(
+                    secret,
+                    item.event_name,
+                    item.identifier,
+                    item.customer_id,
+                    to_decimal(item.quantity),
+                    item.occurred_at,
+                )
+            else:
+                await self._api.cancel_meter_event(secret, item.event_name, item.identifier)
+        except StripeRefused as error:
+            if is_duplicate_meter_event(error):
+                delivered.append(item.id)
+            else:
+                await self._outbox.failed(item.id, self._clock.now(), error.message)
+        except (StripeUnavailable, StripeKeyRejected) as error:
+            await self._outbox.retry_later(item.id, now + _backoff(item.attempts), error.message)
+        else:
+            delivered.append(item.id)
+
+
+def _backoff(attempts: int) -> timedelta:
+    seconds = min(2.0 ** min(attempts, 16), MAX_BACKOFF_SECONDS)
+    return timedelta(seconds=seconds * random.uniform(0.5, 1.0))

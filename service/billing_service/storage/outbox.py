@@ -1,0 +1,157 @@
+"""The outbox of meter events for Stripe (filled by triggers, migration
+0005): senders claim due rows for a lease, then mark each delivered, due
+again later, or failed for good."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.instants import from_micros, to_micros
+from ..domain.payments import (
+    FailedDelivery,
+    OutboxAction,
+    OutboxItem,
+    OutboxStatus,
+    meter_event_identifier,
+)
+from .schema import stripe_customers, stripe_meter_outbox, usage_events
+from .transactions import Transactions
+
+MAX_FAILED_SHOWN = 100
+
+_o = stripe_meter_outbox
+_PENDING = (_o.c.delivered_at.is_(None), _o.c.failed_at.is_(None))
+
+
+class OutboxStore(Transactions):
+    async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[OutboxItem]:
+        """Take up to `limit` due rows for `lease`, oldest first. A cancel
+        waits until its meter event is delivered (or failed)."""
+        report = _o.alias("report")
+        report_pending = exists().where(
+            report.c.event_id == _o.c.event_id,
+            report.c.action == OutboxAction.REPORT.value,
+            report.c.delivered_at.is_(None),
+            report.c.failed_at.is_(None),
+        )
+        due = (
+            select(_o.c.id)
+            .where(
+                *_PENDING,
+                _o.c.due_at <= to_micros(now),
+                (_o.c.claimed_until.is_(None)) | (_o.c.claimed_until <= to_micros(now)),
+                (_o.c.action == OutboxAction.REPORT.value) | ~report_pending,
+            )
+            .order_by(_o.c.due_at, _o.c.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            due = due.with_for_update(skip_locked=True)
+        claim = (
+            update(_o)
+            .where(_o.c.id.in_(due.scalar_subquery()))
+            .values(claimed_until=to_micros(now + lease), attempts=_o.c.attempts + 1)
+            .returning(_o.c.id)
+        )
+
+        async def work(conn: AsyncConnection) -> list[OutboxItem]:
+            ids = [row.id for row in (await conn.execute(claim)).all()]
+            if not ids:
+                return []
+            details = (
+                select(
+                    _o,
+                    usage_events.c.quantity,
+                    usage_events.c.occurred_at,
+                    stripe_customers.c.customer_id,
+                )
+                .join(usage_events, usage_events.c.id == _o.c.event_id)
+                .outerjoin(
+                    stripe_customers,
+                    and_(
+                        stripe_customers.c.operator_id == usage_events.c.operator_id,
+                        stripe_customers.c.tenant_id == usage_events.c.tenant_id,
+                    ),
+                )
+                .where(_o.c.id.in_(ids))
+                .order_by(_o.c.id)
+            )
+            return [_item(row) for row in (await conn.execute(details)).all()]
+
+        return await self._write(work)
+
+    async def delivered(self, ids: list[int], now: datetime) -> None:
+        if not ids:
+            return
+        statement = (
+            update(_o)
+            .where(_o.c.id.in_(ids))
+            .values(delivered_at=to_micros(now), claimed_until=None, last_error=None)
+        )
+        await self._write(lambda conn: conn.execute(statement))
+
+    async def retry_later(self, item_id: int, due: datetime, error: str) -> None:
+        statement = (
+            update(_o)
+            .where(_o.c.id == item_id)
+            .values(due_at=to_micros(due), claimed_until=None, last_error=error[:500])
+        )
+        await self._write(lambda conn: conn.execute(statement))
+
+    async def failed(self, item_id: int, now: datetime, error: str) -> None:
+        statement = (
+            update(_o)
+            .where(_o.c.id == item_id)
+            .values(failed_at=to_micros(now), claimed_until=None, last_error=error[:500])
+        )
+        await self._write(lambda conn: conn.execute(statement))
+
+    async def purge_delivered(self, before: datetime) -> None:
+        """Forget rows delivered before `before`: a refund after that is not
+        sent (Stripe cancels only recent meter events)."""
+        statement = delete(_o).where(_o.c.delivered_at < to_micros(before))
+        await self._write(lambda conn: conn.execute(statement))
+
+    async def status(self, operator_id: int) -> OutboxStatus:
+        pending = select(func.count(), func.min(_o.c.due_at)).where(
+            _o.c.operator_id == operator_id, *_PENDING
+        )
+        failed = (
+            select(_o.c.event_id, _o.c.action, _o.c.last_error)
+            .where(_o.c.operator_id == operator_id, _o.c.failed_at.is_not(None))
+            .order_by(_o.c.failed_at.desc(), _o.c.id.desc())
+            .limit(MAX_FAILED_SHOWN)
+        )
+
+        async def work(conn: AsyncConnection) -> OutboxStatus:
+            count, oldest = (await conn.execute(pending)).one()
+            return OutboxStatus(
+                pending=count,
+                oldest_pending=None if oldest is None else from_micros(oldest),
+                failed=[
+                    FailedDelivery(
+                        meter_event_identifier(row.event_id),
+                        OutboxAction(row.action),
+                        row.last_error,
+                    )
+                    for row in (await conn.execute(failed)).all()
+                ],
+            )
+
+        return await self._read(work)
+
+
+def _item(row: Row[Any]) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        operator_id=row.operator_id,
+        event_id=row.event_id,
+        action=OutboxAction(row.action),
+        event_name=row.event_name,
+        attempts=row.attempts,
+        quantity=row.quantity,
+        occurred_at=from_micros(row.occurred_at),
+        customer_id=row.customer_id,
+    )
