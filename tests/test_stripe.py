@@ -2,6 +2,7 @@
 and Stripe's errors, through the real stripe library against a fake Stripe."""
 
 import asyncio
+import logging
 from typing import Any
 
 import grpc
@@ -16,7 +17,13 @@ from billing_service.config import Settings
 from .conftest import Client
 from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 from .rpc_errors import assert_invalid_argument, refused
-from .stripe_fixtures import connect, fake_fixture, settings_fixture, stripe_stub
+from .stripe_fixtures import (
+    SECRETS_KEY,
+    connect,
+    fake_fixture,
+    settings_fixture,
+    stripe_stub,
+)
 
 __all__ = ["fake_fixture", "settings_fixture"]
 
@@ -234,3 +241,25 @@ async def test_an_invalid_request_passes_on_stripes_message_and_request_id(
 def test_settings_hide_the_secrets_key() -> None:
     settings = Settings(secrets_key=SecretStr("a-secret-value"))
     assert "a-secret-value" not in repr(settings)
+
+
+async def test_secrets_never_reach_the_logs(
+    client: Client, fake: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await connect(client)
+    stub = stripe_stub(client)
+    await stub.EnsureCustomer(stripe_pb2.EnsureCustomerRequest(user_id="u1"), metadata=client.auth)
+    fake.fail(500, times=5)
+    await refused(
+        stub.EnsureCustomer(stripe_pb2.EnsureCustomerRequest(user_id="u2"), metadata=client.auth)
+    )
+    fake.recover()
+    fake.state.api_key = "sk_test_another"
+    await refused(
+        stub.EnsureCustomer(stripe_pb2.EnsureCustomerRequest(user_id="u3"), metadata=client.auth)
+    )
+    logged = "\n".join(record.getMessage() for record in caplog.records) + caplog.text
+    assert "Stripe unavailable" in logged  # the logs were captured
+    for secret in (SECRET_KEY, WEBHOOK_SECRET, SECRETS_KEY):
+        assert secret not in logged

