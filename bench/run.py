@@ -66,7 +66,8 @@ from scenarios import (
     summary_of,
     with_restart,
 )
-from seeding import HOT_TENANT, check_request, create_operator_and_key, tenant_name
+from seeding import HOT_TENANT, PRIMITIVE, check_request, create_operator_and_key, tenant_name
+from stripe_meter import fake_stripe_for_services, send_to_stripe
 
 BILLING_SCENARIOS = (CONSUME_MANY, CONSUME_HOT, CHECK)
 DEFAULT_FLOORS = (FLOOR, FLOOR_PER_PROCESS)  # gRPC core's defaults: the targets' reference
@@ -83,20 +84,26 @@ class Settings:
     backends: list[str]
     latency_rate: int  # req/s offered for the fixed-rate latency round; 0: none
     workers: int  # the service's BILLING_WORKERS: processes on one port; 0 one per core
+    stripe_meter: bool  # the primitive sent to a (fake) Stripe meter (bench/stripe_meter.py)
     results: Path
     out: Path
 
 
 @contextmanager
-def seeded_backend(name: str, out: Path, scratch: Path) -> Iterator[Backend]:
+def seeded_backend(
+    name: str, out: Path, scratch: Path, stripe_meter: bool = False
+) -> Iterator[Backend]:
     """The billing service on a fresh `name` database with the plan, the hot
-    tenant and SPREAD_TENANTS tenants subscribed through the API; its log in `out`."""
+    tenant and SPREAD_TENANTS tenants subscribed through the API; its log in
+    `out`. With `stripe_meter`, the primitive is sent to the fake Stripe."""
     with database(name, scratch) as url:
         api_key = create_operator_and_key(url)
         log = out / f"billing-{name}.log"
         with running_backend(name, url, api_key, log, scratch / "bodies") as backend:
             backend.client.upsert_plan()
             backend.client.subscribe([HOT_TENANT, *(tenant_name(i) for i in range(SPREAD_TENANTS))])
+            if stripe_meter:
+                send_to_stripe(backend.server.address, api_key, PRIMITIVE, HOT_TENANT)
             yield backend
 
 
@@ -473,6 +480,11 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         help="service processes sharing its port (BILLING_WORKERS; default 1, the service's "
         "own default; 0: one per core)",
     )
+    parser.add_argument(
+        "--stripe-meter",
+        action="store_true",
+        help="send the primitive's usage to a Stripe meter (a fake Stripe on loopback)",
+    )
     args = parser.parse_args(argv)
     common = common_of(parser, args, "run")
     return Settings(
@@ -482,6 +494,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         backends=common.backends,
         latency_rate=args.latency_rate,
         workers=args.workers,
+        stripe_meter=args.stripe_meter,
         results=common.results,
         out=common.out,
     )
@@ -500,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="billing-bench-")))
+        if settings.stripe_meter:
+            stripe = stack.enter_context(fake_stripe_for_services())
+            machine.append(f"- One Stripe meter: the primitive's usage sent to a fake at {stripe}")
         # Before any server starts: the databases' own latency, unloaded.
         databases = database_lines(settings.backends, scratch)
         machine.extend(databases)
@@ -516,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 stack.callback(database_floors[name].stop)
         backends = [
-            stack.enter_context(seeded_backend(name, settings.out, scratch))
+            stack.enter_context(seeded_backend(name, settings.out, scratch, settings.stripe_meter))
             for name in settings.backends
         ]
         # As many as the service chose for BILLING_WORKERS: those listening.

@@ -8,11 +8,13 @@ from typing import Any
 import grpc
 import pytest
 from billing.v1 import plan_pb2, stripe_pb2
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from billing_service.app import App
+from billing_service.app import App, CannotOpen, open_app
 from billing_service.config import Settings
+from billing_service.domain.errors import FailedPrecondition
 
 from .conftest import Client
 from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
@@ -263,3 +265,33 @@ async def test_secrets_never_reach_the_logs(
     assert "Stripe unavailable" in logged  # the logs were captured
     for secret in (SECRET_KEY, WEBHOOK_SECRET, SECRETS_KEY):
         assert secret not in logged
+
+
+async def test_rotating_the_secrets_key_keeps_connected_accounts_readable(
+    app: App, client: Client, settings: Settings, clock: Any
+) -> None:
+    await connect(client)
+    old = settings.secrets_key
+    assert old is not None
+    new = Fernet.generate_key().decode()
+    operator = (await app.store.list_operators())[0].id
+    rotated = await open_app(
+        settings.model_copy(update={"secrets_key": SecretStr(f"{new},{old.get_secret_value()}")}),
+        clock,
+    )
+    try:
+        assert await rotated.payments.secret_key(operator) == SECRET_KEY
+    finally:
+        await rotated.close()
+    forgotten = await open_app(settings.model_copy(update={"secrets_key": SecretStr(new)}), clock)
+    try:
+        with pytest.raises(FailedPrecondition, match="no longer"):
+            await forgotten.payments.secret_key(operator)
+    finally:
+        await forgotten.close()
+
+
+async def test_a_malformed_secrets_key_stops_the_service_from_starting(settings: Settings) -> None:
+    with pytest.raises(CannotOpen, match="Fernet keys") as raised:
+        await open_app(settings.model_copy(update={"secrets_key": SecretStr("not-a-key")}))
+    assert "not-a-key" not in str(raised.value)

@@ -13,8 +13,9 @@ import grpc
 import pytest
 from billing.v1 import meter_pb2, stripe_pb2, usage_pb2
 
-from billing_service.app import App
+from billing_service.app import App, open_app
 from billing_service.clock import FixedClock
+from billing_service.config import Settings
 
 from .cli_subprocess import serve, service_env
 from .conftest import Client, create_operator_key, make_client
@@ -91,6 +92,26 @@ async def test_usage_of_a_sent_meter_reaches_stripe_once_and_refunds_cancel_it(
         return fake.state.cancels == [f"usage_{ids[0]}"]
 
     await _eventually(cancelled)
+
+
+async def test_two_senders_on_one_database_send_each_event_once(
+    client: Client, fake: FakeStripe, settings: Settings, clock: FixedClock
+) -> None:
+    await _sent_meter(client)
+    fake.state.meter_event_delay = 0.005
+    ids = [await _consume(client) for _ in range(120)]
+    second = await open_app(settings, clock)  # another replica, beside the server's own sender
+    try:
+        second.meter_sender.start()
+
+        async def all_sent() -> bool:
+            return len(fake.delivered()) == 120 and (await _outbox(client)).pending == 0
+
+        await _eventually(all_sent, seconds=60)
+    finally:
+        await second.close()
+    assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
+    assert set(fake.state.meter_event_posts.values()) == {1}  # no event taken by both
 
 
 async def test_stripe_down_then_back_delivers_everything_once(

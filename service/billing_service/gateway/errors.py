@@ -6,7 +6,8 @@ Every error body is `{"error": {"code": "<snake_case>", "message": "..."}}`:
 when the status has none ("unavailable"); `message` is the status message.
 A few reasons add fields from the ErrorInfo metadata, listed in
 EXTRA_FIELDS_BY_REASON and nowhere else: "used" and "limit" (numbers) for
-rate_limited, "field" for invalid_argument. Errors the gateway finds itself
+rate_limited, "field" for invalid_argument, Stripe's request id (and error
+code) for stripe_refused and stripe_key_rejected. Errors the gateway finds itself
 (malformed JSON, unknown route, wrong method) have the same shape.
 """
 
@@ -52,6 +53,8 @@ def _number(text: str) -> int | float:
 EXTRA_FIELDS_BY_REASON: dict[str, dict[str, Callable[[str], Any]]] = {
     "RATE_LIMITED": {"used": _number, "limit": _number},
     "INVALID_ARGUMENT": {"field": str},
+    "STRIPE_REFUSED": {"stripe_request_id": str, "stripe_code": str},
+    "STRIPE_KEY_REJECTED": {"stripe_request_id": str},
 }
 # Statuses without an ErrorInfo that come from the transport, not the service:
 # their messages name internal addresses, so a fixed message is shown instead.

@@ -5,11 +5,15 @@ presentation rules of jsonmap.py, and described by the protos' comments."""
 from collections.abc import Sequence
 from typing import Any
 
+from billing.v1 import stripe_pb2
 from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
+from ..domain import payments
 from ..domain import validation as v
+from ..logic.meters import STRIPE_EVENT_NAME_RE
 from ..logic.pagination import MAX_TOKEN
+from ..logic.payments import WEBHOOK_PATH
 from .errors import EXTRA_FIELDS_BY_REASON
 from .jsonmap import (
     INT64_TYPES,
@@ -39,10 +43,11 @@ Requests never take `null`: a field is given or left out.
 
 Errors are `{"error": {"code": "<snake_case>", "message": "..."}}`, where `code` is the
 ErrorInfo reason or gRPC code lower-cased. `rate_limited` (429) adds `used` and `limit`;
-`invalid_argument` may add `field`. HTTP statuses: invalid_argument 400, unauthenticated 401,
-subscription_inactive 402, permission denied 403, not found 404, already exists or aborted
-409, other failed preconditions 400, resource exhausted 429, unavailable 503, deadline
-exceeded 504, others 500.
+`invalid_argument` may add `field`; `stripe_refused` adds `stripe_request_id` and
+`stripe_code`, `stripe_key_rejected` `stripe_request_id`. HTTP statuses: invalid_argument
+400, unauthenticated 401, subscription_inactive 402, permission denied 403, not found 404,
+already exists or aborted 409, other failed preconditions 400, resource exhausted 429,
+unavailable 503, deadline exceeded 504, others 500.
 """
 
 _INTEGER_RANGES: dict[int, tuple[int, int]] = {
@@ -127,6 +132,11 @@ _INPUT_RULES: dict[str, dict[str, Any]] = {
     "page_token": {"maxLength": MAX_TOKEN},
     "quantity": {"minimum": 0, "maximum": v.MAX_QUANTITY},
     "page_size": {"minimum": 0, "maximum": v.MAX_PAGE_SIZE},
+    "secret_key": {"pattern": payments.SECRET_KEY_RE.pattern},
+    "webhook_secret": {"pattern": payments.WEBHOOK_SECRET_RE.pattern},
+    "email": {"pattern": payments.EMAIL_RE.pattern, "maxLength": 254},
+    "return_url": {"pattern": payments.RETURN_URL_RE.pattern, "maxLength": payments.MAX_URL},
+    "stripe_event_name": {"pattern": STRIPE_EVENT_NAME_RE.pattern},
 }
 # An input instant: RFC 3339 from 1971 to 2099, inside the service's range
 # (the Unix epoch to a century ahead) whatever the offset.
@@ -186,6 +196,7 @@ def openapi_document(bindings: Sequence[Binding]) -> dict[str, Any]:
         paths.setdefault(path, {})[binding.http_method.lower()] = _operation(
             binding, operation_id, schemas
         )
+    paths[WEBHOOK_PATH] = {"post": _stripe_webhook_operation(schemas)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Billing REST gateway", "version": "v1", "description": DESCRIPTION},
@@ -195,6 +206,52 @@ def openapi_document(bindings: Sequence[Binding]) -> dict[str, Any]:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearerAuth": []}],
+    }
+
+
+def _stripe_webhook_operation(schemas: "_Schemas") -> dict[str, Any]:
+    """POST /v1/stripe/webhooks/{operator_id}: Stripe's own request, not a
+    JSON mapping of HandleStripeWebhookRequest (gateway/app.py serves it)."""
+    method = stripe_pb2.DESCRIPTOR.services_by_name["StripeWebhookService"].methods_by_name[
+        "HandleStripeWebhook"
+    ]
+    return {
+        "operationId": method.name,
+        "summary": method.full_name,
+        **_described(method.full_name),
+        "tags": [method.containing_service.name],
+        "security": [],
+        "parameters": [
+            {
+                "name": "operator_id",
+                "in": "path",
+                "required": True,
+                "description": "The operator whose Stripe account sends the event.",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+            },
+            {
+                "name": "Stripe-Signature",
+                "in": "header",
+                "required": True,
+                "description": "Stripe's signature of the body.",
+                "schema": {"type": "string"},
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "description": "The event exactly as Stripe sent it.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": {
+            "200": {
+                "description": f"a {method.output_type.full_name}",
+                "content": {"application/json": {"schema": schemas.ref(method.output_type)}},
+            },
+            "default": {
+                "description": "an error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        },
     }
 
 
