@@ -3,7 +3,6 @@ transactions, delivered once by identifier, refunds sent as cancels, Stripe
 down then back, a sender killed mid-send, and Stripe's own summaries."""
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -220,4 +219,4 @@ async def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     assert resent >= 0  # a resend is refused by identifier, never counted twice
     for secret in (SECRET_KEY, WEBHOOK_SECRET, SECRETS_KEY):
         assert secret not in logs
-    assert "stripe" in logs.lower() or os.environ.get("CI") != "true"
+    assert " DEBUG " in logs  # the most the service logs, and still no secret

@@ -104,6 +104,9 @@ async def test_bad_missing_or_stale_signatures_are_refused_and_change_nothing(
         assert refused_http.json()["error"]["code"] == "invalid_argument"
         assert (await http.post(path, content=payload)).status_code == 400
         assert (await http.post("/v1/stripe/webhooks/x1", content=payload)).status_code == 404
+        for beyond in ("4294967296", "99999999999"):  # no operator has so large an id
+            answer = await http.post(f"/v1/stripe/webhooks/{beyond}", content=payload)
+            assert answer.status_code == 404, answer.text
         assert (await _events(client)) == []
         # The real thing through the gateway: Stripe's raw body, its header.
         good = await http.post(path, content=payload, headers={"Stripe-Signature": sign(payload)})

@@ -9,7 +9,7 @@ from billing.v1 import stripe_pb2, stripe_pb2_grpc
 
 from ..clock import Clock
 from ..domain import validation as v
-from ..domain.errors import InvalidArgument
+from ..domain.errors import InvalidArgument, NotFound
 from ..domain.owners import Owner
 from ..domain.payments import ApiKeyRule, EventOutcome, StripeAccount, StripeEventRecord
 from ..logic.pagination import encode
@@ -19,6 +19,8 @@ from . import convert as c
 from .guard import current_operator
 
 Context: TypeAlias = grpc.aio.ServicerContext
+
+MAX_OPERATOR_ID = 2**31 - 1  # operators.id is a 32-bit integer
 
 RULE_TO_PROTO = {
     ApiKeyRule.PAYMENT_METHOD: stripe_pb2.API_KEY_RULE_PAYMENT_METHOD,
@@ -192,8 +194,8 @@ class StripeWebhookServicer(stripe_pb2_grpc.StripeWebhookServiceServicer):
     async def HandleStripeWebhook(
         self, request: stripe_pb2.HandleStripeWebhookRequest, context: Context
     ) -> stripe_pb2.HandleStripeWebhookResponse:
-        if request.operator_id <= 0:
-            raise InvalidArgument("operator_id", "must be an operator's id")
+        if not 0 < request.operator_id <= MAX_OPERATOR_ID:
+            raise NotFound("Stripe account", f"operator {request.operator_id}")
         record, duplicate = await self._webhooks.handle(
             request.operator_id, request.payload, request.signature
         )

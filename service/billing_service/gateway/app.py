@@ -140,7 +140,7 @@ def _stripe_webhook_route(channel: grpc.aio.Channel, deadline: float) -> Route:
     async def endpoint(request: Request) -> Response:
         operator = request.path_params["operator_id"]
         try:
-            if not (operator.isascii() and operator.isdigit()) or len(operator) > 18:
+            if not (operator.isascii() and operator.isdigit()) or len(operator) > 10:
                 raise GatewayError(404, "not_found", f"no Stripe webhook at {request.url.path}")
             message = stripe_pb2.HandleStripeWebhookRequest(
                 operator_id=int(operator),

@@ -227,7 +227,7 @@ def _stripe_webhook_operation(schemas: "_Schemas") -> dict[str, Any]:
                 "in": "path",
                 "required": True,
                 "description": "The operator whose Stripe account sends the event.",
-                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
             },
             {
                 "name": "Stripe-Signature",
