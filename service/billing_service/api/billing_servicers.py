@@ -2,7 +2,7 @@
 page (proto <-> domain only)."""
 
 from decimal import Decimal
-from typing import Protocol, TypeAlias
+from typing import TypeAlias
 
 import grpc
 from billing.v1 import (
@@ -14,7 +14,6 @@ from billing.v1 import (
     project_pb2_grpc,
 )
 
-from ..domain import validation as v
 from ..domain.bills import Grant, LineItem
 from ..domain.errors import InvalidArgument
 from ..domain.meters import Aggregation, Meter
@@ -53,7 +52,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     async def UpsertProject(
         self, request: project_pb2.UpsertProjectRequest, context: Context
     ) -> project_pb2.UpsertProjectResponse:
-        owner = _owner(request)
+        owner = c.billing_owner(request)
         project, created = await self._projects.upsert(
             current_operator(), request.project_id, request.name, owner
         )
@@ -68,7 +67,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     async def ListProjects(
         self, request: project_pb2.ListProjectsRequest, context: Context
     ) -> project_pb2.ListProjectsResponse:
-        owner = _owner(request)
+        owner = c.billing_owner(request)
         page = await self._projects.list(
             current_operator(), owner, request.page_size, request.page_token
         )
@@ -141,7 +140,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self, request: billing_pb2.GetUsageSummaryRequest, context: Context
     ) -> billing_pb2.GetUsageSummaryResponse:
         bill, currency = await self._billing.summary(
-            current_operator(), _owner(request), request.year, request.month
+            current_operator(), c.billing_owner(request), request.year, request.month
         )
         return billing_pb2.GetUsageSummaryResponse(
             year=bill.month.year,
@@ -159,7 +158,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self, request: billing_pb2.GetUsageByProjectRequest, context: Context
     ) -> billing_pb2.GetUsageByProjectResponse:
         found = await self._billing.by_project(
-            current_operator(), _owner(request), request.year, request.month
+            current_operator(), c.billing_owner(request), request.year, request.month
         )
         return billing_pb2.GetUsageByProjectResponse(
             projects=[
@@ -189,7 +188,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def GetBillingPeriods(
         self, request: billing_pb2.GetBillingPeriodsRequest, context: Context
     ) -> billing_pb2.GetBillingPeriodsResponse:
-        found = await self._billing.periods(current_operator(), _owner(request))
+        found = await self._billing.periods(current_operator(), c.billing_owner(request))
         return billing_pb2.GetBillingPeriodsResponse(
             periods=[
                 billing_pb2.BillingPeriod(
@@ -208,7 +207,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     ) -> billing_pb2.GrantCreditsResponse:
         grant, replayed = await self._billing.grant(
             current_operator(),
-            _owner(request),
+            c.billing_owner(request),
             request.amount_cents.value,
             c.optional_datetime("expire_time", request, "expire_time"),
             request.reason,
@@ -221,21 +220,11 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def GetCreditBalance(
         self, request: billing_pb2.GetCreditBalanceRequest, context: Context
     ) -> billing_pb2.GetCreditBalanceResponse:
-        balance, grants = await self._billing.balance(current_operator(), _owner(request))
+        balance, grants = await self._billing.balance(current_operator(), c.billing_owner(request))
         return billing_pb2.GetCreditBalanceResponse(
             balance_cents=c.decimal(balance),
             grants=[_grant(grant, left) for grant, left in grants],
         )
-
-
-class _Owned(Protocol):
-    user_id: str
-    organization_id: str
-
-
-def _owner(request: _Owned) -> Owner:
-    """The owner of a request of the billing resource (no tenant_id here)."""
-    return v.owner("", request.user_id, request.organization_id)
 
 
 def _project(project: Project) -> project_pb2.Project:

@@ -38,6 +38,16 @@ def owner_of(request: _OwnedRequest) -> Owner:
     return v.owner(request.tenant_id, request.user_id, request.organization_id)
 
 
+class _BillingOwned(Protocol):
+    user_id: str
+    organization_id: str
+
+
+def billing_owner(request: _BillingOwned) -> Owner:
+    """The owner of a request of the billing resource (no tenant_id there)."""
+    return v.owner("", request.user_id, request.organization_id)
+
+
 def set_owner(message: _OwnedRequest, owner_key: str) -> None:
     """Fill a response's owner fields: user_id (and tenant_id, its older
     name) or organization_id."""

@@ -2,15 +2,13 @@
 (StripeService), and its webhooks (StripeWebhookService) — proto <-> domain
 only."""
 
-from typing import Protocol, TypeAlias
+from typing import TypeAlias
 
 import grpc
 from billing.v1 import stripe_pb2, stripe_pb2_grpc
 
 from ..clock import Clock
-from ..domain import validation as v
 from ..domain.errors import InvalidArgument, NotFound
-from ..domain.owners import Owner
 from ..domain.payments import ApiKeyRule, EventOutcome, StripeAccount, StripeEventRecord
 from ..logic.pagination import encode
 from ..logic.payments import WEBHOOK_PATH, Payments
@@ -67,14 +65,14 @@ class StripeServicer(stripe_pb2_grpc.StripeServiceServicer):
         self, request: stripe_pb2.EnsureCustomerRequest, context: Context
     ) -> stripe_pb2.EnsureCustomerResponse:
         customer, is_new = await self._payments.ensure_customer(
-            current_operator(), _owner(request), request.email
+            current_operator(), c.billing_owner(request), request.email
         )
         return stripe_pb2.EnsureCustomerResponse(stripe_customer_id=customer, is_new=is_new)
 
     async def CreateCheckoutSession(
         self, request: stripe_pb2.CreateCheckoutSessionRequest, context: Context
     ) -> stripe_pb2.CreateCheckoutSessionResponse:
-        owner = _owner(request)
+        owner = c.billing_owner(request)
         mode = request.mode
         if mode not in (
             stripe_pb2.CHECKOUT_MODE_UNSPECIFIED,
@@ -97,13 +95,17 @@ class StripeServicer(stripe_pb2_grpc.StripeServiceServicer):
     async def CreatePortalSession(
         self, request: stripe_pb2.CreatePortalSessionRequest, context: Context
     ) -> stripe_pb2.CreatePortalSessionResponse:
-        url = await self._payments.portal(current_operator(), _owner(request), request.return_url)
+        url = await self._payments.portal(
+            current_operator(), c.billing_owner(request), request.return_url
+        )
         return stripe_pb2.CreatePortalSessionResponse(url=url)
 
     async def GetBilling(
         self, request: stripe_pb2.GetBillingRequest, context: Context
     ) -> stripe_pb2.GetBillingResponse:
-        status, balance, terms = await self._payments.overview(current_operator(), _owner(request))
+        status, balance, terms = await self._payments.overview(
+            current_operator(), c.billing_owner(request)
+        )
         response = stripe_pb2.GetBillingResponse(
             stripe_customer_id=status.customer_id or "",
             has_payment_method=status.has_payment_method,
@@ -116,7 +118,7 @@ class StripeServicer(stripe_pb2_grpc.StripeServiceServicer):
     async def GetBillingStatus(
         self, request: stripe_pb2.GetBillingStatusRequest, context: Context
     ) -> stripe_pb2.GetBillingStatusResponse:
-        status, _ = await self._payments.status(current_operator(), _owner(request))
+        status, _ = await self._payments.status(current_operator(), c.billing_owner(request))
         response = stripe_pb2.GetBillingStatusResponse(
             has_stripe_account=status.customer_id is not None,
             stripe_subscription_id=status.stripe_subscription_id or "",
@@ -129,13 +131,15 @@ class StripeServicer(stripe_pb2_grpc.StripeServiceServicer):
     async def CanCreateApiKey(
         self, request: stripe_pb2.CanCreateApiKeyRequest, context: Context
     ) -> stripe_pb2.CanCreateApiKeyResponse:
-        can, reason = await self._payments.can_create_api_key(current_operator(), _owner(request))
+        can, reason = await self._payments.can_create_api_key(
+            current_operator(), c.billing_owner(request)
+        )
         return stripe_pb2.CanCreateApiKeyResponse(can_create=can, reason=reason)
 
     async def GetUsageFromMeters(
         self, request: stripe_pb2.GetUsageFromMetersRequest, context: Context
     ) -> stripe_pb2.GetUsageFromMetersResponse:
-        owner = _owner(request)
+        owner = c.billing_owner(request)
         start = c.optional_datetime("start_time", request, "start_time")
         end = c.optional_datetime("end_time", request, "end_time")
         if start is None or end is None:
@@ -204,15 +208,6 @@ class StripeWebhookServicer(stripe_pb2_grpc.StripeWebhookServiceServicer):
             outcome=OUTCOME_TO_PROTO[record.outcome],
             duplicate=duplicate,
         )
-
-
-class _Owned(Protocol):
-    user_id: str
-    organization_id: str
-
-
-def _owner(request: _Owned) -> Owner:
-    return v.owner("", request.user_id, request.organization_id)
 
 
 def _account(account: StripeAccount) -> stripe_pb2.StripeAccount:
