@@ -101,9 +101,10 @@ def seeded_backend(
         log = out / f"billing-{name}.log"
         with running_backend(name, url, api_key, log, scratch / "bodies") as backend:
             backend.client.upsert_plan()
-            backend.client.subscribe([HOT_TENANT, *(tenant_name(i) for i in range(SPREAD_TENANTS))])
+            tenants = [HOT_TENANT, *(tenant_name(i) for i in range(SPREAD_TENANTS))]
+            backend.client.subscribe(tenants)
             if stripe_meter:
-                send_to_stripe(backend.server.address, api_key, PRIMITIVE, HOT_TENANT)
+                send_to_stripe(backend.server.address, api_key, PRIMITIVE, tenants)
             yield backend
 
 

@@ -1,12 +1,12 @@
 """`bench/run.py --stripe-meter`: the hot path with one Stripe meter. The
 benchmark's primitive is declared as a meter sent to Stripe, the operator's
-account connected to the tests' fake Stripe on loopback, and the hot tenant
+account connected to the tests' fake Stripe on loopback, and every tenant
 given a customer: every event is then queued in its transaction (the outbox
 triggers) and sent by the service's background sender, within its rate."""
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,9 +34,10 @@ def fake_stripe_for_services() -> Iterator[str]:
             os.environ.pop("BILLING_STRIPE_API_BASE")
 
 
-def send_to_stripe(address: str, api_key: str, primitive: str, owner: str) -> None:
+def send_to_stripe(address: str, api_key: str, primitive: str, owners: Sequence[str]) -> None:
     """Declare `primitive` as a meter sent to Stripe, connect the account and
-    give `owner` its Stripe customer."""
+    give each owner its Stripe customer (usage of owners without one is not
+    queued)."""
     metadata = (("authorization", f"Bearer {api_key}"),)
     with grpc.insecure_channel(address) as channel:
         meter_pb2_grpc.MeterServiceStub(channel).UpsertMeter(
@@ -54,6 +55,7 @@ def send_to_stripe(address: str, api_key: str, primitive: str, owner: str) -> No
             metadata=metadata,
             timeout=30,
         )
-        stripe.EnsureCustomer(
-            stripe_pb2.EnsureCustomerRequest(user_id=owner), metadata=metadata, timeout=30
-        )
+        for owner in owners:
+            stripe.EnsureCustomer(
+                stripe_pb2.EnsureCustomerRequest(user_id=owner), metadata=metadata, timeout=30
+            )

@@ -128,29 +128,32 @@ async def test_stripe_down_then_back_delivers_everything_once(
     await _eventually(tried)
     assert (await _outbox(client)).pending == 4
     fake.recover()
-    clock.set(clock.now() + timedelta(minutes=10))  # past every backoff
 
     async def all_sent() -> bool:
+        clock.set(clock.now() + timedelta(minutes=10))  # past every backoff
         return len(fake.delivered()) == 4 and (await _outbox(client)).pending == 0
 
     await _eventually(all_sent)
     assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
 
 
-async def test_an_owner_without_a_customer_is_shown_as_a_failed_delivery(
+async def test_a_refusal_is_shown_and_an_owner_without_a_customer_is_not_sent(
     client: Client, fake: FakeStripe
 ) -> None:
-    await _sent_meter(client, customer_of=None)
-    event = await _consume(client, user="nobody")
+    await _sent_meter(client)
+    fake.fail(400, times=1, path_prefix="/v1/billing/meter_events")
+    refused = await _consume(client)
+    await _consume(client, user="nobody")  # no Stripe customer: not queued
 
     async def failed() -> bool:
-        return len((await _outbox(client)).failed) == 1
+        return bool(len((await _outbox(client)).failed) == 1)
 
     await _eventually(failed)
     outbox = await _outbox(client)
     assert outbox.pending == 0
-    assert outbox.failed[0].identifier == f"usage_{event}"
-    assert "no Stripe customer" in outbox.failed[0].error
+    assert outbox.failed[0].identifier == f"usage_{refused}"
+    assert outbox.failed[0].action == "report"
+    assert "Stripe refused" in outbox.failed[0].error
     assert fake.delivered() == {}
 
 

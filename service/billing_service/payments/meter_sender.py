@@ -24,7 +24,7 @@ from ..domain.errors import (
 )
 from ..domain.payments import OutboxAction, OutboxItem
 from ..domain.quantities import to_decimal
-from ..storage.outbox import OutboxStore
+from ..storage.outbox import OutboxStore, Settlement
 from ..storage.payments import PaymentsStore
 from .secrets import SecretBox
 from .stripe_api import StripeApi, is_duplicate_meter_event
@@ -58,6 +58,8 @@ class MeterSender:
         self._lease = timedelta(seconds=settings.stripe_outbox_lease_seconds)
         self._poll = settings.stripe_outbox_poll_seconds
         self._interval = 1.0 / settings.stripe_meter_events_per_second
+        # A claim takes at most a second's worth of sends at the rate.
+        self._batch = max(1, min(BATCH, int(settings.stripe_meter_events_per_second)))
         self._next_slot = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -90,25 +92,31 @@ class MeterSender:
                 await asyncio.sleep(self._poll)
 
     async def send_due(self) -> int:
-        """Send one batch of due rows: how many were taken."""
-        items = await self._outbox.claim(self._clock.now(), self._lease, BATCH)
+        """Send one batch of due rows (at most a second's worth at the rate),
+        then record what became of each in one transaction: how many were
+        taken."""
+        items = await self._outbox.claim(self._clock.now(), self._lease, self._batch)
         if not items:
             return 0
         secrets: dict[int, str | None] = {}
         for item in items:
             if item.operator_id not in secrets:
                 secrets[item.operator_id] = await self._secret(item.operator_id)
+        outcome = Settlement()
         gate = asyncio.Semaphore(CONCURRENCY)
-        delivered: list[int] = []
         # Reports before their cancels: items come oldest first, and an
-        # event's cancel is taken only once its report is done.
+        # event's cancel is taken only once its report is settled.
         async with asyncio.TaskGroup() as group:
             for item in items:
+                problem = self._unsendable(item, secrets[item.operator_id])
+                if problem is not None:
+                    outcome.failures.append((item.id, problem))
+                    continue
                 await self._paced()
                 await gate.acquire()
-                task = group.create_task(self._send(item, secrets[item.operator_id], delivered))
+                task = group.create_task(self._send(item, secrets[item.operator_id], outcome))
                 task.add_done_callback(lambda _: gate.release())
-        await self._outbox.delivered(delivered, self._clock.now())
+        await self._outbox.settle(outcome, self._clock.now())
         return len(items)
 
     async def _secret(self, operator_id: int) -> str | None:
@@ -128,18 +136,17 @@ class MeterSender:
         if self._next_slot > now:
             await asyncio.sleep(self._next_slot - now)
 
-    async def _send(self, item: OutboxItem, secret: str | None, delivered: list[int]) -> None:
-        now = self._clock.now()
-        problem = None
+    def _unsendable(self, item: OutboxItem, secret: str | None) -> str | None:
+        """Why Stripe cannot take the item, if it cannot."""
         if secret is None:
-            problem = "no Stripe account connected (or its key is unreadable)"
-        elif item.customer_id is None:
-            problem = "the owner has no Stripe customer"
-        elif item.action is OutboxAction.REPORT and now - item.occurred_at > MAX_AGE:
-            problem = "older than the 35 days Stripe accepts"
-        if problem is not None:
-            await self._outbox.failed(item.id, now, problem)
-            return
+            return "no Stripe account connected (or its key is unreadable)"
+        if item.customer_id is None:
+            return "the owner has no Stripe customer"
+        if item.action is OutboxAction.REPORT and self._clock.now() - item.occurred_at > MAX_AGE:
+            return "older than the 35 days Stripe accepts"
+        return None
+
+    async def _send(self, item: OutboxItem, secret: str | None, outcome: Settlement) -> None:
         assert secret is not None and item.customer_id is not None
         try:
             if item.action is OutboxAction.REPORT:
@@ -155,13 +162,14 @@ class MeterSender:
                 await self._api.cancel_meter_event(secret, item.event_name, item.identifier)
         except StripeRefused as error:
             if is_duplicate_meter_event(error):
-                delivered.append(item.id)
+                outcome.delivered.append(item.id)
             else:
-                await self._outbox.failed(item.id, self._clock.now(), error.message)
+                outcome.failures.append((item.id, error.message))
         except (StripeUnavailable, StripeKeyRejected) as error:
-            await self._outbox.retry_later(item.id, now + _backoff(item.attempts), error.message)
+            due = self._clock.now() + _backoff(item.attempts)
+            outcome.retries.append((item.id, due, error.message))
         else:
-            delivered.append(item.id)
+            outcome.delivered.append(item.id)
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -2,6 +2,7 @@
 0005): senders claim due rows for a lease, then mark each delivered, due
 again later, or failed for good."""
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,16 @@ MAX_FAILED_SHOWN = 100
 
 _o = stripe_meter_outbox
 _PENDING = (_o.c.delivered_at.is_(None), _o.c.failed_at.is_(None))
+
+
+@dataclass
+class Settlement:
+    """What became of a claimed batch: rows delivered, due again later (id,
+    when, why), failed for good (id, why)."""
+
+    delivered: list[int] = field(default_factory=list)
+    retries: list[tuple[int, datetime, str]] = field(default_factory=list)
+    failures: list[tuple[int, str]] = field(default_factory=list)
 
 
 class OutboxStore(Transactions):
@@ -82,31 +93,35 @@ class OutboxStore(Transactions):
 
         return await self._write(work)
 
-    async def delivered(self, ids: list[int], now: datetime) -> None:
-        if not ids:
+    async def settle(self, outcome: "Settlement", now: datetime) -> None:
+        """Record what became of a batch, in one transaction."""
+        statements: list[Any] = []
+        if outcome.delivered:
+            statements.append(
+                update(_o)
+                .where(_o.c.id.in_(outcome.delivered))
+                .values(delivered_at=to_micros(now), claimed_until=None, last_error=None)
+            )
+        for item_id, due, error in outcome.retries:
+            statements.append(
+                update(_o)
+                .where(_o.c.id == item_id)
+                .values(due_at=to_micros(due), claimed_until=None, last_error=error[:500])
+            )
+        for item_id, error in outcome.failures:
+            statements.append(
+                update(_o)
+                .where(_o.c.id == item_id)
+                .values(failed_at=to_micros(now), claimed_until=None, last_error=error[:500])
+            )
+        if not statements:
             return
-        statement = (
-            update(_o)
-            .where(_o.c.id.in_(ids))
-            .values(delivered_at=to_micros(now), claimed_until=None, last_error=None)
-        )
-        await self._write(lambda conn: conn.execute(statement))
 
-    async def retry_later(self, item_id: int, due: datetime, error: str) -> None:
-        statement = (
-            update(_o)
-            .where(_o.c.id == item_id)
-            .values(due_at=to_micros(due), claimed_until=None, last_error=error[:500])
-        )
-        await self._write(lambda conn: conn.execute(statement))
+        async def work(conn: AsyncConnection) -> None:
+            for statement in statements:
+                await conn.execute(statement)
 
-    async def failed(self, item_id: int, now: datetime, error: str) -> None:
-        statement = (
-            update(_o)
-            .where(_o.c.id == item_id)
-            .values(failed_at=to_micros(now), claimed_until=None, last_error=error[:500])
-        )
-        await self._write(lambda conn: conn.execute(statement))
+        await self._write(work)
 
     async def purge_delivered(self, before: datetime) -> None:
         """Forget rows delivered before `before`: a refund after that is not

@@ -275,8 +275,8 @@ stripe_object_versions = Table(
     Column("event_created", BigInteger, nullable=False),
 )
 
-# Usage events of meters with a Stripe event name, and refunds of them,
-# queued by triggers on usage_events in the events' own transactions
+# Usage events of meters with a Stripe event name (of owners with a Stripe
+# customer), and refunds of them, queued by triggers on usage_events in the events' own transactions
 # (migration 0005) for the sender (payments/meter_sender.py). Delivered rows
 # are kept two days: a refund within them is sent as a cancel.
 stripe_meter_outbox = Table(

@@ -17,14 +17,17 @@ depends_on: str | Sequence[str] | None = None
 
 _PENDING = "delivered_at IS NULL AND failed_at IS NULL"
 
-# A usage event of a meter with a Stripe event name is queued for the sender
-# in the event's own transaction; the same statement on both engines.
+# A usage event of a meter with a Stripe event name, of an owner with a Stripe
+# customer, is queued for the sender in the event's own transaction; the same
+# statement on both engines.
 _QUEUE_REPORT = """
 INSERT INTO stripe_meter_outbox (operator_id, event_id, action, event_name, due_at, attempts)
 SELECT NEW.operator_id, NEW.id, 'report', m.stripe_event_name, NEW.recorded_at, 0
 FROM meters m
 WHERE m.operator_id = NEW.operator_id AND m.key = NEW.primitive
-  AND m.stripe_event_name IS NOT NULL;
+  AND m.stripe_event_name IS NOT NULL
+  AND EXISTS (SELECT 1 FROM stripe_customers c
+              WHERE c.operator_id = NEW.operator_id AND c.tenant_id = NEW.tenant_id);
 """
 # A refund of a queued (or recently delivered) event queues its cancel.
 _QUEUE_CANCEL = """
