@@ -1,7 +1,7 @@
 """A fake Stripe API on 127.0.0.1 for the real `stripe` library: stateful
 enough for customers (with idempotency keys), Checkout and Portal sessions,
-the objects webhooks make the service fetch again, meter events (deduped by
-identifier), their cancels and their summaries; and failing on demand
+the objects webhooks make the service fetch again, meter event sessions and
+the meter event stream (deduped by identifier), cancels and summaries; and failing on demand
 (an HTTP status or a hang, for the next N requests, or until told)."""
 
 import itertools
@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +38,7 @@ class FakeStripeState:
     customers_created: int = 0
     sessions: list[dict[str, Any]] = field(default_factory=list)
     meters: list[dict[str, Any]] = field(default_factory=list)
+    stream_tokens: set[str] = field(default_factory=set)  # meter event sessions' tokens
     meter_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # identifier ->
     meter_event_posts: Counter[str] = field(default_factory=Counter)  # identifier -> tries
     cancels: list[str] = field(default_factory=list)
@@ -115,6 +117,11 @@ class FakeStripe:
 
     def serve(self, method: str, path: str, form: dict[str, Any], headers: Any) -> Any:
         """(status, body) of one request, failures aside."""
+        if path == "/v2/billing/meter_event_stream":
+            token = headers.get("Authorization", "").removeprefix("Bearer ")
+            if token not in self.state.stream_tokens:
+                return 401, _error("invalid_request_error", "Meter event session expired")
+            return self._stream(form)
         if headers.get("Authorization") != f"Bearer {self.state.api_key}":
             return 401, _error("invalid_request_error", "Invalid API Key provided: sk_****")
         key = headers.get("Idempotency-Key")
@@ -135,8 +142,8 @@ class FakeStripe:
             return self._checkout(form)
         if method == "POST" and parts == ["billing_portal", "sessions"]:
             return 200, self._session("bps", form, url="https://billing.fake/p/")
-        if method == "POST" and parts == ["billing", "meter_events"]:
-            return self._meter_event(form)
+        if method == "POST" and path == "/v2/billing/meter_event_session":
+            return 200, self._session_token()
         if method == "POST" and parts == ["billing", "meter_event_adjustments"]:
             return self._cancel(form)
         if method == "GET" and parts == ["billing", "meters"]:
@@ -177,18 +184,26 @@ class FakeStripe:
             self.state.sessions.append(session)
         return session
 
-    def _meter_event(self, form: dict[str, Any]) -> tuple[int, Any]:
+    def _session_token(self) -> dict[str, Any]:
+        token = self.new_id("mes_token")
+        with self.lock:
+            self.state.stream_tokens.add(token)
+        return {
+            "object": "v2.billing.meter_event_session", "id": self.new_id("mes"),
+            "authentication_token": token, "livemode": False,
+            "created": "2026-01-01T00:00:00.000Z", "expires_at": "2099-01-01T00:00:00.000Z",
+        }  # fmt: skip
+
+    def _stream(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """Meter events, deduped by identifier as Stripe does (silently)."""
         if self.state.meter_event_delay:
             time.sleep(self.state.meter_event_delay)
-        identifier = form["identifier"]
         with self.lock:
-            self.state.meter_event_posts[identifier] += 1
-            if identifier in self.state.meter_events:
-                message = f"An event already exists with identifier {identifier}."
-                return 400, _error("invalid_request_error", message, "duplicate_meter_event")
-            event = {"object": "billing.meter_event", **form}
-            self.state.meter_events[identifier] = event
-        return 200, event
+            for event in body["events"]:
+                identifier = event["identifier"]
+                self.state.meter_event_posts[identifier] += 1
+                self.state.meter_events.setdefault(identifier, event)
+        return 200, {}
 
     def _cancel(self, form: dict[str, Any]) -> tuple[int, Any]:
         identifier = form["cancel"]["identifier"]
@@ -208,7 +223,7 @@ class FakeStripe:
                     for ident, e in self.state.meter_events.items()
                     if e["event_name"] == name
                     and e["payload"]["stripe_customer_id"] == form["customer"]
-                    and start <= int(e["timestamp"]) < end
+                    and start <= _epoch(e["timestamp"]) < end
                     and ident not in self.state.cancels
                 ),
                 Decimal(0),
@@ -238,7 +253,9 @@ def _handler(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
             if failure is not None:
                 status, answer = failure.status, _error("api_error", f"fake {failure.status}")
             else:
-                status, answer = fake.serve(method, url.path, _form(body), self.headers)
+                json_body = self.headers.get("Content-Type", "").startswith("application/json")
+                parsed = json.loads(body or "{}") if json_body else _form(body)
+                status, answer = fake.serve(method, url.path, parsed, self.headers)
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -273,6 +290,10 @@ def _form(body: str) -> dict[str, Any]:
             target = target.setdefault(part, {})
         target[path[-1]] = value
     return result
+
+
+def _epoch(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
 
 
 def _list(data: list[Any], url: str) -> dict[str, Any]:

@@ -83,6 +83,14 @@ async def test_usage_of_a_sent_meter_reaches_stripe_once_and_refunds_cancel_it(
     }
     assert set(fake.state.meter_event_posts.values()) == {1}
 
+    fake.state.stream_tokens.clear()  # Stripe ends the meter event session early
+    ids.append(await _consume(client))
+
+    async def sent_again() -> bool:
+        return len(fake.delivered()) == 7
+
+    await _eventually(sent_again)
+
     await client.usage.RefundUsage(
         usage_pb2.RefundUsageRequest(usage_event_id=ids[0]), metadata=client.auth
     )
@@ -117,12 +125,12 @@ async def test_stripe_down_then_back_delivers_everything_once(
     client: Client, fake: FakeStripe, clock: FixedClock
 ) -> None:
     await _sent_meter(client)
-    fake.fail(429, times=None, path_prefix="/v1/billing/meter_events")
+    fake.fail(429, times=None, path_prefix="/v2/billing/meter_event_stream")
     ids = [await _consume(client) for _ in range(4)]
 
     async def tried() -> bool:
         return sum(fake.state.meter_event_posts.values()) == 0 and any(
-            path == "/v1/billing/meter_events" for _, path in fake.state.requests
+            path == "/v2/billing/meter_event_stream" for _, path in fake.state.requests
         )
 
     await _eventually(tried)
@@ -141,7 +149,7 @@ async def test_a_refusal_is_shown_and_an_owner_without_a_customer_is_not_sent(
     client: Client, fake: FakeStripe
 ) -> None:
     await _sent_meter(client)
-    fake.fail(400, times=1, path_prefix="/v1/billing/meter_events")
+    fake.fail(400, times=1, path_prefix="/v2/billing/meter_event_stream")
     refused = await _consume(client)
     await _consume(client, user="nobody")  # no Stripe customer: not queued
 

@@ -53,8 +53,9 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
     # Seconds a call to Stripe may take.
     stripe_timeout_seconds: float = Field(default=30.0, gt=0)
-    # Meter events a process sends to Stripe per second, at most.
-    stripe_meter_events_per_second: float = Field(default=100.0, gt=0)
+    # Meter events a process sends to Stripe per second, at most (Stripe's
+    # meter event stream takes 10,000 a second per live account).
+    stripe_meter_events_per_second: float = Field(default=1000.0, gt=0)
     # Seconds a sender owns the meter events it took before another may take
     # them (a sender that crashed mid-send): a resend is harmless.
     stripe_outbox_lease_seconds: float = Field(default=60.0, gt=0)

@@ -2,15 +2,17 @@
 sends them to the operators' Stripe accounts within a rate, and marks each
 delivered, due again after a backoff, or failed for good.
 
-A sender that dies mid-send loses nothing: its rows come due again when the
-lease ends, and a resend is harmless, as Stripe dedupes meter events by
-identifier (a duplicate's refusal counts as delivered)."""
+Meter events go to Stripe's meter event stream (v2), up to 100 a call; a
+refund's cancel is one call of its own. A sender that dies mid-send loses
+nothing: its rows come due again when the lease ends, and a resend is
+harmless, as Stripe dedupes meter events by identifier."""
 
 import asyncio
 import contextlib
 import logging
 import random
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 from ..clock import Clock
@@ -27,11 +29,11 @@ from ..domain.quantities import to_decimal
 from ..storage.outbox import OutboxStore, Settlement
 from ..storage.payments import PaymentsStore
 from .secrets import SecretBox
-from .stripe_api import StripeApi, is_duplicate_meter_event
+from .stripe_api import STREAM_BATCH, MeterEvent, StripeApi
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
+BATCH = 1000  # rows a claim takes, at most
 CONCURRENCY = 8
 MAX_BACKOFF_SECONDS = 300.0
 # Stripe takes meter events up to 35 days old; older ones fail for good.
@@ -103,18 +105,23 @@ class MeterSender:
             if item.operator_id not in secrets:
                 secrets[item.operator_id] = await self._secret(item.operator_id)
         outcome = Settlement()
+        sendable: list[OutboxItem] = []
+        for item in items:
+            problem = self._unsendable(item, secrets[item.operator_id])
+            if problem is None:
+                sendable.append(item)
+            else:
+                outcome.failures.append((item.id, problem))
         gate = asyncio.Semaphore(CONCURRENCY)
-        # Reports before their cancels: items come oldest first, and an
-        # event's cancel is taken only once its report is settled.
+        # Reports before their cancels: an event's cancel is taken only once
+        # its report is settled, so one batch never holds both.
         async with asyncio.TaskGroup() as group:
-            for item in items:
-                problem = self._unsendable(item, secrets[item.operator_id])
-                if problem is not None:
-                    outcome.failures.append((item.id, problem))
-                    continue
-                await self._paced()
+            for operator_id, batch in _calls(sendable):
+                await self._paced(len(batch))
                 await gate.acquire()
-                task = group.create_task(self._send(item, secrets[item.operator_id], outcome))
+                secret = secrets[operator_id]
+                assert secret is not None
+                task = group.create_task(self._send(batch, secret, outcome))
                 task.add_done_callback(lambda _: gate.release())
         await self._outbox.settle(outcome, self._clock.now())
         return len(items)
@@ -129,10 +136,10 @@ class MeterSender:
             log.warning("meter sender: operator %d: %s", operator_id, error.message)
             return None
 
-    async def _paced(self) -> None:
-        """At most stripe_meter_events_per_second calls per second."""
+    async def _paced(self, events: int) -> None:
+        """At most stripe_meter_events_per_second events per second."""
         now = time.monotonic()
-        self._next_slot = max(self._next_slot + self._interval, now)
+        self._next_slot = max(self._next_slot + events * self._interval, now)
         if self._next_slot > now:
             await asyncio.sleep(self._next_slot - now)
 
@@ -146,30 +153,47 @@ class MeterSender:
             return "older than the 35 days Stripe accepts"
         return None
 
-    async def _send(self, item: OutboxItem, secret: str | None, outcome: Settlement) -> None:
-        assert secret is not None and item.customer_id is not None
+    async def _send(self, batch: list[OutboxItem], secret: str, outcome: Settlement) -> None:
+        """One call: a batch of meter events, or one cancel."""
+        ids = [item.id for item in batch]
         try:
-            if item.action is OutboxAction.REPORT:
-                await self._api.send_meter_event(
-                    secret,
-                    item.event_name,
-                    item.identifier,
-                    item.customer_id,
-                    to_decimal(item.quantity),
-                    item.occurred_at,
-                )
+            if batch[0].action is OutboxAction.CANCEL:
+                await self._api.cancel_meter_event(secret, batch[0].event_name, batch[0].identifier)
             else:
-                await self._api.cancel_meter_event(secret, item.event_name, item.identifier)
+                await self._api.send_meter_events(secret, [_meter_event(i) for i in batch])
         except StripeRefused as error:
-            if is_duplicate_meter_event(error):
-                outcome.delivered.append(item.id)
-            else:
-                outcome.failures.append((item.id, error.message))
+            outcome.failures.extend((item_id, error.message) for item_id in ids)
         except (StripeUnavailable, StripeKeyRejected) as error:
-            due = self._clock.now() + _backoff(item.attempts)
-            outcome.retries.append((item.id, due, error.message))
+            due = self._clock.now() + _backoff(max(item.attempts for item in batch))
+            outcome.retries.extend((item_id, due, error.message) for item_id in ids)
         else:
-            outcome.delivered.append(item.id)
+            outcome.delivered.extend(ids)
+
+
+def _calls(items: list[OutboxItem]) -> Iterator[tuple[int, list[OutboxItem]]]:
+    """The calls a batch takes: per operator, its reports in chunks of the
+    stream's size, and each cancel on its own."""
+    by_operator: dict[int, list[OutboxItem]] = {}
+    for item in items:
+        by_operator.setdefault(item.operator_id, []).append(item)
+    for operator_id, mine in by_operator.items():
+        reports = [item for item in mine if item.action is OutboxAction.REPORT]
+        for start in range(0, len(reports), STREAM_BATCH):
+            yield operator_id, reports[start : start + STREAM_BATCH]
+        for item in mine:
+            if item.action is OutboxAction.CANCEL:
+                yield operator_id, [item]
+
+
+def _meter_event(item: OutboxItem) -> MeterEvent:
+    assert item.customer_id is not None
+    return MeterEvent(
+        item.event_name,
+        item.identifier,
+        item.customer_id,
+        to_decimal(item.quantity),
+        item.occurred_at,
+    )
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -4,7 +4,9 @@ async methods, and the one translation of Stripe's errors into ours."""
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -13,17 +15,26 @@ import stripe
 from stripe.params import CustomerCreateParams
 from stripe.params.billing import (
     MeterEventAdjustmentCreateParams,
-    MeterEventCreateParams,
     MeterEventSummaryListParams,
 )
 from stripe.params.checkout import SessionCreateParams
+from stripe.params.v2.billing import MeterEventStreamCreateParams
 
 from ..domain.errors import StripeKeyRejected, StripeRefused, StripeUnavailable
 
 log = logging.getLogger(__name__)
 
-# The error codes of a meter event Stripe already has: delivered before.
-DUPLICATE_METER_EVENT_CODES = frozenset({"duplicate_meter_event", "resource_already_exists"})
+# Meter events per call on Stripe's meter event stream, at most.
+STREAM_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEvent:
+    event_name: str
+    identifier: str
+    customer: str
+    value: Decimal
+    at: datetime
 
 
 class StripeApi:
@@ -35,13 +46,13 @@ class StripeApi:
         self._retries = max_network_retries
         self._http = stripe.HTTPXClient(timeout=timeout_seconds)
         self._clients: dict[str, stripe.StripeClient] = {}
+        self._sessions: dict[str, tuple[str, float]] = {}  # meter event sessions
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
     def client(self, secret_key: str) -> stripe.StripeClient:
-        # Keyed by a digest: the key itself stays out of long-lived structures.
-        name = hashlib.sha256(secret_key.encode()).hexdigest()
+        name = _digest(secret_key)
         client = self._clients.get(name)
         if client is None:
             client = self._clients[name] = stripe.StripeClient(
@@ -94,23 +105,46 @@ class StripeApi:
 
     # -- meters -------------------------------------------------------------
 
-    async def send_meter_event(
-        self,
-        secret_key: str,
-        event_name: str,
-        identifier: str,
-        customer: str,
-        value: Decimal,
-        at: datetime,
-    ) -> None:
-        params: MeterEventCreateParams = {
-            "event_name": event_name,
-            "identifier": identifier,
-            "timestamp": int(at.timestamp()),
-            "payload": {"stripe_customer_id": customer, "value": format(value, "f")},
+    async def send_meter_events(self, secret_key: str, events: Sequence[MeterEvent]) -> None:
+        """Up to STREAM_BATCH meter events in one call, on Stripe's meter
+        event stream (v2): authenticated by a meter event session, created
+        once per key and again before it expires, or when Stripe says it has."""
+        params: MeterEventStreamCreateParams = {
+            "events": [
+                {
+                    "event_name": event.event_name,
+                    "identifier": event.identifier,
+                    "timestamp": event.at.isoformat().replace("+00:00", "Z"),
+                    "payload": {
+                        "stripe_customer_id": event.customer,
+                        "value": format(event.value, "f"),
+                    },
+                }
+                for event in events
+            ]
         }
+        stream = self.client(secret_key).v2.billing.meter_event_stream
+        for attempt in (1, 2):
+            token = await self._session_token(secret_key)
+            try:
+                async with calling():
+                    await stream.create_async(params, {"api_key": token})
+                return
+            except StripeKeyRejected:
+                self._sessions.pop(_digest(secret_key), None)  # expired early: once more
+                if attempt == 2:
+                    raise
+
+    async def _session_token(self, secret_key: str) -> str:
+        name = _digest(secret_key)
+        token, expires = self._sessions.get(name, ("", 0.0))
+        if time.monotonic() < expires:
+            return token
         async with calling():
-            await self.client(secret_key).v1.billing.meter_events.create_async(params)
+            session = await self.client(secret_key).v2.billing.meter_event_session.create_async()
+        # Stripe's sessions last 15 minutes: renewed a minute early.
+        self._sessions[name] = (str(session.authentication_token), time.monotonic() + 14 * 60)
+        return str(session.authentication_token)
 
     async def cancel_meter_event(self, secret_key: str, event_name: str, identifier: str) -> None:
         params: MeterEventAdjustmentCreateParams = {
@@ -154,8 +188,10 @@ class StripeApi:
         return total.quantize(Decimal(1)) if whole else total.normalize()
 
 
-def is_duplicate_meter_event(error: StripeRefused) -> bool:
-    return error.metadata.get("stripe_code", "") in DUPLICATE_METER_EVENT_CODES
+def _digest(secret_key: str) -> str:
+    """What keys clients and sessions: the key itself stays out of
+    long-lived structures."""
+    return hashlib.sha256(secret_key.encode()).hexdigest()
 
 
 @contextlib.asynccontextmanager
