@@ -5,6 +5,7 @@ down then back, a sender killed mid-send, and Stripe's own summaries."""
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ from billing.v1 import meter_pb2, stripe_pb2, usage_pb2
 from billing_service.app import App, open_app
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
+from billing_service.domain.errors import DomainError
+from billing_service.payments.stripe_api import MeterEvent, StripeApi
 
 from .cli_subprocess import serve, service_env
 from .conftest import Client, create_operator_key, make_client
-from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, running_fake
 from .stripe_fixtures import SECRETS_KEY, connect, fake_fixture, settings_fixture, stripe_stub
 
 __all__ = ["fake_fixture", "settings_fixture"]
@@ -198,10 +201,10 @@ async def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
         stripe_api_base=fake.base_url,
         stripe_outbox_lease_seconds="1",
         stripe_outbox_poll_seconds="0.05",
-        stripe_meter_events_per_second="1000",
+        stripe_meter_events_per_second="40",  # claims of 40, calls of 40 events
         log_level="DEBUG",
     )
-    fake.state.meter_event_delay = 0.02
+    fake.state.meter_event_delay = 0.2
     async with serve(env, tmp_path) as first:
         async with grpc.aio.insecure_channel(first.target) as channel:
             client = make_client(channel, key)
@@ -231,3 +234,34 @@ async def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     for secret in (SECRET_KEY, WEBHOOK_SECRET, SECRETS_KEY):
         assert secret not in logs
     assert " DEBUG " in logs  # the most the service logs, and still no secret
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no storage involved
+async def test_the_direct_meter_stream_sends_what_the_library_sends(
+    clock: FixedClock, backend: str
+) -> None:
+    events = [
+        MeterEvent("seo_calls", f"usage_{n}", "cus_1", Decimal(value), clock.now())
+        for n, value in enumerate(("1", "2.5", "0.000001"))
+    ]
+    received, failures = [], []
+    for direct in (True, False):
+        with running_fake() as fake:
+            api = StripeApi(fake.base_url, 0, 2, direct_stream=direct)
+            try:
+                await api.send_meter_events(SECRET_KEY, events)
+                fake.state.stream_tokens.clear()  # an expired session is renewed
+                await api.send_meter_events(SECRET_KEY, events[:1])
+                seen = []
+                for status in (429, 500, 400):
+                    fake.fail(status, times=1, path_prefix="/v2/billing/meter_event_stream")
+                    with pytest.raises(DomainError) as raised:
+                        await api.send_meter_events(SECRET_KEY, events)
+                    seen.append(type(raised.value).__name__)
+                failures.append(seen)
+            finally:
+                await api.close()
+            received.append((fake.delivered(), dict(fake.state.meter_event_posts)))
+    assert received[0] == received[1]
+    assert failures[0] == failures[1] == ["StripeUnavailable", "StripeUnavailable", "StripeRefused"]
+    assert received[0][0]["usage_1"]["payload"] == {"stripe_customer_id": "cus_1", "value": "2.5"}

@@ -21,6 +21,7 @@ from stripe.params.checkout import SessionCreateParams
 from stripe.params.v2.billing import MeterEventStreamCreateParams
 
 from ..domain.errors import StripeKeyRejected, StripeRefused, StripeUnavailable
+from .meter_stream import MeterStream
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,17 @@ class StripeApi:
     """One `stripe.StripeClient` per secret key, all on one HTTP client
     (its connection pool); every call goes to `api_base`."""
 
-    def __init__(self, api_base: str, max_network_retries: int, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        api_base: str,
+        max_network_retries: int,
+        timeout_seconds: float,
+        direct_stream: bool = True,
+    ) -> None:
         self._api_base = api_base.rstrip("/")
+        # The meter event stream over httpx directly (payments/meter_stream.py);
+        # False: through the library, as every other call.
+        self._stream = MeterStream(self._api_base, timeout_seconds) if direct_stream else None
         self._retries = max_network_retries
         self._http = stripe.HTTPXClient(timeout=timeout_seconds)
         self._clients: dict[str, stripe.StripeClient] = {}
@@ -50,6 +60,8 @@ class StripeApi:
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
+        if self._stream is not None:
+            await self._stream.close()
 
     def client(self, secret_key: str) -> stripe.StripeClient:
         name = _digest(secret_key)
@@ -127,6 +139,9 @@ class StripeApi:
         for attempt in (1, 2):
             token = await self._session_token(secret_key)
             try:
+                if self._stream is not None:
+                    await self._stream.send(token, dict(params))
+                    return
                 async with calling():
                     await stream.create_async(params, {"api_key": token})
                 return
