@@ -156,7 +156,8 @@ class FakeStripe:
                 found = self.state.objects.get(parts[1])
             if found is not None:
                 return 200, found
-            return 404, _error("invalid_request_error", f"No such object: '{parts[1]}'")
+            message = f"No such object: '{parts[1]}'"
+            return 404, _error("invalid_request_error", message, "resource_missing")
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({path})")
 
     def _create_customer(self, form: dict[str, Any]) -> dict[str, Any]:

@@ -216,7 +216,10 @@ async def test_an_unknown_price_or_customer_is_recorded_and_shown(
     assert answer.outcome == stripe_pb2.STRIPE_EVENT_OUTCOME_UNKNOWN_CUSTOMER
     ignored = await deliver(channel, operator, events.make("charge.refunded", {"id": "ch_1"}))
     assert ignored.outcome == stripe_pb2.STRIPE_EVENT_OUTCOME_IGNORED
-    assert len(await _events(client)) == 3
+    vanished = events.make("customer.subscription.deleted", {"id": "sub_gone"})
+    answer = await deliver(channel, operator, vanished)  # Stripe has no sub_gone any more
+    assert answer.outcome == stripe_pb2.STRIPE_EVENT_OUTCOME_IGNORED
+    assert len(await _events(client)) == 4
 
 
 async def test_payment_methods_decide_whether_api_keys_may_be_created(
@@ -248,6 +251,9 @@ async def test_payment_methods_decide_whether_api_keys_may_be_created(
     fake.put({"id": "pm_1", "object": "payment_method", "customer": None})
     await deliver(channel, operator, events.make("payment_method.detached", {"id": "pm_1"}))
     assert not (await can_create()).can_create
+
+    gone = await deliver(channel, operator, events.make("payment_method.detached", {"id": "pm_x"}))
+    assert gone.outcome == stripe_pb2.STRIPE_EVENT_OUTCOME_APPLIED  # Stripe has no pm_x: none
 
     fake.put({"id": "pm_2", "object": "payment_method", "customer": customer})
     fake.put(

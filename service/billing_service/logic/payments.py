@@ -121,7 +121,7 @@ class Payments:
         subscription_plan: str | None,
     ) -> tuple[str, str]:
         """A Checkout session: setup mode without a plan, subscription mode
-        with one. Its url and id."""
+        with one: its id and url."""
         return_url = p.return_url(return_url)
         price = None
         if subscription_plan is not None:

@@ -18,7 +18,7 @@ import stripe
 
 from ..clock import Clock
 from ..domain import validation as v
-from ..domain.errors import InvalidArgument, NotFound
+from ..domain.errors import InvalidArgument, NotFound, StripeRefused
 from ..domain.models import SubscriptionStatus
 from ..domain.owners import Owner
 from ..domain.payments import EventOutcome, StripeEventRecord
@@ -108,7 +108,9 @@ class StripeWebhooks:
     ) -> Outcome:
         if not await self._payments.advance_object(operator_id, subscription_id, created):
             return EventOutcome.STALE, subscription_id
-        sub = await self._api.retrieve(secret, "subscriptions", subscription_id)
+        sub = await self._current(secret, "subscriptions", subscription_id)
+        if sub is None:
+            return EventOutcome.IGNORED, f"{subscription_id} is no longer at Stripe"
         customer_id = _id(sub["customer"])
         owner = await self._owner_of(operator_id, customer_id, sub.get("metadata") or {})
         if owner is None:
@@ -174,6 +176,16 @@ class StripeWebhooks:
         )
         return owner if linked is not None and linked.customer_id == customer_id else None
 
+    async def _current(self, secret: str, kind: str, object_id: str) -> dict[str, Any] | None:
+        """The object as Stripe holds it now; None once Stripe has no such
+        object (a redelivery must not fail for ever on it)."""
+        try:
+            return await self._api.retrieve(secret, kind, object_id)
+        except StripeRefused as error:
+            if error.metadata.get("stripe_code") == "resource_missing":
+                return None
+            raise
+
     # -- checkout, payment methods, customers -------------------------------
 
     async def _checkout_completed(
@@ -204,7 +216,7 @@ class StripeWebhooks:
         method_id = str(method["id"])
         if not await self._payments.advance_object(operator_id, method_id, created):
             return EventOutcome.STALE, method_id
-        current = await self._api.retrieve(secret, "payment_methods", method_id)
+        current = await self._current(secret, "payment_methods", method_id) or {}
         customer_id = _id(current["customer"]) if current.get("customer") else None
         await self._payments.put_payment_method(
             operator_id, method_id, customer_id, self._clock.now()
