@@ -40,7 +40,7 @@ def settings_fixture(database_url: str, fake: FakeStripe) -> Settings:
         secrets_key=SecretStr(SECRETS_KEY),
         stripe_api_base=fake.base_url,
         stripe_max_network_retries=1,
-        stripe_timeout_seconds=2,
+        stripe_timeout_seconds=1,
         stripe_outbox_poll_seconds=0.05,
         stripe_outbox_lease_seconds=2,
     )

@@ -45,6 +45,7 @@ async def test_connecting_keeps_the_secrets_encrypted_and_never_answers_them(
     assert SECRET_KEY not in str(row) and WEBHOOK_SECRET not in str(row)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # Stripe, not storage
 async def test_a_malformed_key_is_refused_without_being_echoed(client: Client) -> None:
     bad = "sk_live_short"
     failure = await assert_invalid_argument(
@@ -143,6 +144,7 @@ async def test_checkout_in_setup_and_subscription_mode_and_the_portal(
     assert fake.state.customers_created == 1
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # Stripe, not storage
 async def test_checkout_refuses_what_stripe_could_not_use(client: Client) -> None:
     await connect(client)
     stub = stripe_stub(client)
@@ -171,6 +173,7 @@ async def test_checkout_refuses_what_stripe_could_not_use(client: Client) -> Non
     )
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # Stripe, not storage
 async def test_stripe_errors_map_to_our_table(client: Client, fake: FakeStripe) -> None:
     await connect(client)
     stub = stripe_stub(client)
@@ -217,7 +220,7 @@ async def test_stripe_not_answering_in_time_is_unavailable(
 ) -> None:
     await connect(client)
     fake.fail(0, times=2)  # hangs past the timeout, on the first try and the retry
-    fake.state.hang_seconds = 3
+    fake.state.hang_seconds = 2
     failure = await refused(
         stripe_stub(client).EnsureCustomer(
             stripe_pb2.EnsureCustomerRequest(user_id="u4"), metadata=client.auth
@@ -226,6 +229,7 @@ async def test_stripe_not_answering_in_time_is_unavailable(
     assert (failure.code, failure.reason) == (grpc.StatusCode.UNAVAILABLE, "STRIPE_UNAVAILABLE")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # Stripe, not storage
 async def test_an_invalid_request_passes_on_stripes_message_and_request_id(
     client: Client, fake: FakeStripe
 ) -> None:
@@ -256,6 +260,7 @@ def test_settings_hide_the_secrets_key() -> None:
     assert "a-secret-value" not in repr(settings)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # Stripe, not storage
 async def test_secrets_never_reach_the_logs(
     client: Client, fake: FakeStripe, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -302,6 +307,7 @@ async def test_rotating_the_secrets_key_keeps_connected_accounts_readable(
         await forgotten.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # Stripe, not storage
 async def test_a_malformed_secrets_key_stops_the_service_from_starting(settings: Settings) -> None:
     with pytest.raises(CannotOpen, match="Fernet keys") as raised:
         await open_app(settings.model_copy(update={"secrets_key": SecretStr("not-a-key")}))
