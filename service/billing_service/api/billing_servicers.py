@@ -15,7 +15,6 @@ from billing.v1 import (
 )
 
 from ..domain.bills import Grant, LineItem
-from ..domain.errors import InvalidArgument
 from ..domain.meters import Aggregation, Meter
 from ..domain.models import Project
 from ..domain.owners import Owner, OwnerKind
@@ -83,11 +82,7 @@ class MeterServicer(meter_pb2_grpc.MeterServiceServicer):
     async def UpsertMeter(
         self, request: meter_pb2.UpsertMeterRequest, context: Context
     ) -> meter_pb2.UpsertMeterResponse:
-        aggregation = None
-        if request.aggregation != meter_pb2.AGGREGATION_UNSPECIFIED:
-            if request.aggregation not in AGGREGATION_FROM_PROTO:
-                raise InvalidArgument("aggregation", f"unknown aggregation {request.aggregation}")
-            aggregation = AGGREGATION_FROM_PROTO[request.aggregation]
+        aggregation = c.optional_enum("aggregation", request.aggregation, AGGREGATION_FROM_PROTO)
         meter, created = await self._meters.upsert(
             current_operator(),
             request.key,

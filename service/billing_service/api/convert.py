@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
 from google.protobuf import timestamp_pb2
@@ -25,6 +25,8 @@ from ..domain.models import (
 from ..domain.owners import Owner, OwnerKind
 from ..domain.periods import window_at
 from ..domain.quantities import display, whole
+
+T = TypeVar("T")
 
 
 class _OwnedRequest(Protocol):
@@ -86,21 +88,22 @@ DENIAL_TO_PROTO = {
 }
 
 
-def period_from_proto(field: str, value: int) -> Period | None:
-    """None for PERIOD_UNSPECIFIED (the default applies)."""
-    if value == plan_pb2.PERIOD_UNSPECIFIED:
+def optional_enum(field: str, value: int, table: Mapping[Any, T]) -> T | None:
+    """The domain value of a proto enum field, None for its UNSPECIFIED (0,
+    as buf's STANDARD lint requires): the caller's default applies."""
+    if value == 0:
         return None
-    if value not in PERIOD_FROM_PROTO:
-        raise InvalidArgument(field, f"unknown period {value}")
-    return PERIOD_FROM_PROTO[value]  # type: ignore[index]
+    if value not in table:
+        raise InvalidArgument(field, f"unknown value {value}")
+    return table[value]
+
+
+def period_from_proto(field: str, value: int) -> Period | None:
+    return optional_enum(field, value, PERIOD_FROM_PROTO)
 
 
 def status_from_proto(field: str, value: int) -> SubscriptionStatus | None:
-    if value == subscription_pb2.SUBSCRIPTION_STATUS_UNSPECIFIED:
-        return None
-    if value not in STATUS_FROM_PROTO:
-        raise InvalidArgument(field, f"unknown subscription status {value}")
-    return STATUS_FROM_PROTO[value]  # type: ignore[index]
+    return optional_enum(field, value, STATUS_FROM_PROTO)
 
 
 def timestamp(at: datetime) -> timestamp_pb2.Timestamp:

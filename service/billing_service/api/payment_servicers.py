@@ -45,11 +45,7 @@ class StripeServicer(stripe_pb2_grpc.StripeServiceServicer):
     async def ConnectStripeAccount(
         self, request: stripe_pb2.ConnectStripeAccountRequest, context: Context
     ) -> stripe_pb2.ConnectStripeAccountResponse:
-        rule = None
-        if request.api_key_rule != stripe_pb2.API_KEY_RULE_UNSPECIFIED:
-            if request.api_key_rule not in RULE_FROM_PROTO:
-                raise InvalidArgument("api_key_rule", f"unknown rule {request.api_key_rule}")
-            rule = RULE_FROM_PROTO[request.api_key_rule]
+        rule = c.optional_enum("api_key_rule", request.api_key_rule, RULE_FROM_PROTO)
         account = await self._payments.connect(
             current_operator(), request.secret_key, request.webhook_secret, rule
         )
@@ -160,11 +156,7 @@ class StripeServicer(stripe_pb2_grpc.StripeServiceServicer):
     async def ListStripeEvents(
         self, request: stripe_pb2.ListStripeEventsRequest, context: Context
     ) -> stripe_pb2.ListStripeEventsResponse:
-        outcome = None
-        if request.outcome != stripe_pb2.STRIPE_EVENT_OUTCOME_UNSPECIFIED:
-            if request.outcome not in OUTCOME_FROM_PROTO:
-                raise InvalidArgument("outcome", f"unknown outcome {request.outcome}")
-            outcome = OUTCOME_FROM_PROTO[request.outcome]
+        outcome = c.optional_enum("outcome", request.outcome, OUTCOME_FROM_PROTO)
         page = await self._payments.events(
             current_operator(), outcome, request.page_size, request.page_token
         )
