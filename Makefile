@@ -26,7 +26,7 @@ test: $(BIN)/billing-service generated-check buf-lint buf-breaking lint typechec
 ## thousands of fuzzed messages; prints its figures. Not part of `make test`.
 SOAK_SECONDS ?= 20
 soak: $(BIN)/billing-service
-	BILLING_SOAK=1 BILLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/faults -s -q -o timeout=1800
+	BILLING_SOAK=1 BILLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/faults -n 0 -s -q -o timeout=1800
 
 lint: $(BIN)/billing-service
 	$(BIN)/ruff check service tests bench scripts
