@@ -99,6 +99,10 @@ def settings(database_url: str) -> Settings:
         migrate_on_start=True,
         http_addr="",
         grpc_addr="127.0.0.1:0",
+        # Cheap password hashes: the suite signs in often.
+        password_time_cost=1,
+        password_memory_kib=64,
+        password_parallelism=1,
     )
 
 

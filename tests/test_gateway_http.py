@@ -17,11 +17,14 @@ from billing.v1 import (
     account_kit_pb2,
     billing_pb2,
     meter_pb2,
+    notification_pb2,
     plan_pb2,
     project_pb2,
+    settings_pb2,
     stripe_pb2,
     subscription_pb2,
     usage_pb2,
+    user_pb2,
 )
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -295,6 +298,9 @@ API_MODULES = (
     meter_pb2,
     billing_pb2,
     stripe_pb2,
+    user_pb2,
+    settings_pb2,
+    notification_pb2,
 )
 
 
@@ -388,20 +394,33 @@ async def test_the_document_describes_everything_with_the_protos_comments(
     assert undescribed == []
 
 
-def stripe_operations(document: dict[str, Any]) -> set[str]:
-    """The operations that need a (fake) Stripe: tests/test_stripe_gateway.py serves them."""
+# Served by their own tests: the Stripe routes need a (fake) Stripe
+# (test_stripe_gateway.py), the end users' ones a signed-in user
+# (test_end_users_gateway.py).
+SERVED_ELSEWHERE = (
+    "StripeService",
+    "StripeWebhookService",
+    "UserService",
+    "SettingsService",
+    "NotificationService",
+    "UsageAlertService",
+)
+
+
+def operations_served_elsewhere(document: dict[str, Any]) -> set[str]:
+    """The operations other tests serve (SERVED_ELSEWHERE)."""
     return {
         operation["operationId"]
         for item in document["paths"].values()
         for operation in item.values()
-        if operation["tags"][0] in ("StripeService", "StripeWebhookService")
+        if operation["tags"][0] in SERVED_ELSEWHERE
     }
 
 
 async def test_every_documented_route_is_served(http: httpx.AsyncClient) -> None:
     document = ok(await http.get("/openapi.json"))
     operations = documented_operations(document)
-    for name in stripe_operations(document):
+    for name in operations_served_elsewhere(document):
         del operations[name]
     assert list(EXAMPLES) == sorted(operations, key=list(EXAMPLES).index)
 

@@ -3,19 +3,25 @@
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import Clock, SystemClock
 from .config import Settings
+from .delivery.worker import EndUserWorker
 from .domain.policy import enforcement
 from .logic.auth import Authenticator
 from .logic.billing import Billing
 from .logic.catalog import Catalog
+from .logic.end_users import EndUsers
 from .logic.meters import Meters
+from .logic.notifications import Notifications
+from .logic.passwords import Passwords
 from .logic.payments import Payments
 from .logic.projects import Projects
+from .logic.sessions import SessionAuthenticator
 from .logic.stripe_webhooks import StripeWebhooks
 from .logic.subscriptions import Subscriptions
 from .logic.usage import QuotaEngine
@@ -26,11 +32,13 @@ from .payments.meter_sender import MeterSender
 from .payments.secrets import SecretBox, SecretsKeyInvalid
 from .payments.stripe_api import StripeApi
 from .storage import migrate
+from .storage.alerts import AlertsStore
 from .storage.engine import create_engines, is_sqlite
 from .storage.ledger import LedgerStore
 from .storage.outbox import OutboxStore
 from .storage.payments import PaymentsStore
 from .storage.store import Store
+from .storage.users import UsersStore
 
 
 class CannotOpen(Exception):
@@ -72,8 +80,18 @@ class App:
     webhooks: StripeWebhooks
     meter_sender: MeterSender
     stripe_api: StripeApi
+    end_users: EndUsers
+    notifications: Notifications
+    sessions: SessionAuthenticator
+    end_user_worker: EndUserWorker
+
+    def start_background_work(self) -> None:
+        """What a serving process does besides answering calls."""
+        self.meter_sender.start()
+        self.end_user_worker.start()
 
     async def close(self) -> None:
+        await self.end_user_worker.stop()
         await self.meter_sender.stop()
         await self.batcher.close()
         await self.stripe_api.close()
@@ -117,6 +135,18 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         settings.stripe_max_network_retries,
         settings.stripe_timeout_seconds,
     )
+    users, alerts = UsersStore(writer, reader), AlertsStore(writer, reader)
+    end_users = EndUsers(
+        users,
+        Passwords(
+            settings.password_time_cost,
+            settings.password_memory_kib,
+            settings.password_parallelism,
+        ),
+        clock,
+        timedelta(days=settings.session_days),
+        timedelta(days=settings.deletion_grace_days),
+    )
     return App(
         settings=settings,
         clock=clock,
@@ -133,4 +163,8 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         webhooks=StripeWebhooks(payments_store, subscriptions, stripe_api, box, clock),
         meter_sender=MeterSender(outbox, payments_store, stripe_api, box, clock, settings),
         stripe_api=stripe_api,
+        end_users=end_users,
+        notifications=Notifications(users, alerts, box, clock),
+        sessions=SessionAuthenticator(users, clock),
+        end_user_worker=EndUserWorker(alerts, end_users, box, clock, settings),
     )

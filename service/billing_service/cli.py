@@ -182,6 +182,14 @@ def _configure_logging(settings: Settings) -> None:
     logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
     # The Stripe library logs every request at INFO; its failures reach our logs as ours.
     logging.getLogger("stripe").setLevel(logging.WARNING)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Libraries whose DEBUG lines would show what must not be logged:
+    aiosqlite logs every statement with its parameters (emails, password
+    hashes, mailed tokens)."""
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def _without_alembic_chatter(record: logging.LogRecord) -> bool:

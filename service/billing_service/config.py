@@ -1,6 +1,7 @@
 """Settings: one flat object, read from BILLING_* environment variables."""
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr
@@ -61,6 +62,32 @@ class Settings(BaseSettings):
     stripe_outbox_lease_seconds: float = Field(default=60.0, gt=0)
     # Seconds the sender waits when the outbox has nothing due.
     stripe_outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # -- end users (README, End users) --
+    # Days a session token stays valid after sign-in.
+    session_days: float = Field(default=30.0, gt=0)
+    # Days between a deletion request and the account's deletion.
+    deletion_grace_days: float = Field(default=30.0, ge=0)
+    # argon2id parameters of new password hashes; a hash made with others is
+    # replaced at the user's next sign-in.
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=8)
+    password_parallelism: int = Field(default=4, ge=1)
+    # SMTP server mail goes through; empty: mail stays in the outbox, unsent.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # starttls (upgrade a plain connection), tls (TLS from the start) or none.
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    mail_from: str = "billing@localhost"
+    # Expo's push API (a proxy or a fake may stand in).
+    expo_push_url: str = "https://exp.host/--/api/v2/push/send"
+    # Seconds the end-user worker waits when nothing is due.
+    delivery_poll_seconds: float = Field(default=1.0, gt=0)
+    # Seconds a worker owns the deliveries it took before another may take them.
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    # Attempts before a delivery is given up (about a day with the backoff).
+    delivery_max_attempts: int = Field(default=30, ge=1)
 
 
 def default_database_url() -> str:

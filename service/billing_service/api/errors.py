@@ -26,6 +26,8 @@ STATUS_BY_ERROR: dict[type[e.DomainError], grpc.StatusCode] = {
     e.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
     e.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     e.StripeUnavailable: grpc.StatusCode.UNAVAILABLE,
+    e.WrongPassword: grpc.StatusCode.PERMISSION_DENIED,
+    e.SignInThrottled: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

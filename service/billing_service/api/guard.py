@@ -10,18 +10,31 @@ Health and reflection are not guarded: meshes and grpcurl need them open.
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from ..domain.errors import DomainError
-from ..logic.auth import Authenticator
+from ..domain.users import Session
 from .errors import internal_status, to_status
 
 log = logging.getLogger(__name__)
 
 _OPERATOR: contextvars.ContextVar[int] = contextvars.ContextVar("operator_id")
+_SESSION: contextvars.ContextVar[Session] = contextvars.ContextVar("session")
+
+Metadata = Any  # what invocation_metadata() answers: (name, value) pairs
+
+
+class Gatekeeper(Protocol):
+    """Who a call is, from its metadata: logic/auth.py's Authenticator (an
+    operator's key) or logic/sessions.py's SessionAuthenticator."""
+
+    def cached(self, metadata: Metadata) -> Any: ...
+
+    async def authenticate(self, metadata: Metadata) -> Any: ...
+
 
 Servicer = TypeVar("Servicer")
 Method = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
@@ -32,41 +45,57 @@ def current_operator() -> int:
     return _OPERATOR.get()
 
 
+def current_session() -> Session:
+    """The end user's session of the RPC being served (set by user_guard)."""
+    return _SESSION.get()
+
+
 def guard(
     servicer: Servicer,
     service: ServiceDescriptor,
-    authenticator: Authenticator | None,
+    authenticator: Gatekeeper | None,
+    into: contextvars.ContextVar[Any] = _OPERATOR,
 ) -> Servicer:
-    """Wrap every RPC method of `servicer` (an instance) in the guard.
-    Without an authenticator, no API key is asked for (the Stripe webhook,
-    which a signature authenticates): only errors are translated."""
+    """Wrap every RPC method of `servicer` (an instance) in the guard, which
+    puts who the call is `into` a context variable (by default the
+    operator's id). Without an authenticator, no credential is asked for
+    (the Stripe webhook, which a signature authenticates): only errors are
+    translated."""
     for method in service.methods:
         setattr(
             servicer,
             method.name,
-            _guarded(getattr(servicer, method.name), method.full_name, authenticator),
+            _guarded(getattr(servicer, method.name), method.full_name, authenticator, into),
         )
     return servicer
+
+
+def user_guard(
+    servicer: Servicer, service: ServiceDescriptor, authenticator: Gatekeeper
+) -> Servicer:
+    """The guard of end users' services: a session token, not an API key."""
+    return guard(servicer, service, authenticator, _SESSION)
 
 
 def _guarded(
     method: Method,
     name: str,
-    authenticator: Authenticator | None,
+    authenticator: Gatekeeper | None,
+    into: contextvars.ContextVar[Any],
 ) -> Method:
     async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             if authenticator is None:
                 return await method(request, context)
             metadata = context.invocation_metadata() or ()
-            operator_id = authenticator.cached(metadata)
-            if operator_id is None:
-                operator_id = await authenticator.authenticate(metadata)
-            token = _OPERATOR.set(operator_id)
+            caller = authenticator.cached(metadata)
+            if caller is None:
+                caller = await authenticator.authenticate(metadata)
+            token = into.set(caller)
             try:
                 return await method(request, context)
             finally:
-                _OPERATOR.reset(token)
+                into.reset(token)
         except DomainError as error:
             await context.abort_with_status(to_status(error))
         except grpc.aio.AbortError:

@@ -17,16 +17,22 @@ from billing.v1 import (
     billing_pb2_grpc,
     meter_pb2,
     meter_pb2_grpc,
+    notification_pb2,
+    notification_pb2_grpc,
     plan_pb2,
     plan_pb2_grpc,
     project_pb2,
     project_pb2_grpc,
+    settings_pb2,
+    settings_pb2_grpc,
     stripe_pb2,
     stripe_pb2_grpc,
     subscription_pb2,
     subscription_pb2_grpc,
     usage_pb2,
     usage_pb2_grpc,
+    user_pb2,
+    user_pb2_grpc,
 )
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -37,9 +43,15 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from ..app import App, CannotListen
 from ..envoy.ratelimit import RateLimitServicer
 from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
-from .guard import guard
+from .guard import guard, user_guard
 from .payment_servicers import StripeServicer, StripeWebhookServicer
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
+from .user_servicers import (
+    NotificationServicer,
+    SettingsServicer,
+    UsageAlertServicer,
+    UserServicer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +72,10 @@ SERVICE_NAMES = (
     _service(stripe_pb2, "StripeService").full_name,
     _service(stripe_pb2, "StripeWebhookService").full_name,
     _service(rls_pb2, "RateLimitService").full_name,
+    _service(user_pb2, "UserService").full_name,
+    _service(settings_pb2, "SettingsService").full_name,
+    _service(notification_pb2, "NotificationService").full_name,
+    _service(notification_pb2, "UsageAlertService").full_name,
 )
 
 
@@ -142,6 +158,7 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
         ),
         handlers,
     )
+    _add_end_user_services(app, handlers)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
@@ -162,9 +179,39 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
     if port == 0:
         raise CannotListen(f"cannot listen on {address} (BILLING_GRPC_ADDR)")
     await server.start()
-    # The process that serves also delivers the outbox's meter events to Stripe.
-    app.meter_sender.start()
+    # The process that serves also sends what the outboxes hold.
+    app.start_background_work()
     return RunningServer(server, health_servicer, port)
+
+
+def _add_end_user_services(app: App, handlers: "_GenericHandlersOnly") -> None:
+    user_pb2_grpc.add_UserServiceServicer_to_server(
+        guard(UserServicer(app.end_users), _service(user_pb2, "UserService"), app.authenticator),
+        handlers,
+    )
+    notification_pb2_grpc.add_UsageAlertServiceServicer_to_server(
+        guard(
+            UsageAlertServicer(app.notifications),
+            _service(notification_pb2, "UsageAlertService"),
+            app.authenticator,
+        ),
+        handlers,
+    )
+    # Called with an end user's session token, not an API key.
+    settings_pb2_grpc.add_SettingsServiceServicer_to_server(
+        user_guard(
+            SettingsServicer(app.end_users), _service(settings_pb2, "SettingsService"), app.sessions
+        ),
+        handlers,
+    )
+    notification_pb2_grpc.add_NotificationServiceServicer_to_server(
+        user_guard(
+            NotificationServicer(app.notifications),
+            _service(notification_pb2, "NotificationService"),
+            app.sessions,
+        ),
+        handlers,
+    )
 
 
 def _check_free(address: str) -> None:

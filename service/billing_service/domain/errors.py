@@ -132,7 +132,8 @@ class SecretsKeyMissing(FailedPrecondition):
 
     def __init__(self) -> None:
         super().__init__(
-            "this service has no BILLING_SECRETS_KEY to encrypt Stripe secrets with:"
+            "this service has no BILLING_SECRETS_KEY to encrypt secrets with (Stripe keys,"
+            " webhook signing secrets):"
             " set it (a Fernet key) and restart"
         )
 
@@ -169,3 +170,34 @@ class StripeKeyRejected(FailedPrecondition):
 
 class StripeUnavailable(DomainError):
     reason = "STRIPE_UNAVAILABLE"
+
+
+# -- end users (issue 30) -----------------------------------------------------
+
+
+class InvalidCredentials(Unauthenticated):
+    """A sign-in's email or password is wrong (the same answer for both)."""
+
+    reason = "INVALID_CREDENTIALS"
+
+    def __init__(self) -> None:
+        super().__init__("wrong email or password")
+
+
+class WrongPassword(DomainError):
+    """A signed-in user's password, asked again, is wrong."""
+
+    reason = "WRONG_PASSWORD"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: wrong password", {"field": field})
+
+
+class SignInThrottled(DomainError):
+    reason = "SIGN_IN_THROTTLED"
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(
+            "too many failed sign-ins for this email: try again later",
+            {"resets_at": until.isoformat().replace("+00:00", "Z")},
+        )

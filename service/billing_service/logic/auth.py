@@ -11,6 +11,8 @@ from ..domain.errors import Unauthenticated
 from ..storage.store import Store
 
 KEY_PREFIX = "bsk_"
+# An end user's session token (logic/sessions.py): never an operator's key.
+SESSION_PREFIX = "bus_"
 _MAX_CACHED_KEYS = 10_000
 # An authorization value longer than this cannot hold one of our keys.
 MAX_AUTHORIZATION = 512
@@ -78,6 +80,10 @@ class Authenticator:
 
     async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> int:
         raw, secret = _bearer(metadata)
+        if secret.startswith(SESSION_PREFIX):
+            raise Unauthenticated(
+                "an end user's session token cannot call operator RPCs: send an operator API key"
+            )
         cached = self._cache.get(raw)
         operator_id: int | None
         if cached is not None and cached[1] > time.monotonic():

@@ -10,11 +10,11 @@ harmless, as Stripe dedupes meter events by identifier."""
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 
+from ..backoff import retry_delay
 from ..clock import Clock
 from ..config import Settings
 from ..domain.errors import (
@@ -164,7 +164,8 @@ class MeterSender:
         except StripeRefused as error:
             outcome.failures.extend((item_id, error.message) for item_id in ids)
         except (StripeUnavailable, StripeKeyRejected) as error:
-            due = self._clock.now() + _backoff(max(item.attempts for item in batch))
+            attempts = max(item.attempts for item in batch)
+            due = self._clock.now() + retry_delay(attempts, MAX_BACKOFF_SECONDS)
             outcome.retries.extend((item_id, due, error.message) for item_id in ids)
         else:
             outcome.delivered.extend(ids)
@@ -194,8 +195,3 @@ def _meter_event(item: OutboxItem) -> MeterEvent:
         to_decimal(item.quantity),
         item.occurred_at,
     )
-
-
-def _backoff(attempts: int) -> timedelta:
-    seconds = min(2.0 ** min(attempts, 16), MAX_BACKOFF_SECONDS)
-    return timedelta(seconds=seconds * random.uniform(0.5, 1.0))

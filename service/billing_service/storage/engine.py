@@ -21,10 +21,17 @@ def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEng
     or another) queue on busy_timeout instead of failing on a lock upgrade; the
     reader uses plain deferred transactions, which WAL lets run beside a writer.
     PostgreSQL: one engine serves both.
+
+    Statements' parameters are never logged nor put in errors' messages
+    (hide_parameters): they hold emails, password hashes and mailed tokens.
     """
     if not is_sqlite(url):
         engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            hide_parameters=True,
         )
         return engine, engine
     writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
@@ -33,7 +40,9 @@ def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEng
 
 
 def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:

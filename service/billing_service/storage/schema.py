@@ -303,3 +303,6 @@ stripe_meter_outbox = Table(
         postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
     ),
 )
+
+# The end users' tables (issue 30) are defined on this metadata in their own module.
+from . import user_schema  # noqa: E402, F401

@@ -1,0 +1,554 @@
+"""Storage of end users: accounts with their preferences, sessions, sign-in
+attempts, email changes, scheduled deletions and push tokens."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.errors import AlreadyExists
+from ..domain.instants import from_micros, to_micros
+from ..domain.users import (
+    PUSH_TOKENS_PER_USER,
+    EndUser,
+    LoginAttempt,
+    Preferences,
+    ProfileVisibility,
+    PushPlatform,
+    Session,
+    Theme,
+)
+from .transactions import Transactions
+from .user_schema import (
+    email_changes,
+    end_users,
+    login_attempts,
+    notifications,
+    push_tokens,
+    user_sessions,
+)
+
+_u, _s = end_users, user_sessions
+# Preferences field -> column.
+_PREFERENCE_COLUMNS = {
+    "in_app": "notify_in_app",
+    "push": "notify_push",
+    "email": "notify_email",
+    "profile_visibility": "profile_visibility",
+    "show_email": "show_email",
+    "show_location": "show_location",
+    "theme": "theme",
+    "timezone": "timezone",
+    "locale": "locale",
+}
+
+
+def _user_is(operator_id: int, user_id: str) -> Any:
+    return and_(_u.c.operator_id == operator_id, _u.c.id == user_id)
+
+
+class UsersStore(Transactions):
+    # -- accounts -----------------------------------------------------------
+
+    async def create_user(
+        self,
+        operator_id: int,
+        user_id: str,
+        email: str,
+        email_key: str,
+        password_hash: str,
+        now: datetime,
+    ) -> EndUser:
+        defaults = Preferences()
+        values = {
+            _PREFERENCE_COLUMNS[name]: getattr(defaults, name) for name in _PREFERENCE_COLUMNS
+        }
+
+        async def work(conn: AsyncConnection) -> EndUser:
+            taken = await conn.execute(
+                select(_u.c.id).where(
+                    _u.c.operator_id == operator_id,
+                    (_u.c.id == user_id) | (_u.c.email_key == email_key),
+                )
+            )
+            if taken.first() is not None:
+                raise AlreadyExists("end user", email)
+            inserted = await conn.execute(
+                self._insert(_u)
+                .values(
+                    operator_id=operator_id,
+                    id=user_id,
+                    email=email,
+                    email_key=email_key,
+                    password_hash=password_hash,
+                    created_at=to_micros(now),
+                    updated_at=to_micros(now),
+                    **values,
+                )
+                .on_conflict_do_nothing()
+                .returning(_u)
+            )
+            row = inserted.first()
+            if row is None:  # a concurrent create took the id or the email
+                raise AlreadyExists("end user", email)
+            return _user(row)
+
+        return await self._write(work)
+
+    async def user_by_email(self, operator_id: int, email_key: str) -> tuple[EndUser, str] | None:
+        query = select(_u).where(_u.c.operator_id == operator_id, _u.c.email_key == email_key)
+        return await self._read(lambda conn: _with_hash(conn, query))
+
+    async def user(self, operator_id: int, user_id: str) -> tuple[EndUser, str] | None:
+        query = select(_u).where(_user_is(operator_id, user_id))
+        return await self._read(lambda conn: _with_hash(conn, query))
+
+    async def update_preferences(
+        self, operator_id: int, user_id: str, changes: Mapping[str, Any], now: datetime
+    ) -> EndUser:
+        values = {_PREFERENCE_COLUMNS[name]: value for name, value in changes.items()}
+        statement = (
+            update(_u)
+            .where(_user_is(operator_id, user_id))
+            .values(updated_at=to_micros(now), **values)
+            .returning(_u)
+        )
+
+        async def work(conn: AsyncConnection) -> EndUser:
+            return _user((await conn.execute(statement)).one())
+
+        return await self._write(work)
+
+    # -- sign-in and sessions -------------------------------------------------
+
+    async def record_attempt(
+        self,
+        operator_id: int,
+        email_key: str,
+        user_id: str | None,
+        client: tuple[str, str],
+        success: bool,
+        now: datetime,
+    ) -> None:
+        statement = _attempt(operator_id, email_key, user_id, client, success, now)
+        await self._write(lambda conn: conn.execute(statement))
+
+    async def recent_failures(
+        self, operator_id: int, email_key: str, since: datetime
+    ) -> list[datetime]:
+        """The failed attempts on an email since `since` and since its last
+        success, newest first."""
+        a = login_attempts
+        last_success = (
+            select(func.coalesce(func.max(a.c.id), 0))
+            .where(a.c.operator_id == operator_id, a.c.email_key == email_key, a.c.success)
+            .scalar_subquery()
+        )
+        query = (
+            select(a.c.created_at)
+            .where(
+                a.c.operator_id == operator_id,
+                a.c.email_key == email_key,
+                ~a.c.success,
+                a.c.created_at >= to_micros(since),
+                a.c.id > last_success,
+            )
+            .order_by(a.c.created_at.desc())
+        )
+
+        async def work(conn: AsyncConnection) -> list[datetime]:
+            return [from_micros(row[0]) for row in (await conn.execute(query)).all()]
+
+        return await self._read(work)
+
+    async def open_session(
+        self, session: Session, token_hash: str, email_key: str, new_password_hash: str | None
+    ) -> None:
+        """Record a successful sign-in and its session in one transaction
+        (and the password's new hash, when its parameters changed)."""
+        client = (session.ip_address, session.user_agent)
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                _s.insert().values(
+                    id=session.id,
+                    operator_id=session.operator_id,
+                    user_id=session.user_id,
+                    token_hash=token_hash,
+                    ip_address=session.ip_address,
+                    user_agent=session.user_agent,
+                    created_at=to_micros(session.created_at),
+                    expires_at=to_micros(session.expires_at),
+                )
+            )
+            await conn.execute(
+                _attempt(
+                    session.operator_id,
+                    email_key,
+                    session.user_id,
+                    client,
+                    True,
+                    session.created_at,
+                )
+            )
+            if new_password_hash is not None:
+                await conn.execute(
+                    update(_u)
+                    .where(_user_is(session.operator_id, session.user_id))
+                    .values(password_hash=new_password_hash)
+                )
+
+        await self._write(work)
+
+    async def session_by_token_hash(self, token_hash: str, now: datetime) -> Session | None:
+        query = select(_s).where(
+            _s.c.token_hash == token_hash,
+            _s.c.revoked_at.is_(None),
+            _s.c.expires_at > to_micros(now),
+        )
+
+        async def work(conn: AsyncConnection) -> Session | None:
+            row = (await conn.execute(query)).first()
+            return None if row is None else _session(row)
+
+        return await self._read(work)
+
+    async def sessions(self, operator_id: int, user_id: str, now: datetime) -> list[Session]:
+        query = (
+            select(_s)
+            .where(*_live_sessions(operator_id, user_id, now))
+            .order_by(_s.c.created_at.desc(), _s.c.id)
+        )
+
+        async def work(conn: AsyncConnection) -> list[Session]:
+            return [_session(row) for row in (await conn.execute(query)).all()]
+
+        return await self._read(work)
+
+    async def revoke_sessions(
+        self,
+        operator_id: int,
+        user_id: str,
+        now: datetime,
+        *,
+        only: str | None = None,
+        keep: str | None = None,
+    ) -> int:
+        """Revoke the user's live sessions (`only` one of them, or all but
+        `keep`); answers how many."""
+        statement = update(_s).where(*_live_sessions(operator_id, user_id, now))
+        if only is not None:
+            statement = statement.where(_s.c.id == only)
+        if keep is not None:
+            statement = statement.where(_s.c.id != keep)
+        statement = statement.values(revoked_at=to_micros(now))
+
+        async def work(conn: AsyncConnection) -> int:
+            return (await conn.execute(statement)).rowcount
+
+        return await self._write(work)
+
+    async def change_password(
+        self, operator_id: int, user_id: str, password_hash: str, keep_session: str, now: datetime
+    ) -> int:
+        """Set the password and revoke every other session, in one
+        transaction; answers how many sessions were revoked."""
+
+        async def work(conn: AsyncConnection) -> int:
+            await conn.execute(
+                update(_u)
+                .where(_user_is(operator_id, user_id))
+                .values(password_hash=password_hash, updated_at=to_micros(now))
+            )
+            revoked = await conn.execute(
+                update(_s)
+                .where(*_live_sessions(operator_id, user_id, now), _s.c.id != keep_session)
+                .values(revoked_at=to_micros(now))
+            )
+            return revoked.rowcount
+
+        return await self._write(work)
+
+    async def login_history(self, operator_id: int, user_id: str, limit: int) -> list[LoginAttempt]:
+        a = login_attempts
+        query = (
+            select(a)
+            .where(a.c.operator_id == operator_id, a.c.user_id == user_id)
+            .order_by(a.c.created_at.desc(), a.c.id.desc())
+            .limit(limit)
+        )
+
+        async def work(conn: AsyncConnection) -> list[LoginAttempt]:
+            return [
+                LoginAttempt(from_micros(r.created_at), r.ip_address, r.user_agent, r.success)
+                for r in (await conn.execute(query)).all()
+            ]
+
+        return await self._read(work)
+
+    # -- email changes --------------------------------------------------------
+
+    async def add_email_change(
+        self,
+        operator_id: int,
+        user_id: str,
+        new_email: str,
+        token_hash: str,
+        now: datetime,
+        expires_at: datetime,
+        mail: Any,
+    ) -> None:
+        """Keep a pending email change and queue its mail (`mail`, an insert
+        into the delivery outbox), in one transaction."""
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                email_changes.insert().values(
+                    token_hash=token_hash,
+                    operator_id=operator_id,
+                    user_id=user_id,
+                    new_email=new_email,
+                    created_at=to_micros(now),
+                    expires_at=to_micros(expires_at),
+                )
+            )
+            await conn.execute(mail)
+
+        await self._write(work)
+
+    async def apply_email_change(
+        self, operator_id: int, user_id: str, token_hash: str, now: datetime
+    ) -> str | None:
+        """Use a pending change of this user's (once, before it expires):
+        the new email, or None when there is no such change."""
+        e = email_changes
+        claim = (
+            update(e)
+            .where(
+                e.c.token_hash == token_hash,
+                e.c.operator_id == operator_id,
+                e.c.user_id == user_id,
+                e.c.used_at.is_(None),
+                e.c.expires_at > to_micros(now),
+            )
+            .values(used_at=to_micros(now))
+            .returning(e.c.new_email)
+        )
+
+        async def work(conn: AsyncConnection) -> str | None:
+            row = (await conn.execute(claim)).first()
+            if row is None:
+                return None
+            new_email: str = row.new_email
+            key = new_email.casefold()
+            taken = select(_u.c.id).where(
+                _u.c.operator_id == operator_id, _u.c.email_key == key, _u.c.id != user_id
+            )
+            if (await conn.execute(taken)).first() is not None:
+                raise AlreadyExists("end user", new_email)
+            await conn.execute(
+                update(_u)
+                .where(_user_is(operator_id, user_id))
+                .values(email=new_email, email_key=key, updated_at=to_micros(now))
+            )
+            return new_email
+
+        return await self._write(work)
+
+    # -- deletion -------------------------------------------------------------
+
+    async def schedule_deletion(
+        self, operator_id: int, user_id: str, at: datetime, reason: str | None
+    ) -> datetime:
+        """Schedule the deletion at `at` unless one is scheduled: answers
+        the schedule in force."""
+
+        async def work(conn: AsyncConnection) -> datetime:
+            await conn.execute(
+                update(_u)
+                .where(_user_is(operator_id, user_id), _u.c.deletion_scheduled_at.is_(None))
+                .values(deletion_scheduled_at=to_micros(at), deletion_reason=reason)
+            )
+            scheduled = await conn.execute(
+                select(_u.c.deletion_scheduled_at).where(_user_is(operator_id, user_id))
+            )
+            return from_micros(scheduled.scalar_one())
+
+        return await self._write(work)
+
+    async def cancel_deletion(self, operator_id: int, user_id: str) -> bool:
+        statement = (
+            update(_u)
+            .where(_user_is(operator_id, user_id), _u.c.deletion_scheduled_at.is_not(None))
+            .values(deletion_scheduled_at=None, deletion_reason=None)
+        )
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(statement)).rowcount > 0
+
+        return await self._write(work)
+
+    async def delete_due_users(self, now: datetime, limit: int) -> int:
+        """Delete the accounts whose grace period has ended, with everything
+        that names their user: answers how many."""
+        due = (
+            select(_u.c.operator_id, _u.c.id)
+            .where(_u.c.deletion_scheduled_at <= to_micros(now))
+            .limit(limit)
+        )
+
+        async def work(conn: AsyncConnection) -> int:
+            users = (await conn.execute(due)).all()
+            for operator_id, user_id in users:
+                for table in (
+                    user_sessions,
+                    login_attempts,
+                    email_changes,
+                    push_tokens,
+                    notifications,
+                ):
+                    await conn.execute(
+                        delete(table).where(
+                            table.c.operator_id == operator_id, table.c.user_id == user_id
+                        )
+                    )
+                await conn.execute(
+                    delete(_u).where(
+                        _user_is(operator_id, user_id),
+                        _u.c.deletion_scheduled_at <= to_micros(now),
+                    )
+                )
+            return len(users)
+
+        return await self._write(work)
+
+    # -- push tokens ----------------------------------------------------------
+
+    async def register_token(
+        self,
+        operator_id: int,
+        user_id: str,
+        token: str,
+        platform: PushPlatform,
+        device_id: str | None,
+        now: datetime,
+    ) -> None:
+        t = push_tokens
+        values = {
+            "user_id": user_id,
+            "platform": platform.value,
+            "device_id": device_id,
+            "registered_at": to_micros(now),
+        }
+        upsert = (
+            self._insert(t)
+            .values(operator_id=operator_id, token=token, **values)
+            .on_conflict_do_update(index_elements=["operator_id", "token"], set_=values)
+        )
+        beyond_cap = (
+            select(t.c.token)
+            .where(t.c.operator_id == operator_id, t.c.user_id == user_id)
+            .order_by(t.c.registered_at.desc(), t.c.token)
+            .offset(PUSH_TOKENS_PER_USER)
+        )
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(upsert)
+            evicted = [row.token for row in (await conn.execute(beyond_cap)).all()]
+            if evicted:
+                await conn.execute(
+                    delete(t).where(t.c.operator_id == operator_id, t.c.token.in_(evicted))
+                )
+
+        await self._write(work)
+
+    async def unregister_token(self, operator_id: int, user_id: str, token: str) -> None:
+        t = push_tokens
+        statement = delete(t).where(
+            t.c.operator_id == operator_id, t.c.user_id == user_id, t.c.token == token
+        )
+        await self._write(lambda conn: conn.execute(statement))
+
+    async def tokens(self, operator_id: int, user_id: str) -> list[tuple[str, PushPlatform]]:
+        t = push_tokens
+        query = (
+            select(t.c.token, t.c.platform)
+            .where(t.c.operator_id == operator_id, t.c.user_id == user_id)
+            .order_by(t.c.registered_at.desc(), t.c.token)
+        )
+
+        async def work(conn: AsyncConnection) -> list[tuple[str, PushPlatform]]:
+            rows = (await conn.execute(query)).all()
+            return [(row.token, PushPlatform(row.platform)) for row in rows]
+
+        return await self._read(work)
+
+
+def _live_sessions(operator_id: int, user_id: str, now: datetime) -> tuple[Any, ...]:
+    return (
+        _s.c.operator_id == operator_id,
+        _s.c.user_id == user_id,
+        _s.c.revoked_at.is_(None),
+        _s.c.expires_at > to_micros(now),
+    )
+
+
+def _attempt(
+    operator_id: int,
+    email_key: str,
+    user_id: str | None,
+    client: tuple[str, str],
+    success: bool,
+    now: datetime,
+) -> Any:
+    return login_attempts.insert().values(
+        operator_id=operator_id,
+        email_key=email_key,
+        user_id=user_id,
+        ip_address=client[0],
+        user_agent=client[1],
+        success=success,
+        created_at=to_micros(now),
+    )
+
+
+async def _with_hash(conn: AsyncConnection, query: Any) -> tuple[EndUser, str] | None:
+    row = (await conn.execute(query)).first()
+    return None if row is None else (_user(row), row.password_hash)
+
+
+def _user(row: Row[Any]) -> EndUser:
+    return EndUser(
+        operator_id=row.operator_id,
+        id=row.id,
+        email=row.email,
+        created_at=from_micros(row.created_at),
+        preferences=Preferences(
+            in_app=row.notify_in_app,
+            push=row.notify_push,
+            email=row.notify_email,
+            profile_visibility=ProfileVisibility(row.profile_visibility),
+            show_email=row.show_email,
+            show_location=row.show_location,
+            theme=Theme(row.theme),
+            timezone=row.timezone,
+            locale=row.locale,
+        ),
+        deletion_scheduled_at=(
+            None if row.deletion_scheduled_at is None else from_micros(row.deletion_scheduled_at)
+        ),
+    )
+
+
+def _session(row: Row[Any]) -> Session:
+    return Session(
+        id=row.id,
+        operator_id=row.operator_id,
+        user_id=row.user_id,
+        ip_address=row.ip_address,
+        user_agent=row.user_agent,
+        created_at=from_micros(row.created_at),
+        expires_at=from_micros(row.expires_at),
+    )
