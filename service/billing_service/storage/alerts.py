@@ -22,7 +22,7 @@ from .user_schema import (
     push_tokens,
     usage_alerts,
 )
-from .users import _user
+from .users import end_user_from_row
 
 _a, _n, _d = usage_alerts, notifications, deliveries
 _UNDISPATCHED = _a.c.dispatched_at.is_(None)
@@ -302,7 +302,7 @@ async def _recipients(conn: AsyncConnection, alert: UsageAlert) -> Recipients:
             )
         ).first()
         if row is not None:
-            user = _user(row)
+            user = end_user_from_row(row)
             token_rows = await conn.execute(
                 select(push_tokens.c.token, push_tokens.c.platform)
                 .where(

@@ -93,7 +93,7 @@ class UsersStore(Transactions):
             row = inserted.first()
             if row is None:  # a concurrent create took the id or the email
                 raise AlreadyExists("end user", email)
-            return _user(row)
+            return end_user_from_row(row)
 
         return await self._write(work)
 
@@ -117,7 +117,7 @@ class UsersStore(Transactions):
         )
 
         async def work(conn: AsyncConnection) -> EndUser:
-            return _user((await conn.execute(statement)).one())
+            return end_user_from_row((await conn.execute(statement)).one())
 
         return await self._write(work)
 
@@ -516,10 +516,11 @@ def _attempt(
 
 async def _with_hash(conn: AsyncConnection, query: Any) -> tuple[EndUser, str] | None:
     row = (await conn.execute(query)).first()
-    return None if row is None else (_user(row), row.password_hash)
+    return None if row is None else (end_user_from_row(row), row.password_hash)
 
 
-def _user(row: Row[Any]) -> EndUser:
+def end_user_from_row(row: Row[Any]) -> EndUser:
+    """An EndUser from a row of end_users (also read by storage/alerts.py)."""
     return EndUser(
         operator_id=row.operator_id,
         id=row.id,
