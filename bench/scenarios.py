@@ -25,11 +25,13 @@ from processes import ServerExited, ServerProcess, start_billing
 from seeding import (
     CHECK_PATH,
     CONSUME_PATH,
+    RATE_LIMIT_PATH,
     BillingClient,
     billing_target,
     check_request,
     consume_request,
     grpc_headers,
+    rate_limit_request,
     write_body,
 )
 
@@ -54,6 +56,9 @@ DATABASE_FLOOR_CONCURRENCY = 1
 CHECK = "CheckQuota"
 CONSUME_MANY = "ConsumeQuota, many tenants"
 CONSUME_HOT = "ConsumeQuota, hot tenant"
+# Envoy's rate-limit service on the hot tenant: the same decision as
+# CONSUME_HOT, asked as a sidecar asks it.
+RATE_LIMIT_HOT = "ShouldRateLimit, hot tenant"
 
 
 def layout_of(scenario: str, concurrency: int, offered_rate: int = 0) -> Layout:
@@ -334,22 +339,27 @@ def measure_consume(
     offered_rate: int = 0,
 ) -> Measurement:
     """ConsumeQuota: stream i of the layout calls for tenants[i % len(tenants)]
-    (one tenant for CONSUME_HOT)."""
+    (one tenant for CONSUME_HOT); for RATE_LIMIT_HOT, Envoy's ShouldRateLimit
+    with one descriptor, which counts as a ConsumeQuota does."""
     cell = Cell(scenario, backend.name, concurrency, offered_rate)
+    envoy = scenario == RATE_LIMIT_HOT
+    path = RATE_LIMIT_PATH if envoy else CONSUME_PATH
+    request = rate_limit_request if envoy else consume_request
     targets = [
         backend.target(
-            CONSUME_PATH, f"consume-{tenant}", consume_request(tenant).SerializeToString()
+            path, f"{path.rsplit('/', 1)[1]}-{tenant}", request(tenant).SerializeToString()
         )
         for tenant in tenants
     ]
     distinct = sorted(set(tenants))
     problems: list[str] = []
     client = backend.client
-    reference = _real_call(lambda: client.consume(tenants[0]), "ConsumeQuota before", problems)
+    call = client.should_rate_limit if envoy else client.consume
+    reference = _real_call(lambda: call(tenants[0]), f"{scenario} before", problems)
     recorded_before = client.total_used(distinct)
     warm, load, measurement = _load(cell, run, backend.server, targets, timing)
     recorded = client.total_used(distinct) - recorded_before
-    _real_call(lambda: client.consume(tenants[0]), "ConsumeQuota after", problems)
+    _real_call(lambda: call(tenants[0]), f"{scenario} after", problems)
     measurement.problems += problems
     # Calls in flight when h2load stops are "started" but not "succeeded": the
     # server may or may not have recorded them.

@@ -13,6 +13,8 @@ from billing.v1 import (
     usage_pb2,
     usage_pb2_grpc,
 )
+from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
+from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from loadgen import Target, grpc_frame
 from processes import billing_cli
 
@@ -23,6 +25,7 @@ PRIMITIVE = "api_call"
 HUGE_QUOTA = 10**12
 HOT_TENANT = "hot-tenant"
 CHECK_PATH = "/billing.v1.UsageService/CheckQuota"
+RATE_LIMIT_PATH = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
 CONSUME_PATH = "/billing.v1.UsageService/ConsumeQuota"
 _SEED_BATCH = 64
 
@@ -49,6 +52,7 @@ class BillingClient:
         self._plans = plan_pb2_grpc.PlanServiceStub(self._channel)
         self._subscriptions = subscription_pb2_grpc.SubscriptionServiceStub(self._channel)
         self._usage = usage_pb2_grpc.UsageServiceStub(self._channel)
+        self._rate_limit = rls_pb2_grpc.RateLimitServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -102,6 +106,12 @@ class BillingClient:
         )
         return reply
 
+    def should_rate_limit(self, tenant: str) -> rls_pb2.RateLimitResponse:
+        reply: rls_pb2.RateLimitResponse = self._rate_limit.ShouldRateLimit(
+            rate_limit_request(tenant), metadata=self._metadata, timeout=30
+        )
+        return reply
+
     def consume(self, tenant: str) -> usage_pb2.ConsumeQuotaResponse:
         reply: usage_pb2.ConsumeQuotaResponse = self._usage.ConsumeQuota(
             consume_request(tenant), metadata=self._metadata, timeout=30
@@ -117,6 +127,23 @@ def consume_request(tenant: str) -> usage_pb2.ConsumeQuotaRequest:
     # No idempotency key: h2load repeats the body, and a key would make every
     # repeat a replay.
     return usage_pb2.ConsumeQuotaRequest(tenant_id=tenant, primitive=PRIMITIVE, quantity=1)
+
+
+def rate_limit_request(tenant: str) -> rls_pb2.RateLimitRequest:
+    """What Envoy sends for one request: one descriptor naming the owner and
+    the primitive, hits_addend 0 (one)."""
+    entry = ratelimit_pb2.RateLimitDescriptor.Entry
+    return rls_pb2.RateLimitRequest(
+        domain="billing",
+        descriptors=[
+            ratelimit_pb2.RateLimitDescriptor(
+                entries=[
+                    entry(key="tenant_id", value=tenant),
+                    entry(key="primitive", value=PRIMITIVE),
+                ]
+            )
+        ],
+    )
 
 
 def write_body(directory: Path, name: str, message: bytes) -> Path:

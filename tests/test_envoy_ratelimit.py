@@ -48,6 +48,16 @@ async def test_a_descriptor_is_counted_until_its_limit(client: Client) -> None:
     assert (await usage_of(client, "t"))["seo"] == 3
 
 
+async def test_a_quota_beyond_32_bits_is_shown_as_envoys_largest_value(client: Client) -> None:
+    # Envoy's requests_per_unit and limit_remaining are uint32 (found by the bench's 10^12 quota).
+    await subscribe(client, "t", {"seo": 10**12})
+    response = await limit(client, descriptor(tenant_id="t", primitive="seo"))
+    assert response.overall_code == Response.OK
+    status = response.statuses[0]
+    assert status.current_limit.requests_per_unit == status.limit_remaining == 2**32 - 1
+    assert (await usage_of(client, "t"))["seo"] == 1
+
+
 async def test_descriptors_are_counted_all_or_none(client: Client) -> None:
     await subscribe(client, "t", {"seo": 10, "aeo": 1})
     both = (descriptor(tenant_id="t", primitive="seo"), descriptor(tenant_id="t", primitive="aeo"))

@@ -82,6 +82,9 @@ def _request_id(descriptors: Any) -> str:
     return ""
 
 
+UINT32_MAX = 2**32 - 1
+
+
 def _standing_of(answer: object) -> Standing | None:
     if isinstance(answer, UsageRecorded | QuotaDecision):
         return answer.standing
@@ -97,12 +100,20 @@ def _status(answer: object, standing: Standing | None, now: datetime) -> Any:
     if standing is None or standing.limit is None:
         return status
     status.current_limit.CopyFrom(
-        Response.RateLimit(requests_per_unit=whole(standing.limit), unit=_unit(standing.window))
+        Response.RateLimit(
+            requests_per_unit=_uint32(whole(standing.limit)), unit=_unit(standing.window)
+        )
     )
-    status.limit_remaining = whole(standing.remaining)
+    status.limit_remaining = _uint32(whole(standing.remaining))
     until = max(standing.window.end - now, timedelta(0))
     status.duration_until_reset.CopyFrom(duration_pb2.Duration(seconds=int(until.total_seconds())))
     return status
+
+
+def _uint32(value: int) -> int:
+    """Envoy's fields are 32-bit: a larger quota is shown as their largest
+    value (the decision itself is exact)."""
+    return min(value, UINT32_MAX)
 
 
 def _unit(window: Window) -> Any:
