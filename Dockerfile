@@ -1,13 +1,14 @@
 # The production image: the service alone, installed from this repository as a
-# regular package (no dev dependencies), run as an unprivileged user.
+# regular package (no dev dependencies) into a virtualenv by a build stage,
+# which the final stage copies (no sources, no pip cache, no build leftovers),
+# run as an unprivileged user.
 #   docker build -t customer-billing .
 #   docker run -p 50051:50051 -p 8080:8080 -v billing-data:/var/lib/billing/data customer-billing
 # With PostgreSQL, set BILLING_DATABASE_URL=postgresql+asyncpg://... and run
 # `billing-service migrate` once per release before starting the servers.
-FROM python:3.11.11-slim-bookworm
+FROM python:3.11.11-slim-bookworm AS build
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Only what the package is built from: the service, its generated stubs, the
@@ -17,8 +18,15 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY generated ./generated
-RUN pip install --no-cache-dir . \
-    && rm -rf /src/build /src/*.egg-info
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir .
+
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH
+COPY --from=build /opt/venv /opt/venv
 
 RUN groupadd --system --gid 10001 billing \
     && useradd --system --uid 10001 --gid billing --create-home --home-dir /var/lib/billing billing \

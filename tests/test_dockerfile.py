@@ -58,6 +58,8 @@ def copied_sources() -> list[str]:
     """The build-context paths the COPY instructions take."""
     sources: list[str] = []
     for args in arguments_of("COPY"):
+        if "--from=" in args:  # from a build stage, not the context
+            continue
         words = [w for w in args.split() if not w.startswith("--")]
         sources.extend(words[:-1])
     return sources
@@ -113,8 +115,21 @@ def test_hadolint_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_image_is_built_in_a_stage_of_its_own() -> None:
+    # Both stages on the same pinned base: the virtualenv's interpreter path
+    # is the same in both.
+    assert arguments_of("FROM") == [
+        "python:3.11.11-slim-bookworm AS build",
+        "python:3.11.11-slim-bookworm",
+    ]
+    names = [name for name, _ in instructions()]
+    final = instructions()[len(names) - names[::-1].index("FROM") :]
+    assert ("COPY", "--from=build /opt/venv /opt/venv") in final
+    assert not any("pip install" in args for name, args in final if name == "RUN")
+    assert "/opt/venv/bin" in env_settings()["PATH"]
+
+
 def test_the_image_runs_the_server_as_a_non_root_user() -> None:
-    assert arguments_of("FROM") == ["python:3.11.11-slim-bookworm"]  # pinned
     users = arguments_of("USER")
     assert users, "the image must switch away from root"
     user = users[-1].split(":")[0]

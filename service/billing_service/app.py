@@ -90,6 +90,13 @@ class App:
         self.meter_sender.start()
         self.end_user_worker.start()
 
+    async def outbox_depths(self) -> dict[str, int]:
+        """Rows waiting in each outbox (the metrics' gauges)."""
+        return {
+            "stripe_meter_events": await self.meter_sender.pending(),
+            **await self.end_user_worker.pending(),
+        }
+
     async def close(self) -> None:
         await self.end_user_worker.stop()
         await self.meter_sender.stop()

@@ -6,15 +6,19 @@ import importlib.metadata
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.engine import make_url
 
 from .app import App, CannotListen, CannotOpen, open_app, opening_database, prepare_database
+from .call_context import RequestIdFilter
 from .clock import SystemClock
 from .config import Settings, server_processes, shown_database
 from .domain import validation
@@ -174,11 +178,21 @@ def _require_existing(url: str) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    """Log to stderr at BILLING_LOG_LEVEL: in the command's process, and in
-    each worker `serve` spawns (a spawned process starts unconfigured)."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    """Log to stderr at BILLING_LOG_LEVEL, as text or one JSON object per
+    line (BILLING_LOG_FORMAT): in the command's process, and in each worker
+    `serve` spawns (a spawned process starts unconfigured)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    if settings.log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
     # The Stripe library logs every request at INFO; its failures reach our logs as ours.
     logging.getLogger("stripe").setLevel(logging.WARNING)
@@ -208,6 +222,11 @@ def _run_serve(settings: Settings) -> int:
     # Several processes on one address: migrate (or check) once here, then
     # spawn them, so that a database that cannot serve is said once.
     asyncio.run(_prepare_database(settings))
+    metrics_dir = None
+    if settings.metrics_addr and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics there; the first serves their sum.
+        metrics_dir = tempfile.mkdtemp(prefix="billing-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_serve_worker, args=(settings.model_dump(), index), daemon=False)
@@ -225,6 +244,8 @@ def _run_serve(settings: Settings) -> int:
     signal.signal(signal.SIGINT, forward)
     for process in processes:
         process.join()
+    if metrics_dir is not None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     # A worker killed by a signal (exitcode -N) is a failure too, told as a
     # shell would (128 + N), even when the others stopped cleanly.
     codes = [process.exitcode or 0 for process in processes]
@@ -238,17 +259,18 @@ def _serve_worker(settings_values: dict[str, Any], index: int) -> None:
     if index > 0:
         settings.http_addr = ""  # one gateway, in the first worker
     try:
-        _run_loop(_serve(settings, reuse_port=True))
+        # Every worker records metrics; the first serves /metrics, summing them all.
+        _run_loop(_serve(settings, reuse_port=True, serves_metrics=index == 0))
     except (CannotOpen, CannotListen) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
 
 
-async def _serve(settings: Settings, reuse_port: bool) -> None:
+async def _serve(settings: Settings, reuse_port: bool, serves_metrics: bool = True) -> None:
     from .api.server import serve_until_signalled
 
     app = await open_app(settings)
-    await serve_until_signalled(app, reuse_port)
+    await serve_until_signalled(app, reuse_port, serves_metrics)
 
 
 async def _prepare_database(settings: Settings) -> None:

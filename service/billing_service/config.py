@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # text (human-readable) or json (one object per line: time, level, logger,
+    # message, and for RPCs rpc, code, duration_ms, operator_id, request_id).
+    log_format: Literal["text", "json"] = "text"
+    # host:port of Prometheus' /metrics (the first serving process); empty: off.
+    metrics_addr: str = ""
+    # One log line per RPC (its method, status code, duration, operator id and
+    # x-request-id), at INFO. Off by default, as the gateway's access log.
+    rpc_log: bool = False
     # Fernet key(s) encrypting operators' Stripe secrets at rest: a comma-
     # separated list to rotate keys, the first encrypting (README, Stripe).
     # Unset: connecting a Stripe account fails with FAILED_PRECONDITION.

@@ -17,6 +17,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from ..domain.errors import DomainError
 from ..domain.users import Session
+from .call_log import note_error, note_operator
 from .errors import internal_status, to_status
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,14 @@ def _guarded(
             caller = authenticator.cached(metadata)
             if caller is None:
                 caller = await authenticator.authenticate(metadata)
+            note_operator(caller if isinstance(caller, int) else caller.operator_id)
             token = into.set(caller)
             try:
                 return await method(request, context)
             finally:
                 into.reset(token)
         except DomainError as error:
+            note_error(error.reason)
             await context.abort_with_status(to_status(error))
         except grpc.aio.AbortError:
             raise

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from billing.v1 import (
@@ -40,9 +41,11 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from .. import tracing
 from ..app import App, CannotListen
 from ..envoy.ratelimit import RateLimitServicer
 from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
+from .call_log import Observer, log_call, recorded
 from .guard import guard, user_guard
 from .payment_servicers import StripeServicer, StripeWebhookServicer
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
@@ -54,6 +57,8 @@ from .user_servicers import (
 )
 
 log = logging.getLogger(__name__)
+
+METRICS_DEPTHS_SECONDS = 10.0  # how often the outbox gauges are refreshed
 
 
 def _service(module: Any, name: str) -> ServiceDescriptor:
@@ -84,20 +89,37 @@ class RunningServer:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     port: int
+    # /metrics, when BILLING_METRICS_ADDR asks for it.
+    metrics_server: WSGIServer | None = None
+    metrics_task: "asyncio.Task[None] | None" = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self.metrics_server is None else self.metrics_server.server_address[1]
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, then let in-flight RPCs finish within `grace`."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.metrics_task is not None:
+            self.metrics_task.cancel()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
 
 
-async def start_server(app: App, address: str, reuse_port: bool = False) -> RunningServer:
+async def start_server(
+    app: App, address: str, reuse_port: bool = False, serves_metrics: bool = True
+) -> RunningServer:
     """Start serving on `address`; with `reuse_port`, beside other processes
-    listening on the same address (SO_REUSEPORT)."""
-    server = grpc.aio.server(options=_server_options(app, reuse_port))
+    listening on the same address (SO_REUSEPORT). With BILLING_METRICS_ADDR,
+    every process records metrics and, `serves_metrics`, serves /metrics."""
+    server = grpc.aio.server(
+        options=_server_options(app, reuse_port), interceptors=tracing.server_interceptors()
+    )
     # The generated add_*_to_server functions are handed the server through
     # _GenericHandlersOnly (see there why).
-    handlers = _GenericHandlersOnly(server)
+    handlers = _GenericHandlersOnly(server, _observers(app))
     auth = app.authenticator
     # The metered calls' service first: a call's method is looked up in the
     # services in the order they were added.
@@ -181,7 +203,37 @@ async def start_server(app: App, address: str, reuse_port: bool = False) -> Runn
     await server.start()
     # The process that serves also sends what the outboxes hold.
     app.start_background_work()
-    return RunningServer(server, health_servicer, port)
+    running = RunningServer(server, health_servicer, port)
+    if app.settings.metrics_addr and serves_metrics:
+        _serve_metrics(app, running)
+    return running
+
+
+def _observers(app: App) -> list[Observer]:
+    """Who hears of every RPC: the RPC log and the metrics, when asked for."""
+    observers: list[Observer] = []
+    if app.settings.rpc_log:
+        observers.append(log_call)
+    if app.settings.metrics_addr:
+        from .. import metrics  # imported once PROMETHEUS_MULTIPROC_DIR is settled
+
+        observers.append(metrics.observe_call)
+        app.batcher.on_batch = metrics.observe_batch
+    return observers
+
+
+def _serve_metrics(app: App, running: RunningServer) -> None:
+    from .. import metrics
+
+    try:
+        running.metrics_server, _ = metrics.serve_metrics(app.settings.metrics_addr)
+    except OSError as error:
+        raise CannotListen(
+            f"cannot listen on {app.settings.metrics_addr} (BILLING_METRICS_ADDR): {error}"
+        ) from None
+    running.metrics_task = asyncio.create_task(
+        metrics.keep_depths(app.outbox_depths, METRICS_DEPTHS_SECONDS), name="outbox-depths"
+    )
 
 
 def _add_end_user_services(app: App, handlers: "_GenericHandlersOnly") -> None:
@@ -246,8 +298,9 @@ class _GenericHandlersOnly:
     gRPC's UNKNOWN and a traceback in the log (nor any log line: anyone can
     send them, with or without a key)."""
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(self, server: grpc.aio.Server, observers: list[Observer]) -> None:
         self._server = server
+        self._observers = observers
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         """Dropped: add_registered_method_handlers, called with the same
@@ -256,7 +309,10 @@ class _GenericHandlersOnly:
     def add_registered_method_handlers(
         self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
     ) -> None:
-        lenient = {name: _lenient(handler) for name, handler in method_handlers.items()}
+        lenient = {
+            name: _lenient(handler, f"{service_name}/{name}", self._observers)
+            for name, handler in method_handlers.items()
+        }
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(service_name, lenient),)
         )
@@ -265,12 +321,16 @@ class _GenericHandlersOnly:
 _UNDECODABLE = object()
 
 
-def _lenient(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _lenient(
+    handler: grpc.RpcMethodHandler, rpc: str, observers: list[Observer]
+) -> grpc.RpcMethodHandler:
     """`handler`, for a unary call, with a request that fails to decode
-    answered INVALID_ARGUMENT."""
+    answered INVALID_ARGUMENT, and each call told to the `observers`."""
     decode, behaviour = handler.request_deserializer, handler.unary_unary
     if behaviour is None or decode is None:
         return handler
+    if observers:
+        behaviour = recorded(behaviour, rpc, observers)
 
     def read(data: bytes) -> Any:
         try:
@@ -301,10 +361,12 @@ def _server_options(app: App, reuse_port: bool) -> list[tuple[str, int]]:
     return options
 
 
-async def serve_until_signalled(app: App, reuse_port: bool = False) -> None:
+async def serve_until_signalled(
+    app: App, reuse_port: bool = False, serves_metrics: bool = True
+) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     try:
-        running = await start_server(app, app.settings.grpc_addr, reuse_port)
+        running = await start_server(app, app.settings.grpc_addr, reuse_port, serves_metrics)
     except BaseException:
         await app.close()
         raise

@@ -116,6 +116,13 @@ class EndUserWorker:
         await self._alerts.settle(outcome, self._clock.now())
         return len(claimed)
 
+    async def pending(self) -> dict[str, int]:
+        """Alerts not yet dispatched, and deliveries not yet made, by channel."""
+        counts = {"usage_alerts": await self._alerts.undispatched()}
+        for channel in Channel:
+            counts[f"deliveries_{channel.value}"] = await self._alerts.pending(channel)
+        return counts
+
     async def _log_mails_kept(self) -> None:
         kept = await self._alerts.pending(Channel.EMAIL)
         if kept > self._mails_kept:

@@ -13,6 +13,7 @@ import grpc
 import uvicorn
 from starlette.applications import Starlette
 
+from .. import tracing
 from ..app import CannotListen
 from .app import DEFAULT_DEADLINE_SECONDS, create_app
 from .protocol import JsonErrorsH11Protocol
@@ -93,7 +94,7 @@ async def start_gateway(
             f"cannot listen on {http_addr} (BILLING_HTTP_ADDR): {error.strerror or error}"
         ) from None
     config = uvicorn.Config(
-        app,
+        tracing.traced_asgi(app),
         lifespan="off",
         ws="none",
         log_config=None,

@@ -11,8 +11,9 @@ call that causes it fails. The worker never dies, and every call is answered.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ _RELEASES_AVERAGED = 16
 class Pending:
     job: Call | Group | Refund
     future: asyncio.Future[Any]
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class Batcher:
@@ -72,6 +74,8 @@ class Batcher:
         # How many calls were waiting when the connection was released, on
         # average over the last few releases (router.py's `alone`).
         self._waiting = 0.0
+        # Told of each batch's size and its oldest call's wait (metrics).
+        self.on_batch: Callable[[int, float], None] | None = None
 
     async def check(self, call: Call) -> QuotaDecision:
         if self._router.route(call, self._alone(call)) is Route.READ and self._free():
@@ -214,6 +218,8 @@ class Batcher:
                     await self._forming.gather(self._queue)
                     batch = [p for p in self._queue[:MAX_BATCH] if not p.future.done()]
                     del self._queue[:MAX_BATCH]
+                    if self.on_batch is not None and batch:
+                        self.on_batch(len(batch), time.monotonic() - batch[0].queued_at)
                     await self._run(batch)
                 except Exception:  # a bug of the worker's own: fail its batch, carry on
                     log.exception("metering batch failed")

@@ -93,6 +93,10 @@ class MeterSender:
             if sent == 0:
                 await asyncio.sleep(self._poll)
 
+    async def pending(self) -> int:
+        """Meter events and cancels not yet delivered or failed."""
+        return await self._outbox.pending_total()
+
     async def send_due(self) -> int:
         """Send one batch of due rows (at most a second's worth at the rate),
         then record what became of each in one transaction: how many were

@@ -269,6 +269,14 @@ class AlertsStore(Transactions):
 
         return await self._read(work)
 
+    async def undispatched(self) -> int:
+        query = select(func.count()).where(_UNDISPATCHED)
+
+        async def work(conn: AsyncConnection) -> int:
+            return int((await conn.execute(query)).scalar_one())
+
+        return await self._read(work)
+
     async def forget_token(self, operator_id: int, token: str) -> None:
         """A token the push service no longer knows (DeviceNotRegistered)."""
         statement = delete(push_tokens).where(

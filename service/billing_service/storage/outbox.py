@@ -129,6 +129,15 @@ class OutboxStore(Transactions):
         statement = delete(_o).where(_o.c.delivered_at < to_micros(before))
         await self._write(lambda conn: conn.execute(statement))
 
+    async def pending_total(self) -> int:
+        """Every operator's pending rows (the metrics' gauge)."""
+        query = select(func.count()).where(*_PENDING)
+
+        async def work(conn: AsyncConnection) -> int:
+            return int((await conn.execute(query)).scalar_one())
+
+        return await self._read(work)
+
     async def status(self, operator_id: int) -> OutboxStatus:
         pending = select(func.count(), func.min(_o.c.due_at)).where(
             _o.c.operator_id == operator_id, *_PENDING
