@@ -4,6 +4,7 @@ free loopback port with its log kept, ready once its health service answers
 SERVING, failing fast if it exits, and always killed when the test ends."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -143,12 +144,14 @@ async def serve(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
+            # Its own process group: the workers `serve` spawns go with it.
+            start_new_session=True,
         )
     serving = ServeProcess(process, port, log_path)
     try:
         await _wait_until_serving(serving)
         yield serving
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
