@@ -14,7 +14,6 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import grpc
 from aiosmtpd.controller import Controller
 from billing.v1 import (
     notification_pb2_grpc,
@@ -88,10 +87,6 @@ async def eventually(
         if clock is not None:
             clock.set(clock.now() + timedelta(seconds=10))
         await asyncio.sleep(0.05)
-
-
-def code_of(error: grpc.aio.AioRpcError) -> grpc.StatusCode:
-    return error.code()
 
 
 # -- a local SMTP server --------------------------------------------------------

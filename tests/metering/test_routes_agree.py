@@ -13,7 +13,13 @@ import pytest
 from billing_service.app import App
 from billing_service.clock import FixedClock
 from billing_service.domain.errors import DomainError
-from billing_service.domain.models import Period, RefundResult, Standing, SubscriptionStatus
+from billing_service.domain.models import (
+    Period,
+    RefundResult,
+    Standing,
+    SubscriptionStatus,
+    UsageRecorded,
+)
 from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
 from billing_service.domain.quantities import UNIT
@@ -37,7 +43,8 @@ def at_once(route: Route, kind: str, args: tuple) -> bool:  # type: ignore[type-
     if route is Route.READ:
         return kind == "check"
     if route is Route.CONDITIONAL:
-        return kind != "check" and args[3] is None  # no idempotency key
+        # A write without idempotency key; Envoy's group of one always queues.
+        return kind in ("consume", "record") and args[3] is None
     return False
 
 
@@ -79,7 +86,9 @@ class Run:
         """A random metered call: (kind, arguments)."""
         rng = self.rng
         tenant, primitive, quantity = rng.choice(TENANTS), rng.choice(PRIMITIVES), rng.randint(1, 3)
-        kind = rng.choice(["check", "consume", "consume", "record"])
+        # consume_group: ConsumeQuota as Envoy's ShouldRateLimit sends it (a
+        # group of one call, which joins the other calls' batch).
+        kind = rng.choice(["check", "consume", "consume", "record", "consume_group"])
         if kind == "check":
             return kind, (tenant, primitive, quantity)
         key: str | None = None
@@ -101,6 +110,15 @@ class Run:
                 recorded = await engine.consume(
                     op, Owner.user(tenant), primitive, quantity, key or ""
                 )
+            elif kind == "consume_group":
+                result = await engine.consume_all(
+                    op, [(Owner.user(tenant), primitive, quantity, key or "")]
+                )
+                answer = result.answers[0]
+                if isinstance(answer, DomainError):
+                    raise answer
+                assert isinstance(answer, UsageRecorded)
+                recorded = answer
             else:
                 at = self.clock.now() - ago
                 recorded = await engine.record(
@@ -117,7 +135,8 @@ class Run:
             tenant, primitive, quantity = args
             return self.model.check(tenant, primitive, quantity, now), None
         tenant, primitive, quantity, key, ago = args
-        return self.model.write(kind == "consume", tenant, primitive, quantity, now - ago, key)
+        consume = kind in ("consume", "consume_group")
+        return self.model.write(consume, tenant, primitive, quantity, now - ago, key)
 
     async def burst(self, engine: QuotaEngine, size: int, route: Route) -> None:
         """`size` calls sent together, which the model takes in that order. A

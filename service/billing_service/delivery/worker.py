@@ -90,10 +90,6 @@ class EndUserWorker:
                 log.info("deleted %d end-user accounts whose grace period ended", deleted)
         return dispatched + sent > 0
 
-    def deletion_due_now(self) -> None:
-        """Run the deletion job on the next pass (tests move the clock)."""
-        self._last_deletion = 0.0
-
     async def deliver_due(self) -> int:
         channels = [Channel.PUSH, Channel.WEBHOOK]
         if self._mailer is not None:

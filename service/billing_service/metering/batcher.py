@@ -229,14 +229,14 @@ class Batcher:
                     self._released()
 
     async def _run(self, batch: list[Pending]) -> None:
-        calls = [p for p in batch if isinstance(p.job, Call)]
+        calls = [p for p in batch if _single(p.job) is not None]
         for pending in batch:
             job = pending.job
             if isinstance(job, Refund):
                 await self._run_one(
                     pending, [job.operator_id], partial(run_refund, refund=job, cache=self._cache)
                 )
-            elif isinstance(job, Group):
+            elif isinstance(job, Group) and len(job.calls) > 1:
                 work = partial(run_calls, calls=job.calls, cache=self._cache, all_or_nothing=True)
                 await self._run_one(pending, _operators(job.calls), work, self._group_answers)
         if calls:
@@ -247,7 +247,7 @@ class Batcher:
             pendings = await self._checks_read(pendings)
             if not pendings:
                 return
-        calls = [p.job for p in pendings if isinstance(p.job, Call)]
+        calls = [call for p in pendings if (call := _single(p.job)) is not None]
         operator_ids = _operators(calls)
         write = any(call.writes for call in calls)
         try:
@@ -268,7 +268,11 @@ class Batcher:
         for index, pending in enumerate(pendings):
             if index not in result.answers:
                 continue
-            _settle(pending, result.answers[index])
+            if isinstance(pending.job, Group):  # a group of one: answered as write_all is
+                standings = {0: result.standings[index]} if index in result.standings else {}
+                _settle(pending, BatchResult({0: result.answers[index]}, standings))
+            else:
+                _settle(pending, result.answers[index])
         self._queue[:0] = [pendings[i] for i in result.later]
         self._report(result.crossings)
 
@@ -317,6 +321,17 @@ def _retry_pause(attempt: int) -> float:
     if attempt <= _FAST_RETRIES:
         return 0.0
     return min(0.0005 * 2.0 ** (attempt - _FAST_RETRIES), 0.05)
+
+
+def _single(job: Call | Group | Refund) -> Call | None:
+    """The call of a job that is one call: a call, or a group of one (its
+    all-or-nothing is the call's own decision), which then takes the batch
+    path with the other calls instead of a transaction of its own."""
+    if isinstance(job, Call):
+        return job
+    if isinstance(job, Group) and len(job.calls) == 1:
+        return job.calls[0]
+    return None
 
 
 def _settle(pending: Pending, answer: object) -> None:

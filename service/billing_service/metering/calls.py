@@ -39,7 +39,8 @@ class Call:
 @dataclass(frozen=True, slots=True)
 class Group:
     """Metered calls stored all together or not at all (Envoy's descriptors
-    of one request), in a transaction of their own."""
+    of one request), in a transaction of their own; a group of one call is
+    that call, and joins the other calls' batch (batcher.py, _single)."""
 
     calls: tuple[Call, ...]
 

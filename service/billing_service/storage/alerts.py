@@ -22,7 +22,7 @@ from .user_schema import (
     push_tokens,
     usage_alerts,
 )
-from .users import end_user_from_row
+from .users import end_user_from_row, tokens_of
 
 _a, _n, _d = usage_alerts, notifications, deliveries
 _UNDISPATCHED = _a.c.dispatched_at.is_(None)
@@ -311,15 +311,7 @@ async def _recipients(conn: AsyncConnection, alert: UsageAlert) -> Recipients:
         ).first()
         if row is not None:
             user = end_user_from_row(row)
-            token_rows = await conn.execute(
-                select(push_tokens.c.token, push_tokens.c.platform)
-                .where(
-                    push_tokens.c.operator_id == alert.operator_id,
-                    push_tokens.c.user_id == owner.id,
-                )
-                .order_by(push_tokens.c.registered_at.desc(), push_tokens.c.token)
-            )
-            tokens = [(r.token, PushPlatform(r.platform)) for r in token_rows.all()]
+            tokens = await tokens_of(conn, alert.operator_id, owner.id)
     webhook = await conn.execute(
         select(alert_webhooks.c.url).where(alert_webhooks.c.operator_id == alert.operator_id)
     )

@@ -472,18 +472,20 @@ class UsersStore(Transactions):
         await self._write(lambda conn: conn.execute(statement))
 
     async def tokens(self, operator_id: int, user_id: str) -> list[tuple[str, PushPlatform]]:
-        t = push_tokens
-        query = (
-            select(t.c.token, t.c.platform)
-            .where(t.c.operator_id == operator_id, t.c.user_id == user_id)
-            .order_by(t.c.registered_at.desc(), t.c.token)
-        )
+        return await self._read(lambda conn: tokens_of(conn, operator_id, user_id))
 
-        async def work(conn: AsyncConnection) -> list[tuple[str, PushPlatform]]:
-            rows = (await conn.execute(query)).all()
-            return [(row.token, PushPlatform(row.platform)) for row in rows]
 
-        return await self._read(work)
+async def tokens_of(
+    conn: AsyncConnection, operator_id: int, user_id: str
+) -> list[tuple[str, PushPlatform]]:
+    """A user's push tokens, newest first (also read by storage/alerts.py)."""
+    t = push_tokens
+    query = (
+        select(t.c.token, t.c.platform)
+        .where(t.c.operator_id == operator_id, t.c.user_id == user_id)
+        .order_by(t.c.registered_at.desc(), t.c.token)
+    )
+    return [(row.token, PushPlatform(row.platform)) for row in (await conn.execute(query)).all()]
 
 
 def _live_sessions(operator_id: int, user_id: str, now: datetime) -> tuple[Any, ...]:
