@@ -513,26 +513,26 @@ async def test_push_tokens_are_idempotent_move_to_the_latest_user_and_are_capped
 
     await register(ada, "ExponentPushToken[shared]")
     await register(ada, "ExponentPushToken[shared]")
-    assert len(await app.end_users._users.tokens(operator.id, "u-ada")) == 1
+    assert len(await app.notifications._tokens.tokens(operator.id, "u-ada")) == 1
     await register(bob, "ExponentPushToken[shared]")
-    assert await app.end_users._users.tokens(operator.id, "u-ada") == []
-    assert len(await app.end_users._users.tokens(operator.id, "u-bob")) == 1
+    assert await app.notifications._tokens.tokens(operator.id, "u-ada") == []
+    assert len(await app.notifications._tokens.tokens(operator.id, "u-bob")) == 1
     # Unregistering another user's token leaves it alone.
     await ada.notifications.UnregisterToken(
         notification_pb2.UnregisterTokenRequest(token="ExponentPushToken[shared]"),
         metadata=ada.auth,
     )
-    assert len(await app.end_users._users.tokens(operator.id, "u-bob")) == 1
+    assert len(await app.notifications._tokens.tokens(operator.id, "u-bob")) == 1
     await bob.notifications.UnregisterToken(
         notification_pb2.UnregisterTokenRequest(token="ExponentPushToken[shared]"),
         metadata=bob.auth,
     )
-    assert await app.end_users._users.tokens(operator.id, "u-bob") == []
+    assert await app.notifications._tokens.tokens(operator.id, "u-bob") == []
 
     for i in range(21):
         clock.set(clock.now() + timedelta(seconds=1))
         await register(ada, f"ExponentPushToken[{i:02}]")
-    kept = await app.end_users._users.tokens(operator.id, "u-ada")
+    kept = await app.notifications._tokens.tokens(operator.id, "u-ada")
     assert len(kept) == 20
     assert "ExponentPushToken[00]" not in [token for token, _ in kept]  # the oldest went
     await refused(

@@ -37,6 +37,7 @@ from .storage.engine import create_engines, is_sqlite
 from .storage.ledger import LedgerStore
 from .storage.outbox import OutboxStore
 from .storage.payments import PaymentsStore
+from .storage.push_tokens import PushTokensStore
 from .storage.store import Store
 from .storage.users import UsersStore
 
@@ -171,7 +172,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         meter_sender=MeterSender(outbox, payments_store, stripe_api, box, clock, settings),
         stripe_api=stripe_api,
         end_users=end_users,
-        notifications=Notifications(users, alerts, box, clock),
+        notifications=Notifications(PushTokensStore(writer, reader), alerts, box, clock),
         sessions=SessionAuthenticator(users, clock),
         end_user_worker=EndUserWorker(alerts, end_users, box, clock, settings),
     )

@@ -13,16 +13,16 @@ from ..domain.quantities import display
 from ..domain.users import Channel, Notification, PushPlatform, Session, UsageAlert
 from ..payments.secrets import SecretBox
 from ..storage.alerts import AlertsStore, Dispatch, NewDelivery, Recipients
-from ..storage.users import UsersStore
+from ..storage.push_tokens import PushTokensStore
 
 NOTIFICATION_PREFIX = "ntf_"
 
 
 class Notifications:
     def __init__(
-        self, users: UsersStore, alerts: AlertsStore, box: SecretBox, clock: Clock
+        self, tokens: PushTokensStore, alerts: AlertsStore, box: SecretBox, clock: Clock
     ) -> None:
-        self._users = users
+        self._tokens = tokens
         self._alerts = alerts
         self._box = box
         self._clock = clock
@@ -34,12 +34,12 @@ class Notifications:
         if platform is None:
             raise InvalidArgument("platform", "is required: expo, fcm or apns")
         device = u.client_text("device_id", device_id, u.MAX_DEVICE_ID) or None
-        await self._users.register_token(
+        await self._tokens.register_token(
             session.operator_id, session.user_id, token, platform, device, self._clock.now()
         )
 
     async def unregister_token(self, session: Session, token: str) -> None:
-        await self._users.unregister_token(
+        await self._tokens.unregister_token(
             session.operator_id, session.user_id, u.push_token(token)
         )
 

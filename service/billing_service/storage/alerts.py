@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..domain.instants import from_micros, to_micros
 from ..domain.owners import Owner, OwnerKind
 from ..domain.users import Channel, EndUser, Notification, PushPlatform, UsageAlert
+from .push_tokens import tokens_of
 from .transactions import Transactions
 from .user_schema import (
     alert_webhooks,
@@ -22,7 +23,7 @@ from .user_schema import (
     push_tokens,
     usage_alerts,
 )
-from .users import end_user_from_row, tokens_of
+from .users import end_user_from_row
 
 _a, _n, _d = usage_alerts, notifications, deliveries
 _UNDISPATCHED = _a.c.dispatched_at.is_(None)

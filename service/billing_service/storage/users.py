@@ -5,28 +5,23 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.errors import AlreadyExists
 from ..domain.instants import from_micros, to_micros
 from ..domain.users import (
-    PUSH_TOKENS_PER_USER,
     EndUser,
     LoginAttempt,
     Preferences,
     ProfileVisibility,
-    PushPlatform,
     Session,
     Theme,
 )
-from .transactions import Transactions
+from .account_changes import AccountChanges, user_is
 from .user_schema import (
-    email_changes,
     end_users,
     login_attempts,
-    notifications,
-    push_tokens,
     user_sessions,
 )
 
@@ -45,11 +40,10 @@ _PREFERENCE_COLUMNS = {
 }
 
 
-def _user_is(operator_id: int, user_id: str) -> Any:
-    return and_(_u.c.operator_id == operator_id, _u.c.id == user_id)
+class UsersStore(AccountChanges):
+    """Accounts with their preferences, sign-in attempts and sessions; email
+    changes and deletions come from AccountChanges."""
 
-
-class UsersStore(Transactions):
     # -- accounts -----------------------------------------------------------
 
     async def create_user(
@@ -102,7 +96,7 @@ class UsersStore(Transactions):
         return await self._read(lambda conn: _with_hash(conn, query))
 
     async def user(self, operator_id: int, user_id: str) -> tuple[EndUser, str] | None:
-        query = select(_u).where(_user_is(operator_id, user_id))
+        query = select(_u).where(user_is(operator_id, user_id))
         return await self._read(lambda conn: _with_hash(conn, query))
 
     async def update_preferences(
@@ -111,7 +105,7 @@ class UsersStore(Transactions):
         values = {_PREFERENCE_COLUMNS[name]: value for name, value in changes.items()}
         statement = (
             update(_u)
-            .where(_user_is(operator_id, user_id))
+            .where(user_is(operator_id, user_id))
             .values(updated_at=to_micros(now), **values)
             .returning(_u)
         )
@@ -196,7 +190,7 @@ class UsersStore(Transactions):
             if new_password_hash is not None:
                 await conn.execute(
                     update(_u)
-                    .where(_user_is(session.operator_id, session.user_id))
+                    .where(user_is(session.operator_id, session.user_id))
                     .values(password_hash=new_password_hash)
                 )
 
@@ -259,7 +253,7 @@ class UsersStore(Transactions):
         async def work(conn: AsyncConnection) -> int:
             await conn.execute(
                 update(_u)
-                .where(_user_is(operator_id, user_id))
+                .where(user_is(operator_id, user_id))
                 .values(password_hash=password_hash, updated_at=to_micros(now))
             )
             revoked = await conn.execute(
@@ -287,205 +281,6 @@ class UsersStore(Transactions):
             ]
 
         return await self._read(work)
-
-    # -- email changes --------------------------------------------------------
-
-    async def add_email_change(
-        self,
-        operator_id: int,
-        user_id: str,
-        new_email: str,
-        token_hash: str,
-        now: datetime,
-        expires_at: datetime,
-        mail: Any,
-    ) -> None:
-        """Keep a pending email change and queue its mail (`mail`, an insert
-        into the delivery outbox), in one transaction."""
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(
-                email_changes.insert().values(
-                    token_hash=token_hash,
-                    operator_id=operator_id,
-                    user_id=user_id,
-                    new_email=new_email,
-                    created_at=to_micros(now),
-                    expires_at=to_micros(expires_at),
-                )
-            )
-            await conn.execute(mail)
-
-        await self._write(work)
-
-    async def apply_email_change(
-        self, operator_id: int, user_id: str, token_hash: str, now: datetime
-    ) -> str | None:
-        """Use a pending change of this user's (once, before it expires):
-        the new email, or None when there is no such change."""
-        e = email_changes
-        claim = (
-            update(e)
-            .where(
-                e.c.token_hash == token_hash,
-                e.c.operator_id == operator_id,
-                e.c.user_id == user_id,
-                e.c.used_at.is_(None),
-                e.c.expires_at > to_micros(now),
-            )
-            .values(used_at=to_micros(now))
-            .returning(e.c.new_email)
-        )
-
-        async def work(conn: AsyncConnection) -> str | None:
-            row = (await conn.execute(claim)).first()
-            if row is None:
-                return None
-            new_email: str = row.new_email
-            key = new_email.casefold()
-            taken = select(_u.c.id).where(
-                _u.c.operator_id == operator_id, _u.c.email_key == key, _u.c.id != user_id
-            )
-            if (await conn.execute(taken)).first() is not None:
-                raise AlreadyExists("end user", new_email)
-            await conn.execute(
-                update(_u)
-                .where(_user_is(operator_id, user_id))
-                .values(email=new_email, email_key=key, updated_at=to_micros(now))
-            )
-            return new_email
-
-        return await self._write(work)
-
-    # -- deletion -------------------------------------------------------------
-
-    async def schedule_deletion(
-        self, operator_id: int, user_id: str, at: datetime, reason: str | None
-    ) -> datetime:
-        """Schedule the deletion at `at` unless one is scheduled: answers
-        the schedule in force."""
-
-        async def work(conn: AsyncConnection) -> datetime:
-            await conn.execute(
-                update(_u)
-                .where(_user_is(operator_id, user_id), _u.c.deletion_scheduled_at.is_(None))
-                .values(deletion_scheduled_at=to_micros(at), deletion_reason=reason)
-            )
-            scheduled = await conn.execute(
-                select(_u.c.deletion_scheduled_at).where(_user_is(operator_id, user_id))
-            )
-            return from_micros(scheduled.scalar_one())
-
-        return await self._write(work)
-
-    async def cancel_deletion(self, operator_id: int, user_id: str) -> bool:
-        statement = (
-            update(_u)
-            .where(_user_is(operator_id, user_id), _u.c.deletion_scheduled_at.is_not(None))
-            .values(deletion_scheduled_at=None, deletion_reason=None)
-        )
-
-        async def work(conn: AsyncConnection) -> bool:
-            return (await conn.execute(statement)).rowcount > 0
-
-        return await self._write(work)
-
-    async def delete_due_users(self, now: datetime, limit: int) -> int:
-        """Delete the accounts whose grace period has ended, with everything
-        that names their user: answers how many."""
-        due = (
-            select(_u.c.operator_id, _u.c.id)
-            .where(_u.c.deletion_scheduled_at <= to_micros(now))
-            .limit(limit)
-        )
-
-        async def work(conn: AsyncConnection) -> int:
-            users = (await conn.execute(due)).all()
-            for operator_id, user_id in users:
-                for table in (
-                    user_sessions,
-                    login_attempts,
-                    email_changes,
-                    push_tokens,
-                    notifications,
-                ):
-                    await conn.execute(
-                        delete(table).where(
-                            table.c.operator_id == operator_id, table.c.user_id == user_id
-                        )
-                    )
-                await conn.execute(
-                    delete(_u).where(
-                        _user_is(operator_id, user_id),
-                        _u.c.deletion_scheduled_at <= to_micros(now),
-                    )
-                )
-            return len(users)
-
-        return await self._write(work)
-
-    # -- push tokens ----------------------------------------------------------
-
-    async def register_token(
-        self,
-        operator_id: int,
-        user_id: str,
-        token: str,
-        platform: PushPlatform,
-        device_id: str | None,
-        now: datetime,
-    ) -> None:
-        t = push_tokens
-        values = {
-            "user_id": user_id,
-            "platform": platform.value,
-            "device_id": device_id,
-            "registered_at": to_micros(now),
-        }
-        upsert = (
-            self._insert(t)
-            .values(operator_id=operator_id, token=token, **values)
-            .on_conflict_do_update(index_elements=["operator_id", "token"], set_=values)
-        )
-        beyond_cap = (
-            select(t.c.token)
-            .where(t.c.operator_id == operator_id, t.c.user_id == user_id)
-            .order_by(t.c.registered_at.desc(), t.c.token)
-            .offset(PUSH_TOKENS_PER_USER)
-        )
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(upsert)
-            evicted = [row.token for row in (await conn.execute(beyond_cap)).all()]
-            if evicted:
-                await conn.execute(
-                    delete(t).where(t.c.operator_id == operator_id, t.c.token.in_(evicted))
-                )
-
-        await self._write(work)
-
-    async def unregister_token(self, operator_id: int, user_id: str, token: str) -> None:
-        t = push_tokens
-        statement = delete(t).where(
-            t.c.operator_id == operator_id, t.c.user_id == user_id, t.c.token == token
-        )
-        await self._write(lambda conn: conn.execute(statement))
-
-    async def tokens(self, operator_id: int, user_id: str) -> list[tuple[str, PushPlatform]]:
-        return await self._read(lambda conn: tokens_of(conn, operator_id, user_id))
-
-
-async def tokens_of(
-    conn: AsyncConnection, operator_id: int, user_id: str
-) -> list[tuple[str, PushPlatform]]:
-    """A user's push tokens, newest first (also read by storage/alerts.py)."""
-    t = push_tokens
-    query = (
-        select(t.c.token, t.c.platform)
-        .where(t.c.operator_id == operator_id, t.c.user_id == user_id)
-        .order_by(t.c.registered_at.desc(), t.c.token)
-    )
-    return [(row.token, PushPlatform(row.platform)) for row in (await conn.execute(query)).all()]
 
 
 def _live_sessions(operator_id: int, user_id: str, now: datetime) -> tuple[Any, ...]:
