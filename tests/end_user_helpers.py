@@ -147,7 +147,10 @@ def recorder(answer: Callable[[bytes], tuple[int, Any]]) -> Iterator[Recorder]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            length = int(self.headers.get("content-length", 0))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender died mid-request: nothing was delivered
+                return
             record.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
             status, payload = record.answer(body)
             data = json.dumps(payload).encode()
