@@ -19,7 +19,8 @@ from ..domain.users import Channel
 from ..logic.end_users import EndUsers
 from ..logic.notifications import compose
 from ..payments.secrets import SecretBox
-from ..storage.alerts import AlertsStore, Delivery, Settlement
+from ..storage.alerts import AlertsStore, Delivery
+from ..storage.settling import Settlement
 from .channels import TIMEOUT_SECONDS, DeliveryFailed, ExpoPush, SmtpMailer, WebhookPoster
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,9 @@ from ..domain.errors import (
 )
 from ..domain.payments import OutboxAction, OutboxItem
 from ..domain.quantities import to_decimal
-from ..storage.outbox import OutboxStore, Settlement
+from ..storage.outbox import OutboxStore
 from ..storage.payments import PaymentsStore
+from ..storage.settling import Settlement
 from .secrets import SecretBox
 from .stripe_api import STREAM_BATCH, MeterEvent, StripeApi
 

@@ -3,7 +3,7 @@ dispatch into in-app notifications and deliveries, the operators' alert
 webhooks, and the delivery outbox the senders work from."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from ..domain.instants import from_micros, to_micros
 from ..domain.owners import Owner, OwnerKind
 from ..domain.users import Channel, EndUser, Notification, PushPlatform, UsageAlert
 from .push_tokens import tokens_of
+from .settling import Settlement, settle_statements
 from .transactions import Transactions
 from .user_schema import (
     alert_webhooks,
@@ -61,16 +62,6 @@ class Dispatch:
 
     notification: tuple[str, str] | None
     deliveries: list[NewDelivery]
-
-
-@dataclass
-class Settlement:
-    """What became of claimed deliveries: delivered, due again (id, when,
-    why), failed for good (id, why)."""
-
-    delivered: list[int] = field(default_factory=list)
-    retries: list[tuple[int, datetime, str]] = field(default_factory=list)
-    failures: list[tuple[int, str]] = field(default_factory=list)
 
 
 def queue_delivery(delivery: NewDelivery, now: datetime) -> Any:
@@ -233,25 +224,7 @@ class AlertsStore(Transactions):
     async def settle(self, outcome: Settlement, now: datetime) -> None:
         """Record what became of claimed deliveries, in one transaction. A
         delivered mail's body is not kept (it may hold a token)."""
-        statements: list[Any] = []
-        if outcome.delivered:
-            statements.append(
-                update(_d)
-                .where(_d.c.id.in_(outcome.delivered))
-                .values(delivered_at=to_micros(now), claimed_until=None, last_error=None, body="")
-            )
-        for delivery_id, due, error in outcome.retries:
-            statements.append(
-                update(_d)
-                .where(_d.c.id == delivery_id)
-                .values(due_at=to_micros(due), claimed_until=None, last_error=error[:500])
-            )
-        for delivery_id, error in outcome.failures:
-            statements.append(
-                update(_d)
-                .where(_d.c.id == delivery_id)
-                .values(failed_at=to_micros(now), claimed_until=None, last_error=error[:500])
-            )
+        statements = settle_statements(_d, outcome, now, body="")
 
         async def work(conn: AsyncConnection) -> None:
             for statement in statements:

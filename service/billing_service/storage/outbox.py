@@ -2,7 +2,6 @@
 0005): senders claim due rows for a lease, then mark each delivered, due
 again later, or failed for good."""
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,22 +17,13 @@ from ..domain.payments import (
     meter_event_identifier,
 )
 from .schema import stripe_customers, stripe_meter_outbox, usage_events
+from .settling import Settlement, settle_statements
 from .transactions import Transactions
 
 MAX_FAILED_SHOWN = 100
 
 _o = stripe_meter_outbox
 _PENDING = (_o.c.delivered_at.is_(None), _o.c.failed_at.is_(None))
-
-
-@dataclass
-class Settlement:
-    """What became of a claimed batch: rows delivered, due again later (id,
-    when, why), failed for good (id, why)."""
-
-    delivered: list[int] = field(default_factory=list)
-    retries: list[tuple[int, datetime, str]] = field(default_factory=list)
-    failures: list[tuple[int, str]] = field(default_factory=list)
 
 
 class OutboxStore(Transactions):
@@ -93,27 +83,9 @@ class OutboxStore(Transactions):
 
         return await self._write(work)
 
-    async def settle(self, outcome: "Settlement", now: datetime) -> None:
+    async def settle(self, outcome: Settlement, now: datetime) -> None:
         """Record what became of a batch, in one transaction."""
-        statements: list[Any] = []
-        if outcome.delivered:
-            statements.append(
-                update(_o)
-                .where(_o.c.id.in_(outcome.delivered))
-                .values(delivered_at=to_micros(now), claimed_until=None, last_error=None)
-            )
-        for item_id, due, error in outcome.retries:
-            statements.append(
-                update(_o)
-                .where(_o.c.id == item_id)
-                .values(due_at=to_micros(due), claimed_until=None, last_error=error[:500])
-            )
-        for item_id, error in outcome.failures:
-            statements.append(
-                update(_o)
-                .where(_o.c.id == item_id)
-                .values(failed_at=to_micros(now), claimed_until=None, last_error=error[:500])
-            )
+        statements = settle_statements(_o, outcome, now)
         if not statements:
             return
 
