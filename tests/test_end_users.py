@@ -17,9 +17,9 @@ from billing.v1 import (
     user_pb2_grpc,
 )
 
-from billing_service.cli import quiet_libraries
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
+from billing_service.logs import quiet_libraries
 from tests.conftest import Client
 from tests.end_user_helpers import (
     PASSWORD,

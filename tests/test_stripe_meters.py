@@ -3,6 +3,8 @@ transactions, delivered once by identifier, refunds sent as cancels, Stripe
 down then back, a sender killed mid-send, and Stripe's own summaries."""
 
 import asyncio
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -19,7 +21,7 @@ from billing_service.config import Settings
 from billing_service.domain.errors import DomainError
 from billing_service.payments.stripe_api import MeterEvent, StripeApi
 
-from .cli_subprocess import serve, service_env
+from .cli_subprocess import BILLING_SERVICE, serve, service_env
 from .conftest import Client, create_operator_key, make_client
 from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, running_fake
 from .stripe_fixtures import SECRETS_KEY, connect, fake_fixture, settings_fixture, stripe_stub
@@ -215,7 +217,8 @@ async def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
                 return len(fake.delivered()) >= 10
 
             await _eventually(some_sent)
-        first.process.kill()  # mid-batch: Stripe has some, the outbox still lists them
+        # Mid-batch: Stripe has some, the outbox still lists them.
+        os.killpg(first.process.pid, signal.SIGKILL)  # the server and its jobs process
         await first.process.wait()
     delivered_at_crash = len(fake.delivered())
     assert delivered_at_crash < 80
@@ -234,6 +237,44 @@ async def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     for secret in (SECRET_KEY, WEBHOOK_SECRET, SECRETS_KEY):
         assert secret not in logs
     assert " DEBUG " in logs  # the most the service logs, and still no secret
+
+
+@pytest.mark.slow
+async def test_servers_without_jobs_send_nothing_and_the_jobs_command_sends_it_all(
+    app: App, fake: FakeStripe, database_url: str, tmp_path: Path
+) -> None:
+    key = await create_operator_key(app, "acme")
+    env = service_env(
+        database_url,
+        secrets_key=SECRETS_KEY,
+        stripe_api_base=fake.base_url,
+        stripe_outbox_poll_seconds="0.05",
+        background_jobs="off",
+    )
+    async with (
+        serve(env, tmp_path) as server,
+        grpc.aio.insecure_channel(server.target) as channel,
+    ):
+        client = make_client(channel, key)
+        await _sent_meter(client)
+        ids = [await _consume(client) for _ in range(5)]
+        await asyncio.sleep(1.0)  # twenty polls of a sender, had there been one
+        assert fake.delivered() == {}
+        with (tmp_path / "jobs.log").open("wb") as log:
+            jobs = await asyncio.create_subprocess_exec(
+                BILLING_SERVICE, "jobs", env=env, stdout=log, stderr=log
+            )
+        try:
+
+            async def all_sent() -> bool:
+                return bool((await _outbox(client)).pending == 0)
+
+            await _eventually(all_sent)
+        finally:
+            jobs.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(jobs.wait(), 20) == 0
+    assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
+    assert "background jobs stopping" in (tmp_path / "jobs.log").read_text()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no storage involved

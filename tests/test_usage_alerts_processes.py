@@ -5,6 +5,8 @@ hand loses none of them (the other takes them when the lease ends)."""
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -157,7 +159,7 @@ async def test_a_process_killed_with_deliveries_in_hand_loses_none(
                 return len(slow_hook.posts) >= 1
 
             assert await eventually(some_posted, seconds=30)
-        first.process.kill()
+        os.killpg(first.process.pid, signal.SIGKILL)  # the server and its jobs process
         await first.process.wait()
     assert len(_alert_ids(slow_hook)) < expected
     async with serve(env, tmp_path):

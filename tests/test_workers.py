@@ -1,7 +1,9 @@
-"""`billing-service serve` with several worker processes on one address."""
+"""`billing-service serve` with several server processes on one address, and
+its background jobs in a process of their own."""
 
 import asyncio
 import os
+import re
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,10 +39,12 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
     async with serve(env, tmp_path) as service:
         # Each worker logs, as a single process does; serving starts with the first.
         await _until(lambda: service.log().count("gRPC listening on") == 2)
-        # The workers run on the gRPC core settings the command sets (grpc_core.py).
-        workers = _workers(service.process.pid)
-        assert len(workers) == 2
-        assert {_environ(pid).get("GRPC_EXPERIMENTS") for pid in workers} == {GRPC_EXPERIMENTS}
+        # Two servers and the background jobs' process, on the gRPC core
+        # settings the command sets (grpc_core.py).
+        children = _children(service.process.pid)
+        assert len(children) == 3
+        assert _jobs_pid(service.log()) in children
+        assert {_environ(pid).get("GRPC_EXPERIMENTS") for pid in children} == {GRPC_EXPERIMENTS}
         # Separate channels: separate connections, which the kernel spreads.
         channels = [grpc.aio.insecure_channel(service.target) for _ in range(4)]
         try:
@@ -54,6 +58,7 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
         service.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(service.process.wait(), 20) == 0
         assert service.log().count("shutting down: NOT_SERVING") == 2
+        assert "background jobs stopping" in service.log()
     admitted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert len(admitted) == 30
@@ -62,18 +67,22 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
 
 
 @pytest.mark.slow
-async def test_a_worker_killed_under_serve_makes_it_exit_with_failure(
-    client: Client, database_url: str, tmp_path: Path
+@pytest.mark.parametrize("killed", ["server", "jobs"])
+async def test_a_process_killed_under_serve_stops_the_others_and_it_exits_with_failure(
+    client: Client, database_url: str, tmp_path: Path, killed: str
 ) -> None:
     # (`client` is here for its migrated database.)
     env = service_env(database_url, workers="2")
     async with serve(env, tmp_path) as service:
         await _until(lambda: service.log().count("gRPC listening on") == 2)
-        killed, _ = _workers(service.process.pid)
-        os.kill(killed, signal.SIGKILL)
-        await asyncio.sleep(0.2)
-        service.process.send_signal(signal.SIGTERM)  # the other stops cleanly
+        jobs = _jobs_pid(service.log())
+        servers = [pid for pid in _children(service.process.pid) if pid != jobs]
+        os.kill(jobs if killed == "jobs" else servers[0], signal.SIGKILL)
         assert await asyncio.wait_for(service.process.wait(), 20) == 128 + signal.SIGKILL
+        log = service.log()
+    assert "killed by signal 9: stopping the others" in log
+    assert log.count("shutting down: NOT_SERVING") == (2 if killed == "jobs" else 1)
+    assert ("background jobs stopping" in log) == (killed == "server")
 
 
 async def _until(condition: Callable[[], bool], within_seconds: float = 30) -> None:
@@ -83,13 +92,19 @@ async def _until(condition: Callable[[], bool], within_seconds: float = 30) -> N
         await asyncio.sleep(0.05)
 
 
-def _workers(pid: int) -> list[int]:
-    """The server processes `serve` spawned (not multiprocessing's resource tracker)."""
+def _children(pid: int) -> list[int]:
+    """The processes `serve` spawned (not multiprocessing's resource tracker)."""
     children: list[int] = []
     for task in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{task}/children") as listing:
             children += [int(child) for child in listing.read().split()]
     return [child for child in children if b"spawn_main" in _cmdline(child)]
+
+
+def _jobs_pid(log: str) -> int:
+    found = re.search(r"background jobs running in process (\d+)", log)
+    assert found is not None, log
+    return int(found.group(1))
 
 
 def _cmdline(pid: int) -> bytes:

@@ -3,28 +3,22 @@
 import argparse
 import asyncio
 import importlib.metadata
-import logging
-import multiprocessing
-import os
-import shutil
-import signal
 import sys
-import tempfile
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.engine import make_url
 
-from .app import App, CannotListen, CannotOpen, open_app, opening_database, prepare_database
-from .call_context import RequestIdFilter
+from .app import App, CannotListen, CannotOpen, open_app, opening_database
 from .clock import SystemClock
-from .config import Settings, server_processes, shown_database
+from .config import Settings, shown_database
 from .domain import validation
 from .domain.errors import DomainError
 from .grpc_core import apply_defaults as apply_grpc_core_defaults
 from .logic.auth import mint_key
+from .logs import configure_logging
+from .processes import run_jobs_until_signalled, run_loop, run_serve
 from .storage import migrate
 from .storage.engine import create_engines
 
@@ -33,6 +27,7 @@ _ENVIRONMENT = """environment (see README, Configuration):
   BILLING_LOG_LEVEL     logging level (default INFO)"""
 _SERVE_ENVIRONMENT = """environment (see README, Configuration): every BILLING_* setting, mainly
   BILLING_DATABASE_URL, BILLING_GRPC_ADDR, BILLING_HTTP_ADDR, BILLING_WORKERS,
+  BILLING_BACKGROUND_JOBS,
   BILLING_MIGRATE_ON_START, BILLING_SHUTDOWN_GRACE_SECONDS, BILLING_AUTH_CACHE_SECONDS"""
 
 
@@ -42,11 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     apply_grpc_core_defaults()
     args = _parser().parse_args(argv)
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     try:
         if args.command == "serve":
             _make_room_for(settings.database_url)
-            return _run_serve(settings)
+            return run_serve(settings)
+        if args.command == "jobs":
+            _make_room_for(settings.database_url)
+            run_loop(run_jobs_until_signalled(settings))
+            return 0
         if args.command == "gateway":
             return _run_gateway(settings, args)
         if args.command == "health":
@@ -82,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     command(commands, "serve", "run the gRPC server and the REST gateway", _SERVE_ENVIRONMENT)
+    command(
+        commands,
+        "jobs",
+        "run the background jobs alone (Stripe meter events, end users' deliveries and "
+        "deletions), for servers started with BILLING_BACKGROUND_JOBS=off",
+        _SERVE_ENVIRONMENT,
+    )
     command(commands, "migrate", "create the database or bring it to this version's schema")
     gateway = command(
         commands,
@@ -177,111 +183,6 @@ def _require_existing(url: str) -> None:
         )
 
 
-def _configure_logging(settings: Settings) -> None:
-    """Log to stderr at BILLING_LOG_LEVEL, as text or one JSON object per
-    line (BILLING_LOG_FORMAT): in the command's process, and in each worker
-    `serve` spawns (a spawned process starts unconfigured)."""
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    if settings.log_format == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            )
-        )
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
-    logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
-    # The Stripe library logs every request at INFO; its failures reach our logs as ours.
-    logging.getLogger("stripe").setLevel(logging.WARNING)
-    quiet_libraries()
-
-
-def quiet_libraries() -> None:
-    """Libraries whose DEBUG lines would show what must not be logged:
-    aiosqlite logs every statement with its parameters (emails, password
-    hashes, mailed tokens)."""
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
-
-
-def _without_alembic_chatter(record: logging.LogRecord) -> bool:
-    """Alembic says at INFO which dialect it found whenever it looks at a
-    database, which every command does (two lines, each time): keep what it
-    does to the database (`Running upgrade ...`), not that."""
-    return not record.getMessage().startswith(("Context impl ", "Will assume "))
-
-
-def _run_serve(settings: Settings) -> int:
-    # The cores this process may run on: a cpuset or taskset narrows them.
-    workers = server_processes(settings, len(os.sched_getaffinity(0)))
-    if workers == 1:
-        _run_loop(_serve(settings, reuse_port=False))
-        return 0
-    # Several processes on one address: migrate (or check) once here, then
-    # spawn them, so that a database that cannot serve is said once.
-    asyncio.run(_prepare_database(settings))
-    metrics_dir = None
-    if settings.metrics_addr and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker writes its metrics there; the first serves their sum.
-        metrics_dir = tempfile.mkdtemp(prefix="billing-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_serve_worker, args=(settings.model_dump(), index), daemon=False)
-        for index in range(workers)
-    ]
-    for process in processes:
-        process.start()
-
-    def forward(signum: int, _frame: object) -> None:
-        for process in processes:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for process in processes:
-        process.join()
-    if metrics_dir is not None:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-    # A worker killed by a signal (exitcode -N) is a failure too, told as a
-    # shell would (128 + N), even when the others stopped cleanly.
-    codes = [process.exitcode or 0 for process in processes]
-    return max(128 - code if code < 0 else code for code in codes)
-
-
-def _serve_worker(settings_values: dict[str, Any], index: int) -> None:
-    settings = Settings(**settings_values)
-    _configure_logging(settings)
-    settings.migrate_on_start = False
-    if index > 0:
-        settings.http_addr = ""  # one gateway, in the first worker
-    try:
-        # Every worker records metrics; the first serves /metrics, summing them all.
-        _run_loop(_serve(settings, reuse_port=True, serves_metrics=index == 0))
-    except (CannotOpen, CannotListen) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-
-
-async def _serve(settings: Settings, reuse_port: bool, serves_metrics: bool = True) -> None:
-    from .api.server import serve_until_signalled
-
-    app = await open_app(settings)
-    await serve_until_signalled(app, reuse_port, serves_metrics)
-
-
-async def _prepare_database(settings: Settings) -> None:
-    writer, reader = create_engines(settings.database_url)
-    try:
-        await prepare_database(settings, writer)
-    finally:
-        await writer.dispose()
-        await reader.dispose()
-
-
 def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
     from .gateway.server import serve_gateway_until_signalled
 
@@ -290,17 +191,8 @@ def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
         print("error: no HTTP address (BILLING_HTTP_ADDR or --http-addr)", file=sys.stderr)
         return 2
     grpc_target = args.grpc_target or settings.gateway_grpc_target or settings.grpc_addr
-    _run_loop(serve_gateway_until_signalled(http_addr, grpc_target, settings.http_access_log))
+    run_loop(serve_gateway_until_signalled(http_addr, grpc_target, settings.http_access_log))
     return 0
-
-
-def _run_loop(main: Coroutine[Any, Any, None]) -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
 
 
 async def _migrate(settings: Settings) -> int:

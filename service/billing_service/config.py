@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     # Server processes sharing grpc_addr with SO_REUSEPORT (the kernel spreads
     # connections); 0: one per CPU core. The REST gateway runs in the first.
     workers: int = Field(default=1, ge=0)
+    # Where the background jobs run (the Stripe meter sender, end users' mail,
+    # push and alert deliveries, due deletions): "process", a process of their
+    # own beside the servers, so that they never hold up a call; "inline", in
+    # each server process; "off", not here (`billing-service jobs` or another
+    # replica runs them).
+    background_jobs: Literal["process", "inline", "off"] = "process"
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"

@@ -109,11 +109,16 @@ class RunningServer:
 
 
 async def start_server(
-    app: App, address: str, reuse_port: bool = False, serves_metrics: bool = True
+    app: App,
+    address: str,
+    reuse_port: bool = False,
+    serves_metrics: bool = True,
+    background: bool = True,
 ) -> RunningServer:
     """Start serving on `address`; with `reuse_port`, beside other processes
     listening on the same address (SO_REUSEPORT). With BILLING_METRICS_ADDR,
-    every process records metrics and, `serves_metrics`, serves /metrics."""
+    every process records metrics and, `serves_metrics`, serves /metrics.
+    With `background`, this process also runs the background jobs."""
     server = grpc.aio.server(
         options=_server_options(app, reuse_port), interceptors=tracing.server_interceptors()
     )
@@ -201,8 +206,8 @@ async def start_server(
     if port == 0:
         raise CannotListen(f"cannot listen on {address} (BILLING_GRPC_ADDR)")
     await server.start()
-    # The process that serves also sends what the outboxes hold.
-    app.start_background_work()
+    if background:
+        app.start_background_work()
     running = RunningServer(server, health_servicer, port)
     if app.settings.metrics_addr and serves_metrics:
         _serve_metrics(app, running)
@@ -366,7 +371,13 @@ async def serve_until_signalled(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     try:
-        running = await start_server(app, app.settings.grpc_addr, reuse_port, serves_metrics)
+        running = await start_server(
+            app,
+            app.settings.grpc_addr,
+            reuse_port,
+            serves_metrics,
+            background=app.settings.background_jobs == "inline",
+        )
     except BaseException:
         await app.close()
         raise

@@ -57,6 +57,8 @@ class EndUserWorker:
 
     def start(self) -> None:
         if self._task is None:
+            if self._mailer is None:
+                log.info("no BILLING_SMTP_HOST: mail is kept in the outbox, not sent")
             self._task = asyncio.create_task(self._run(), name="end-user-worker")
 
     async def stop(self) -> None:
@@ -159,7 +161,6 @@ class EndUserWorker:
 
 def _mailer(settings: Settings) -> SmtpMailer | None:
     if not settings.smtp_host:
-        log.info("no BILLING_SMTP_HOST: mail is kept in the outbox, not sent")
         return None
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
     return SmtpMailer(

@@ -1,0 +1,44 @@
+"""Logging as every process of the service sets it up: the command's own,
+and each process `serve` spawns (a spawned process starts unconfigured)."""
+
+import logging
+
+from pythonjsonlogger.json import JsonFormatter
+
+from .call_context import RequestIdFilter
+from .config import Settings
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at BILLING_LOG_LEVEL, as text or one JSON object per
+    line (BILLING_LOG_FORMAT)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    if settings.log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
+    logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
+    # The Stripe library logs every request at INFO; its failures reach our logs as ours.
+    logging.getLogger("stripe").setLevel(logging.WARNING)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Libraries whose DEBUG lines would show what must not be logged:
+    aiosqlite logs every statement with its parameters (emails, password
+    hashes, mailed tokens)."""
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+
+def _without_alembic_chatter(record: logging.LogRecord) -> bool:
+    """Alembic says at INFO which dialect it found whenever it looks at a
+    database, which every command does (two lines, each time): keep what it
+    does to the database (`Running upgrade ...`), not that."""
+    return not record.getMessage().startswith(("Context impl ", "Will assume "))

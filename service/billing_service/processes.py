@@ -1,0 +1,185 @@
+"""The processes of `billing-service serve` and `billing-service jobs`.
+
+`serve` runs BILLING_WORKERS server processes on one address and, by
+default (BILLING_BACKGROUND_JOBS=process), one process more for the
+background jobs: the Stripe meter sender, end users' deliveries and due
+deletions. Those jobs then never hold up a call in a server's event loop.
+A process that ends on its own (a crash, a taken port) ends the others, so
+that the service never runs with a part missing: its supervisor (a pod, a
+systemd unit) sees it exit and starts it again."""
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Coroutine, Sequence
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from .app import CannotListen, CannotOpen, open_app, prepare_database
+from .config import Settings, server_processes
+from .logs import configure_logging
+from .storage.engine import create_engines
+
+log = logging.getLogger(__name__)
+
+# How often the jobs process looks whether `serve` is still there.
+PARENT_CHECK_SECONDS = 0.5
+
+
+def run_serve(settings: Settings) -> int:
+    # The cores this process may run on: a cpuset or taskset narrows them.
+    workers = server_processes(settings, len(os.sched_getaffinity(0)))
+    jobs = settings.background_jobs == "process"
+    if workers == 1 and not jobs:
+        run_loop(_serve(settings, reuse_port=False))
+        return 0
+    # Several processes: migrate (or check) once here, then spawn them, so
+    # that a database that cannot serve is said once.
+    asyncio.run(_prepare_database(settings))
+    metrics_dir = None
+    if settings.metrics_addr and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each server writes its metrics there; the first serves their sum.
+        metrics_dir = tempfile.mkdtemp(prefix="billing-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    context = multiprocessing.get_context("spawn")
+    values = settings.model_dump()
+    processes = [
+        context.Process(
+            target=_serve_worker, args=(values, index, workers > 1), name=f"server {index}"
+        )
+        for index in range(workers)
+    ]
+    if jobs:
+        processes.append(
+            context.Process(target=_jobs_worker, args=(values, os.getpid()), name="jobs")
+        )
+    for process in processes:
+        process.start()
+    try:
+        return _supervise(processes)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(processes: Sequence[BaseProcess]) -> int:
+    """Forward SIGTERM and SIGINT; when a process ends unasked, stop the
+    others. The exit code is the worst of theirs, a signal's told as a shell
+    would (128 + N)."""
+    stopping = False
+
+    def signal_all(signum: int) -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        signal_all(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    running = list(processes)
+    while running:
+        ended = wait([process.sentinel for process in running])
+        for process in [p for p in running if p.sentinel in ended]:
+            process.join()
+            running.remove(process)
+            if not stopping:
+                stopping = True
+                _tell_ended(process)
+                signal_all(signal.SIGTERM)
+    codes = [process.exitcode or 0 for process in processes]
+    return max(128 - code if code < 0 else code for code in codes)
+
+
+def _tell_ended(process: BaseProcess) -> None:
+    code = process.exitcode or 0
+    if code < 0:
+        log.error("%s was killed by signal %d: stopping the others", process.name, -code)
+    else:  # it said why itself
+        log.info("%s exited with status %d: stopping the others", process.name, code)
+
+
+def _serve_worker(settings_values: dict[str, Any], index: int, reuse_port: bool) -> None:
+    settings = Settings(**settings_values)
+    configure_logging(settings)
+    settings.migrate_on_start = False
+    if index > 0:
+        settings.http_addr = ""  # one gateway, in the first server
+    try:
+        # Every server records metrics; the first serves /metrics, summing them all.
+        run_loop(_serve(settings, reuse_port, serves_metrics=index == 0))
+    except (CannotOpen, CannotListen) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _jobs_worker(settings_values: dict[str, Any], parent: int) -> None:
+    settings = Settings(**settings_values)
+    configure_logging(settings)
+    settings.migrate_on_start = False
+    try:
+        run_loop(run_jobs_until_signalled(settings, parent))
+    except CannotOpen as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+async def run_jobs_until_signalled(settings: Settings, parent: int | None = None) -> None:
+    """Run the background jobs until SIGTERM or SIGINT, or until `parent`
+    (the `serve` that started them) is gone."""
+    app = await open_app(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app.start_background_work()
+    log.info(
+        "background jobs running in process %d: Stripe meter events, end users' deliveries"
+        " and deletions",
+        os.getpid(),
+    )
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PARENT_CHECK_SECONDS)
+            if parent is not None and os.getppid() != parent:
+                log.error("the serving processes' supervisor is gone: background jobs stop")
+                break
+    finally:
+        log.info("background jobs stopping")
+        await app.close()
+
+
+async def _serve(settings: Settings, reuse_port: bool, serves_metrics: bool = True) -> None:
+    from .api.server import serve_until_signalled
+
+    app = await open_app(settings)
+    await serve_until_signalled(app, reuse_port, serves_metrics)
+
+
+async def _prepare_database(settings: Settings) -> None:
+    writer, reader = create_engines(settings.database_url)
+    try:
+        await prepare_database(settings, writer)
+    finally:
+        await writer.dispose()
+        await reader.dispose()
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
