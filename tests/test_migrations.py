@@ -150,3 +150,22 @@ async def test_the_ledger_revision_scales_old_usage_and_aggregates_it(
             await conn.execute(text("SELECT total, peak, last_value, events FROM usage_daily"))
         ).all()
         assert [tuple(row) for row in daily] == [(5_000_000, 3_000_000, 2_000_000, 2)]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_the_outboxes_leave_room_for_claims_in_place(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Revision 0007: a claim (claimed_until, attempts) changes no indexed
+    column; with room on the page, PostgreSQL makes it a HOT update."""
+    writer, _ = engines
+    await upgrade(writer)
+    query = text(
+        "SELECT relname, reloptions FROM pg_class"
+        " WHERE relname IN ('stripe_meter_outbox', 'deliveries')"
+    )
+    async with writer.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    options: dict[str, list[str]] = {row.relname: row.reloptions for row in rows}
+    expected = ["fillfactor=50", "autovacuum_vacuum_scale_factor=0.02"]
+    assert options == {"stripe_meter_outbox": expected, "deliveries": expected}
