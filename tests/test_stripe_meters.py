@@ -277,6 +277,35 @@ async def test_servers_without_jobs_send_nothing_and_the_jobs_command_sends_it_a
     assert "background jobs stopping" in (tmp_path / "jobs.log").read_text()
 
 
+@pytest.mark.slow
+async def test_a_server_with_inline_jobs_sends_from_its_own_process(
+    app: App, fake: FakeStripe, database_url: str, tmp_path: Path
+) -> None:
+    key = await create_operator_key(app, "acme")
+    env = service_env(
+        database_url,
+        secrets_key=SECRETS_KEY,
+        stripe_api_base=fake.base_url,
+        stripe_outbox_poll_seconds="0.05",
+        background_jobs="inline",
+    )
+    async with (
+        serve(env, tmp_path) as server,
+        grpc.aio.insecure_channel(server.target) as channel,
+    ):
+        client = make_client(channel, key)
+        await _sent_meter(client)
+        ids = [await _consume(client) for _ in range(3)]
+
+        async def all_sent() -> bool:
+            return bool((await _outbox(client)).pending == 0)
+
+        await _eventually(all_sent)
+        log = server.log()
+    assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
+    assert "background jobs running in process" not in log  # no process of their own
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no storage involved
 async def test_the_direct_meter_stream_sends_what_the_library_sends(
     clock: FixedClock, backend: str
