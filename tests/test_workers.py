@@ -2,6 +2,7 @@
 its background jobs in a process of their own."""
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ from billing_service.clock import FixedClock
 from billing_service.config import Settings, server_processes
 from billing_service.grpc_core import GRPC_EXPERIMENTS
 
-from .cli_subprocess import serve, service_env
+from .cli_subprocess import BILLING_SERVICE, free_port, serve, service_env
 from .conftest import Client, make_client
 from .usage_helpers import consume, subscribe, usage_of
 
@@ -85,6 +86,31 @@ async def test_a_process_killed_under_serve_stops_the_others_and_it_exits_with_f
     assert ("background jobs stopping" in log) == (killed == "server")
 
 
+@pytest.mark.parametrize("after_seconds", [0.5, 1.5, 3.0])
+async def test_a_sigterm_while_the_processes_start_is_a_clean_stop(
+    client: Client, database_url: str, tmp_path: Path, after_seconds: float
+) -> None:
+    """Processes still importing or opening the database when `serve` is
+    stopped die of the signal it forwards: the stop asked for, not a failure
+    (128 + 15). `serve` itself, stopped before it set up its handling, dies
+    of the signal as any program does; either way nothing is left running."""
+    # (`client` is here for its migrated database.)
+    env = service_env(database_url, grpc_addr=f"127.0.0.1:{free_port()}", http_addr="")
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            BILLING_SERVICE, "serve", env=env, stdout=log, stderr=log, start_new_session=True
+        )
+    try:
+        await asyncio.sleep(after_seconds)
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 20)
+        await _until(lambda: not _group_alive(process.pid), within_seconds=10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert code in (0, -signal.SIGTERM), (tmp_path / "serve.log").read_text()
+
+
 async def _until(condition: Callable[[], bool], within_seconds: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + within_seconds
     while not condition():
@@ -99,6 +125,14 @@ def _children(pid: int) -> list[int]:
         with open(f"/proc/{pid}/task/{task}/children") as listing:
             children += [int(child) for child in listing.read().split()]
     return [child for child in children if b"spawn_main" in _cmdline(child)]
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _jobs_pid(log: str) -> int:

@@ -60,8 +60,6 @@ def run_serve(settings: Settings) -> int:
         processes.append(
             context.Process(target=_jobs_worker, args=(values, os.getpid()), name="jobs")
         )
-    for process in processes:
-        process.start()
     try:
         return _supervise(processes)
     finally:
@@ -70,10 +68,11 @@ def run_serve(settings: Settings) -> int:
 
 
 def _supervise(processes: Sequence[BaseProcess]) -> int:
-    """Forward SIGTERM and SIGINT; when a process ends unasked, stop the
-    others. The exit code is the worst of theirs, a signal's told as a shell
+    """Start the processes, forward SIGTERM and SIGINT to them; when one
+    ends unasked, stop the others. The exit code is the worst of theirs, a signal's told as a shell
     would (128 + N)."""
     stopping = False
+    forwarded: set[int] = set()
 
     def signal_all(signum: int) -> None:
         for process in processes:
@@ -83,10 +82,14 @@ def _supervise(processes: Sequence[BaseProcess]) -> int:
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+        forwarded.add(signum)
         signal_all(signum)
 
+    # Before starting them: a stop asked for meanwhile reaches each.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.start()
     running = list(processes)
     while running:
         ended = wait([process.sentinel for process in running])
@@ -97,8 +100,10 @@ def _supervise(processes: Sequence[BaseProcess]) -> int:
                 stopping = True
                 _tell_ended(process)
                 signal_all(signal.SIGTERM)
+    # A process still starting when asked to stop dies of the signal it was
+    # sent: that is the stop asked for, not a failure.
     codes = [process.exitcode or 0 for process in processes]
-    return max(128 - code if code < 0 else code for code in codes)
+    return max(0 if -code in forwarded else 128 - code if code < 0 else code for code in codes)
 
 
 def _tell_ended(process: BaseProcess) -> None:
@@ -137,11 +142,12 @@ def _jobs_worker(settings_values: dict[str, Any], parent: int) -> None:
 async def run_jobs_until_signalled(settings: Settings, parent: int | None = None) -> None:
     """Run the background jobs until SIGTERM or SIGINT, or until `parent`
     (the `serve` that started them) is gone."""
-    app = await open_app(settings)
+    # Before opening: a SIGTERM while the database opens is a stop, not a death.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    app = await open_app(settings)
     app.start_background_work()
     log.info(
         "background jobs running in process %d: Stripe meter events, end users' deliveries"
