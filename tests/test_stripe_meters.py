@@ -5,7 +5,9 @@ down then back, a sender killed mid-send, and Stripe's own summaries."""
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +23,7 @@ from billing_service.config import Settings
 from billing_service.domain.errors import DomainError
 from billing_service.payments.stripe_api import MeterEvent, StripeApi
 
-from .cli_subprocess import BILLING_SERVICE, serve, service_env
+from .cli_subprocess import BILLING_SERVICE, ServeProcess, serve, service_env
 from .conftest import Client, create_operator_key, make_client
 from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, running_fake
 from .stripe_fixtures import SECRETS_KEY, connect, fake_fixture, settings_fixture, stripe_stub
@@ -239,55 +241,27 @@ async def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     assert " DEBUG " in logs  # the most the service logs, and still no secret
 
 
-@pytest.mark.slow
-async def test_servers_without_jobs_send_nothing_and_the_jobs_command_sends_it_all(
-    app: App, fake: FakeStripe, database_url: str, tmp_path: Path
-) -> None:
+@dataclass
+class _Served:
+    server: ServeProcess
+    client: Client
+    env: dict[str, str]
+    ids: list[str]
+
+
+@asynccontextmanager
+async def _serving_with_usage(
+    app: App, fake: FakeStripe, database_url: str, tmp_path: Path, background_jobs: str
+) -> AsyncIterator["_Served"]:
+    """`serve` with BILLING_BACKGROUND_JOBS=`background_jobs`, the meter sent
+    to the fake Stripe and three events of it."""
     key = await create_operator_key(app, "acme")
     env = service_env(
         database_url,
         secrets_key=SECRETS_KEY,
         stripe_api_base=fake.base_url,
         stripe_outbox_poll_seconds="0.05",
-        background_jobs="off",
-    )
-    async with (
-        serve(env, tmp_path) as server,
-        grpc.aio.insecure_channel(server.target) as channel,
-    ):
-        client = make_client(channel, key)
-        await _sent_meter(client)
-        ids = [await _consume(client) for _ in range(5)]
-        await asyncio.sleep(1.0)  # twenty polls of a sender, had there been one
-        assert fake.delivered() == {}
-        with (tmp_path / "jobs.log").open("wb") as log:
-            jobs = await asyncio.create_subprocess_exec(
-                BILLING_SERVICE, "jobs", env=env, stdout=log, stderr=log
-            )
-        try:
-
-            async def all_sent() -> bool:
-                return bool((await _outbox(client)).pending == 0)
-
-            await _eventually(all_sent)
-        finally:
-            jobs.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(jobs.wait(), 20) == 0
-    assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
-    assert "background jobs stopping" in (tmp_path / "jobs.log").read_text()
-
-
-@pytest.mark.slow
-async def test_a_server_with_inline_jobs_sends_from_its_own_process(
-    app: App, fake: FakeStripe, database_url: str, tmp_path: Path
-) -> None:
-    key = await create_operator_key(app, "acme")
-    env = service_env(
-        database_url,
-        secrets_key=SECRETS_KEY,
-        stripe_api_base=fake.base_url,
-        stripe_outbox_poll_seconds="0.05",
-        background_jobs="inline",
+        background_jobs=background_jobs,
     )
     async with (
         serve(env, tmp_path) as server,
@@ -296,13 +270,44 @@ async def test_a_server_with_inline_jobs_sends_from_its_own_process(
         client = make_client(channel, key)
         await _sent_meter(client)
         ids = [await _consume(client) for _ in range(3)]
+        yield _Served(server, client, env, ids)
 
-        async def all_sent() -> bool:
-            return bool((await _outbox(client)).pending == 0)
 
-        await _eventually(all_sent)
-        log = server.log()
-    assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
+async def _nothing_pending(client: Client) -> None:
+    async def all_sent() -> bool:
+        return bool((await _outbox(client)).pending == 0)
+
+    await _eventually(all_sent)
+
+
+@pytest.mark.slow
+async def test_servers_without_jobs_send_nothing_and_the_jobs_command_sends_it_all(
+    app: App, fake: FakeStripe, database_url: str, tmp_path: Path
+) -> None:
+    async with _serving_with_usage(app, fake, database_url, tmp_path, "off") as served:
+        await asyncio.sleep(1.0)  # twenty polls of a sender, had there been one
+        assert fake.delivered() == {}
+        with (tmp_path / "jobs.log").open("wb") as log:
+            jobs = await asyncio.create_subprocess_exec(
+                BILLING_SERVICE, "jobs", env=served.env, stdout=log, stderr=log
+            )
+        try:
+            await _nothing_pending(served.client)
+        finally:
+            jobs.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(jobs.wait(), 20) == 0
+    assert set(fake.delivered()) == {f"usage_{i}" for i in served.ids}
+    assert "background jobs stopping" in (tmp_path / "jobs.log").read_text()
+
+
+@pytest.mark.slow
+async def test_a_server_with_inline_jobs_sends_from_its_own_process(
+    app: App, fake: FakeStripe, database_url: str, tmp_path: Path
+) -> None:
+    async with _serving_with_usage(app, fake, database_url, tmp_path, "inline") as served:
+        await _nothing_pending(served.client)
+        log = served.server.log()
+    assert set(fake.delivered()) == {f"usage_{i}" for i in served.ids}
     assert "background jobs running in process" not in log  # no process of their own
 
 
