@@ -121,7 +121,7 @@ async def server(app: App) -> AsyncIterator[RunningServer]:
     try:
         yield running
     finally:
-        await running.server.stop(None)
+        await running.stop(0)  # and its /metrics server, when the settings ask for one
 
 
 async def create_operator_key(app: App, name: str) -> str:

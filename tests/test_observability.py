@@ -4,7 +4,7 @@ RPC, and OpenTelemetry spans of the gRPC server and the gateway."""
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -78,23 +78,14 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"metrics_addr": "127.0.0.1:0"})
 
 
-@pytest.fixture
-async def metered_server(app: App) -> AsyncIterator[RunningServer]:
-    running = await start_server(app, "127.0.0.1:0")
-    try:
-        yield running
-    finally:
-        await running.stop(0)
-
-
 @SQLITE_ONLY
 async def test_metrics_count_rpcs_decisions_batches_and_outboxes(
-    app: App, metered_server: RunningServer
+    app: App, server: RunningServer
 ) -> None:
-    url = f"http://127.0.0.1:{metered_server.metrics_port}/metrics"
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
     async with httpx.AsyncClient() as http:
         before = _samples((await http.get(url)).text)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{metered_server.port}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             await _quota_calls(make_client(channel, await create_operator_key(app, "acme")))
         response = await http.get(url)
     assert response.status_code == 200
