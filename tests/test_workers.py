@@ -39,7 +39,7 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
     env.pop("GRPC_EXPERIMENTS", None)
     async with serve(env, tmp_path) as service:
         # Each worker logs, as a single process does; serving starts with the first.
-        await _until(lambda: service.log().count("gRPC listening on") == 2)
+        await _until(lambda: _started(service.log()))
         # Two servers and the background jobs' process, on the gRPC core
         # settings the command sets (grpc_core.py).
         children = _children(service.process.pid)
@@ -75,7 +75,7 @@ async def test_a_process_killed_under_serve_stops_the_others_and_it_exits_with_f
     # (`client` is here for its migrated database.)
     env = service_env(database_url, workers="2")
     async with serve(env, tmp_path) as service:
-        await _until(lambda: service.log().count("gRPC listening on") == 2)
+        await _until(lambda: _started(service.log()))
         jobs = _jobs_pid(service.log())
         servers = [pid for pid in _children(service.process.pid) if pid != jobs]
         os.kill(jobs if killed == "jobs" else servers[0], signal.SIGKILL)
@@ -125,6 +125,11 @@ def _children(pid: int) -> list[int]:
         with open(f"/proc/{pid}/task/{task}/children") as listing:
             children += [int(child) for child in listing.read().split()]
     return [child for child in children if b"spawn_main" in _cmdline(child)]
+
+
+def _started(log: str) -> bool:
+    """Both servers listen and the jobs process runs (it may come last)."""
+    return log.count("gRPC listening on") == 2 and "background jobs running in process" in log
 
 
 def _group_alive(group: int) -> bool:
