@@ -17,6 +17,7 @@ import grpc
 import pytest
 from billing.v1 import meter_pb2, stripe_pb2, usage_pb2
 
+from billing_service.api.server import start_server
 from billing_service.app import App, open_app
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
@@ -126,6 +127,43 @@ async def test_two_senders_on_one_database_send_each_event_once(
         await second.close()
     assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
     assert set(fake.state.meter_event_posts.values()) == {1}  # no event taken by both
+
+
+async def test_a_trickle_of_usage_gathers_into_few_calls(
+    settings: Settings, clock: FixedClock, fake: FakeStripe
+) -> None:
+    """Events arriving steadily, below the sender's rate, wait for the poll
+    and go together: a claim, a call and a settlement for every few events
+    would cost the service, and Stripe's rate limit, more than the usage."""
+    poll = 1.0
+    app = await open_app(settings.model_copy(update={"stripe_outbox_poll_seconds": poll}), clock)
+    try:
+        running = await start_server(app, "127.0.0.1:0")
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                client = make_client(channel, await create_operator_key(app, "acme"))
+                await _sent_meter(client)
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                ids: list[str] = []
+                while loop.time() - started < 2.5 * poll:
+                    ids.append(await _consume(client))
+                    await asyncio.sleep(0.01)
+                took = loop.time() - started
+
+                async def all_sent() -> bool:
+                    return len(fake.delivered()) == len(ids)
+
+                await _eventually(all_sent)
+        finally:
+            await running.stop(0)
+    finally:
+        await app.close()
+    assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
+    calls = [path for _, path in fake.state.requests if path == "/v2/billing/meter_event_stream"]
+    # Under 100 events a second: a claim a poll, each one call (the first
+    # claim and the last may come between the polls of the usage).
+    assert 1 <= len(calls) <= took / poll + 3
 
 
 async def test_stripe_down_then_back_delivers_everything_once(

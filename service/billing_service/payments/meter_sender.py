@@ -91,7 +91,10 @@ class MeterSender:
             except Exception:
                 log.exception("meter sender: unexpected error")
                 sent = 0
-            if sent == 0:
+            if sent < self._batch:
+                # Nothing more is due: let events gather for a poll into
+                # fuller calls, rather than a claim, a call and a settlement
+                # for every event or two of a steady trickle.
                 await asyncio.sleep(self._poll)
 
     async def pending(self) -> int:
