@@ -26,7 +26,9 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
     # The Stripe library logs every request at INFO; its failures reach our logs as ours.
+    # So does httpx (the library's async calls, and the meter event stream).
     logging.getLogger("stripe").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     quiet_libraries()
 
 
