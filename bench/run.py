@@ -68,7 +68,7 @@ from scenarios import (
     with_restart,
 )
 from seeding import HOT_TENANT, PRIMITIVE, check_request, create_operator_and_key, tenant_name
-from stripe_meter import fake_stripe_for_services, send_to_stripe
+from stripe_meter import fake_stripe_for_services, send_to_stripe, wait_until_sent
 
 BILLING_SCENARIOS = (CONSUME_MANY, CONSUME_HOT, RATE_LIMIT_HOT, CHECK)
 DEFAULT_FLOORS = (FLOOR, FLOOR_PER_PROCESS)  # gRPC core's defaults: the targets' reference
@@ -148,7 +148,18 @@ class Matrix:
         print("  " + describe(measurement), flush=True)
         return measurement
 
+    def _sent(self) -> None:
+        """With a Stripe meter, wait until every service has sent its usage:
+        a measurement then pays for sending its own usage, not for an
+        earlier one's (another service's sender working beside it, or
+        beside a floor). With BILLING_BACKGROUND_JOBS=off nothing sends: only
+        the queueing is measured."""
+        if self.settings.stripe_meter and os.environ.get("BILLING_BACKGROUND_JOBS") != "off":
+            for backend in self.backends:
+                wait_until_sent(backend.server.address, backend.api_key)
+
     def _floor(self, scenario: str, concurrency: int, run: int, rate: int) -> Measurement:
+        self._sent()
         server, target = self.floors[scenario]
         return self._keep(
             measure_floor(
@@ -164,6 +175,7 @@ class Matrix:
 
     def _database_floors(self, run: int, floor: Measurement) -> None:
         """The floors that wait for PostgreSQL, against the empty `floor`."""
+        self._sent()
         for name, (server, target) in self.database_floors.items():
             measurement = measure_floor(
                 server,
@@ -180,6 +192,7 @@ class Matrix:
     def _billing(
         self, backend: Backend, scenario: str, concurrency: int, run: int, rate: int
     ) -> Measurement:
+        self._sent()
         timing = self.settings.timing
         if scenario == CHECK:
             return with_restart(

@@ -6,6 +6,7 @@ triggers) and sent by the service's background sender, within its rate."""
 
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,3 +60,16 @@ def send_to_stripe(address: str, api_key: str, primitive: str, owners: Sequence[
             stripe.EnsureCustomer(
                 stripe_pb2.EnsureCustomerRequest(user_id=owner), metadata=metadata, timeout=30
             )
+
+
+def wait_until_sent(address: str, api_key: str, timeout: float = 600.0) -> None:
+    """Wait until the service's outbox holds nothing pending (GetMeterOutbox)."""
+    metadata = (("authorization", f"Bearer {api_key}"),)
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stripe = stripe_pb2_grpc.StripeServiceStub(channel)
+        request = stripe_pb2.GetMeterOutboxRequest()
+        while stripe.GetMeterOutbox(request, metadata=metadata, timeout=30).pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the outbox of {address} was not sent in {timeout:.0f} s")
+            time.sleep(0.2)
