@@ -86,6 +86,26 @@ async def test_a_process_killed_under_serve_stops_the_others_and_it_exits_with_f
     assert ("background jobs stopping" in log) == (killed == "server")
 
 
+@pytest.mark.slow
+async def test_serve_killed_outright_leaves_no_process_behind(
+    client: Client, database_url: str, tmp_path: Path
+) -> None:
+    """A SIGKILL of `serve` itself reaches none of its processes: each notices
+    it is gone and stops (a server left behind keeps serving on the port)."""
+    # (`client` is here for its migrated database.)
+    env = service_env(database_url, workers="2", shutdown_grace_seconds="0")
+    async with serve(env, tmp_path) as service:
+        await _until(lambda: _started(service.log()))
+        children = _children(service.process.pid)
+        assert len(children) == 3
+        os.kill(service.process.pid, signal.SIGKILL)
+        await service.process.wait()
+        await _until(lambda: not any(map(_alive, children)), within_seconds=20)
+        log = service.log()
+    assert log.count("is gone: stopping this server") == 2
+    assert log.count("is gone: stopping the background jobs") == 1
+
+
 @pytest.mark.parametrize("after_seconds", [0.5, 1.5, 3.0])
 async def test_a_sigterm_while_the_processes_start_is_a_clean_stop(
     client: Client, database_url: str, tmp_path: Path, after_seconds: float
@@ -130,6 +150,15 @@ def _children(pid: int) -> list[int]:
 def _started(log: str) -> bool:
     """Both servers listen and the jobs process runs (it may come last)."""
     return log.count("gRPC listening on") == 2 and "background jobs running in process" in log
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (an exited process nobody reaped yet does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _group_alive(group: int) -> bool:

@@ -9,7 +9,6 @@ that the service never runs with a part missing: its supervisor (a pod, a
 systemd unit) sees it exit and starts it again."""
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -25,12 +24,12 @@ from typing import Any
 from .app import CannotListen, CannotOpen, open_app, prepare_database
 from .config import Settings, server_processes
 from .logs import configure_logging
+from .orphans import until_stopped
 from .storage.engine import create_engines
 
 log = logging.getLogger(__name__)
 
 # How often the jobs process looks whether `serve` is still there.
-PARENT_CHECK_SECONDS = 0.5
 
 
 def run_serve(settings: Settings) -> int:
@@ -52,7 +51,9 @@ def run_serve(settings: Settings) -> int:
     values = settings.model_dump()
     processes = [
         context.Process(
-            target=_serve_worker, args=(values, index, workers > 1), name=f"server {index}"
+            target=_serve_worker,
+            args=(values, index, workers > 1, os.getpid()),
+            name=f"server {index}",
         )
         for index in range(workers)
     ]
@@ -114,7 +115,9 @@ def _tell_ended(process: BaseProcess) -> None:
         log.info("%s exited with status %d: stopping the others", process.name, code)
 
 
-def _serve_worker(settings_values: dict[str, Any], index: int, reuse_port: bool) -> None:
+def _serve_worker(
+    settings_values: dict[str, Any], index: int, reuse_port: bool, parent: int
+) -> None:
     settings = Settings(**settings_values)
     configure_logging(settings)
     settings.migrate_on_start = False
@@ -122,7 +125,7 @@ def _serve_worker(settings_values: dict[str, Any], index: int, reuse_port: bool)
         settings.http_addr = ""  # one gateway, in the first server
     try:
         # Every server records metrics; the first serves /metrics, summing them all.
-        run_loop(_serve(settings, reuse_port, serves_metrics=index == 0))
+        run_loop(_serve(settings, reuse_port, serves_metrics=index == 0, parent=parent))
     except (CannotOpen, CannotListen) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
@@ -155,22 +158,19 @@ async def run_jobs_until_signalled(settings: Settings, parent: int | None = None
         os.getpid(),
     )
     try:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), PARENT_CHECK_SECONDS)
-            if parent is not None and os.getppid() != parent:
-                log.error("the serving processes' supervisor is gone: background jobs stop")
-                break
+        await until_stopped(stop, parent, "the background jobs")
     finally:
         log.info("background jobs stopping")
         await app.close()
 
 
-async def _serve(settings: Settings, reuse_port: bool, serves_metrics: bool = True) -> None:
+async def _serve(
+    settings: Settings, reuse_port: bool, serves_metrics: bool = True, parent: int | None = None
+) -> None:
     from .api.server import serve_until_signalled
 
     app = await open_app(settings)
-    await serve_until_signalled(app, reuse_port, serves_metrics)
+    await serve_until_signalled(app, reuse_port, serves_metrics, parent)
 
 
 async def _prepare_database(settings: Settings) -> None:

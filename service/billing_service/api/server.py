@@ -44,6 +44,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from .. import tracing
 from ..app import App, CannotListen
 from ..envoy.ratelimit import RateLimitServicer
+from ..orphans import until_stopped
 from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .call_log import Observer, log_call, recorded
 from .guard import guard, user_guard
@@ -367,9 +368,10 @@ def _server_options(app: App, reuse_port: bool) -> list[tuple[str, int]]:
 
 
 async def serve_until_signalled(
-    app: App, reuse_port: bool = False, serves_metrics: bool = True
+    app: App, reuse_port: bool = False, serves_metrics: bool = True, parent: int | None = None
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    """Serve until SIGTERM or SIGINT, or until `parent` (the `serve` that
+    started this process) is gone, then shut down gracefully."""
     try:
         running = await start_server(
             app,
@@ -401,7 +403,7 @@ async def serve_until_signalled(
                 f"127.0.0.1:{running.port}",
                 access_log=app.settings.http_access_log,
             )
-        await stop.wait()
+        await until_stopped(stop, parent, "this server")
     finally:
         log.info(
             "shutting down: NOT_SERVING, draining for %ss", app.settings.shutdown_grace_seconds
