@@ -29,8 +29,6 @@ from .storage.engine import create_engines
 
 log = logging.getLogger(__name__)
 
-# How often the jobs process looks whether `serve` is still there.
-
 
 def run_serve(settings: Settings) -> int:
     # The cores this process may run on: a cpuset or taskset narrows them.
@@ -70,8 +68,8 @@ def run_serve(settings: Settings) -> int:
 
 def _supervise(processes: Sequence[BaseProcess]) -> int:
     """Start the processes, forward SIGTERM and SIGINT to them; when one
-    ends unasked, stop the others. The exit code is the worst of theirs, a signal's told as a shell
-    would (128 + N)."""
+    ends unasked, stop the others. The exit code is the worst of theirs, a
+    signal's told as a shell would (128 + N)."""
     stopping = False
     forwarded: set[int] = set()
 
