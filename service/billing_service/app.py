@@ -35,6 +35,7 @@ from .storage import migrate
 from .storage.alerts import AlertsStore
 from .storage.engine import create_engines, is_sqlite
 from .storage.ledger import LedgerStore
+from .storage.meter_cursor import MeterCursor
 from .storage.outbox import OutboxStore
 from .storage.payments import PaymentsStore
 from .storage.push_tokens import PushTokensStore
@@ -169,7 +170,9 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         billing=billing,
         payments=Payments(payments_store, outbox, store, billing, meters, stripe_api, box, clock),
         webhooks=StripeWebhooks(payments_store, subscriptions, stripe_api, box, clock),
-        meter_sender=MeterSender(outbox, payments_store, stripe_api, box, clock, settings),
+        meter_sender=MeterSender(
+            MeterCursor(writer, reader), outbox, payments_store, stripe_api, box, clock, settings
+        ),
         stripe_api=stripe_api,
         end_users=end_users,
         notifications=Notifications(PushTokensStore(writer, reader), alerts, box, clock),

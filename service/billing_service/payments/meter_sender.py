@@ -1,18 +1,23 @@
-"""The sender of meter events: takes due rows of the outbox for a lease,
-sends them to the operators' Stripe accounts within a rate, and marks each
-delivered, due again after a backoff, or failed for good.
+"""The sender of meter events: reads usage events past its cursor over the
+ledger (storage/meter_cursor.py) and takes due rows of the outbox (cancels,
+retries) for a lease, sends them to the operators' Stripe accounts within
+a rate, then records what was not delivered: due again after a backoff, or
+failed for good.
 
 Meter events go to Stripe's meter event stream (v2), up to 100 a call; a
 refund's cancel is one call of its own. A sender that dies mid-send loses
-nothing: its rows come due again when the lease ends, and a resend is
-harmless, as Stripe dedupes meter events by identifier."""
+nothing: the cursor has not moved and its rows come due again when the
+lease ends, and a resend is harmless, as Stripe dedupes meter events by
+identifier."""
 
 import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from ..backoff import retry_delay
 from ..clock import Clock
@@ -24,8 +29,10 @@ from ..domain.errors import (
     StripeRefused,
     StripeUnavailable,
 )
+from ..domain.instants import from_micros
 from ..domain.payments import OutboxAction, OutboxItem
 from ..domain.quantities import to_decimal
+from ..storage.meter_cursor import MeterCursor, Place, Unsent
 from ..storage.outbox import OutboxStore
 from ..storage.payments import PaymentsStore
 from ..storage.settling import Settlement
@@ -43,9 +50,27 @@ KEEP_DELIVERED = timedelta(days=2)  # a refund within it is sent as a cancel
 PURGE_EVERY_SECONDS = 3600.0
 
 
+@dataclass
+class Outcome:
+    """What became of the items a round sent (those not delivered)."""
+
+    retries: list[tuple[OutboxItem, datetime, str]] = field(default_factory=list)
+    failures: list[tuple[OutboxItem, str]] = field(default_factory=list)
+
+    def settlement(self, items: list[OutboxItem]) -> Settlement:
+        """For outbox rows: every item not retried or failed was delivered."""
+        undelivered = {i.id for i, *_ in self.retries} | {i.id for i, _ in self.failures}
+        return Settlement(
+            delivered=[item.id for item in items if item.id not in undelivered],
+            retries=[(item.id, due, error) for item, due, error in self.retries],
+            failures=[(item.id, error) for item, error in self.failures],
+        )
+
+
 class MeterSender:
     def __init__(
         self,
+        cursor: MeterCursor,
         outbox: OutboxStore,
         payments: PaymentsStore,
         api: StripeApi,
@@ -53,6 +78,7 @@ class MeterSender:
         clock: Clock,
         settings: Settings,
     ) -> None:
+        self._cursor = cursor
         self._outbox = outbox
         self._payments = payments
         self._api = api
@@ -65,6 +91,9 @@ class MeterSender:
         self._batch = max(1, min(BATCH, int(settings.stripe_meter_events_per_second)))
         self._next_slot = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._holder = uuid.uuid4().hex
+        self._place: Place | None = None  # where the cursor is, while held
+        self._held_until = from_micros(0)
 
     def start(self) -> None:
         if self._task is None:
@@ -76,6 +105,10 @@ class MeterSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._place is not None:
+            self._place = None
+            with contextlib.suppress(StorageUnavailable):
+                await self._cursor.release(self._holder)
 
     async def _run(self) -> None:
         last_purge = 0.0
@@ -102,24 +135,59 @@ class MeterSender:
         return await self._outbox.pending_total()
 
     async def send_due(self) -> int:
-        """Send one batch of due rows (at most a second's worth at the rate),
-        then record what became of each in one transaction: how many were
-        taken."""
-        items = await self._outbox.claim(self._clock.now(), self._lease, self._batch)
-        if not items:
+        """Send one batch read past the cursor (at most a second's worth at
+        the rate), then the outbox's due rows, if any: how many were taken."""
+        taken = await self._send_read()
+        if await self._outbox.any_due(self._clock.now()):
+            taken += await self._send_queued()
+        return taken
+
+    async def _send_read(self) -> int:
+        now = self._clock.now()
+        place = await self._holding(now)
+        if place is None:
+            return 0  # another sender holds the cursor
+        read = await self._cursor.read(place, self._batch)
+        if read.end == read.start:
             return 0
+        outcome = await self._deliver(read.items)
+        unsent = Unsent(outcome.retries, outcome.failures)
+        if await self._cursor.advance(self._holder, read, unsent, self._clock.now(), self._lease):
+            self._place, self._held_until = read.end, now + self._lease
+        else:
+            log.warning("meter sender: the cursor was taken over; its holder sends again")
+            self._place = None
+        return len(read.items)
+
+    async def _holding(self, now: datetime) -> Place | None:
+        """Where the cursor is, holding it (taken, or renewed once half the
+        lease is gone); None while another sender holds it."""
+        if self._place is None or now >= self._held_until - self._lease / 2:
+            self._place = await self._cursor.take(self._holder, now, self._lease)
+            self._held_until = now + self._lease
+        return self._place
+
+    async def _send_queued(self) -> int:
+        items = await self._outbox.claim(self._clock.now(), self._lease, self._batch)
+        if items:
+            outcome = await self._deliver(items)
+            await self._outbox.settle(outcome.settlement(items), self._clock.now())
+        return len(items)
+
+    async def _deliver(self, items: list[OutboxItem]) -> Outcome:
+        """Send `items` within the rate, a few calls at a time."""
         secrets: dict[int, str | None] = {}
         for item in items:
             if item.operator_id not in secrets:
                 secrets[item.operator_id] = await self._secret(item.operator_id)
-        outcome = Settlement()
+        outcome = Outcome()
         sendable: list[OutboxItem] = []
         for item in items:
             problem = self._unsendable(item, secrets[item.operator_id])
             if problem is None:
                 sendable.append(item)
             else:
-                outcome.failures.append((item.id, problem))
+                outcome.failures.append((item, problem))
         gate = asyncio.Semaphore(CONCURRENCY)
         # Reports before their cancels: an event's cancel is taken only once
         # its report is settled, so one batch never holds both.
@@ -131,8 +199,7 @@ class MeterSender:
                 assert secret is not None
                 task = group.create_task(self._send(batch, secret, outcome))
                 task.add_done_callback(lambda _: gate.release())
-        await self._outbox.settle(outcome, self._clock.now())
-        return len(items)
+        return outcome
 
     async def _secret(self, operator_id: int) -> str | None:
         found = await self._payments.get_account(operator_id)
@@ -161,22 +228,19 @@ class MeterSender:
             return "older than the 35 days Stripe accepts"
         return None
 
-    async def _send(self, batch: list[OutboxItem], secret: str, outcome: Settlement) -> None:
+    async def _send(self, batch: list[OutboxItem], secret: str, outcome: Outcome) -> None:
         """One call: a batch of meter events, or one cancel."""
-        ids = [item.id for item in batch]
         try:
             if batch[0].action is OutboxAction.CANCEL:
                 await self._api.cancel_meter_event(secret, batch[0].event_name, batch[0].identifier)
             else:
                 await self._api.send_meter_events(secret, [_meter_event(i) for i in batch])
         except StripeRefused as error:
-            outcome.failures.extend((item_id, error.message) for item_id in ids)
+            outcome.failures.extend((item, error.message) for item in batch)
         except (StripeUnavailable, StripeKeyRejected) as error:
             attempts = max(item.attempts for item in batch)
             due = self._clock.now() + retry_delay(attempts, MAX_BACKOFF_SECONDS)
-            outcome.retries.extend((item_id, due, error.message) for item_id in ids)
-        else:
-            outcome.delivered.extend(ids)
+            outcome.retries.extend((item, due, error.message) for item in batch)
 
 
 def _calls(items: list[OutboxItem]) -> Iterator[tuple[int, list[OutboxItem]]]:

@@ -1,11 +1,13 @@
-"""The outbox of meter events for Stripe (filled by triggers, migration
-0005): senders claim due rows for a lease, then mark each delivered, due
-again later, or failed for good."""
+"""The outbox of meter events for Stripe: refunds' cancels (a trigger,
+migration 0008), reports the cursor's sender could not deliver at once
+(storage/meter_cursor.py), and reports queued before the cursor. Senders
+claim due rows for a lease, then mark each delivered, due again later, or
+failed for good."""
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.instants import from_micros, to_micros
@@ -16,7 +18,8 @@ from ..domain.payments import (
     OutboxStatus,
     meter_event_identifier,
 )
-from .schema import stripe_customers, stripe_meter_outbox, usage_events
+from .meter_cursor import past_cursor
+from .schema import stripe_customers, stripe_meter_cursor, stripe_meter_outbox, usage_events
 from .settling import Settlement, settle_statements
 from .transactions import Transactions
 
@@ -29,7 +32,8 @@ _PENDING = (_o.c.delivered_at.is_(None), _o.c.failed_at.is_(None))
 class OutboxStore(Transactions):
     async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[OutboxItem]:
         """Take up to `limit` due rows for `lease`, oldest first. A cancel
-        waits until its meter event is delivered (or failed)."""
+        waits until its meter event is read by the cursor, then until its
+        report (if queued here) is delivered or failed."""
         report = _o.alias("report")
         report_pending = exists().where(
             report.c.event_id == _o.c.event_id,
@@ -43,7 +47,8 @@ class OutboxStore(Transactions):
                 *_PENDING,
                 _o.c.due_at <= to_micros(now),
                 (_o.c.claimed_until.is_(None)) | (_o.c.claimed_until <= to_micros(now)),
-                (_o.c.action == OutboxAction.REPORT.value) | ~report_pending,
+                (_o.c.action == OutboxAction.REPORT.value)
+                | (~report_pending & ~self._unread_by_cursor()),
             )
             .order_by(_o.c.due_at, _o.c.id)
             .limit(limit)
@@ -83,6 +88,28 @@ class OutboxStore(Transactions):
 
         return await self._write(work)
 
+    def _unread_by_cursor(self) -> ColumnElement[bool]:
+        """The row's event is past the meter sender's cursor."""
+        k = stripe_meter_cursor
+        if not self._postgres:
+            return _o.c.event_id > select(k.c.event_id).where(k.c.id == 1).scalar_subquery()
+        e = usage_events
+        return exists().where(
+            k.c.id == 1,
+            e.c.id == _o.c.event_id,
+            e.c.stripe_xact.is_not(None),
+            tuple_(e.c.stripe_xact, e.c.id) > tuple_(k.c.xact, k.c.event_id),
+        )
+
+    async def any_due(self, now: datetime) -> bool:
+        """Whether a claim may find anything (a read: a claim is a write)."""
+        query = select(_o.c.id).where(*_PENDING, _o.c.due_at <= to_micros(now)).limit(1)
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(query)).first() is not None
+
+        return await self._read(work)
+
     async def settle(self, outcome: Settlement, now: datetime) -> None:
         """Record what became of a batch, in one transaction."""
         statements = settle_statements(_o, outcome, now)
@@ -102,11 +129,14 @@ class OutboxStore(Transactions):
         await self._write(lambda conn: conn.execute(statement))
 
     async def pending_total(self) -> int:
-        """Every operator's pending rows (the metrics' gauge)."""
+        """Every operator's pending rows and events past the cursor (the
+        metrics' gauge)."""
         query = select(func.count()).where(*_PENDING)
+        unread = past_cursor(self._postgres, None)
 
         async def work(conn: AsyncConnection) -> int:
-            return int((await conn.execute(query)).scalar_one())
+            queued = (await conn.execute(query)).scalar_one()
+            return int(queued) + int((await conn.execute(unread)).one()[0])
 
         return await self._read(work)
 
@@ -121,10 +151,14 @@ class OutboxStore(Transactions):
             .limit(MAX_FAILED_SHOWN)
         )
 
+        unread = past_cursor(self._postgres, operator_id)
+
         async def work(conn: AsyncConnection) -> OutboxStatus:
             count, oldest = (await conn.execute(pending)).one()
+            unread_count, unread_oldest = (await conn.execute(unread)).one()
+            oldest = min((o for o in (oldest, unread_oldest) if o is not None), default=None)
             return OutboxStatus(
-                pending=count,
+                pending=count + unread_count,
                 oldest_pending=None if oldest is None else from_micros(oldest),
                 failed=[
                     FailedDelivery(

@@ -124,7 +124,18 @@ usage_events = Table(
     Column("project_id", String(200), nullable=True),
     Column("detail", Text, nullable=True),  # JSON: an AI call's breakdown
     UniqueConstraint("operator_id", "idempotency_key"),
+    # PostgreSQL: the id of the transaction that wrote an event of a meter
+    # sent to Stripe (a trigger, migration 0008), which the meter sender's
+    # cursor follows; NULL otherwise, and always on SQLite.
+    Column("stripe_xact", BigInteger, nullable=True),
     Index("ix_usage_events_tenant_time", "operator_id", "tenant_id", "primitive", "occurred_at"),
+    Index(
+        "ix_usage_events_stripe",
+        "stripe_xact",
+        "id",
+        sqlite_where=text("stripe_xact IS NOT NULL"),
+        postgresql_where=text("stripe_xact IS NOT NULL"),
+    ),
 )
 
 projects = Table(
@@ -275,10 +286,26 @@ stripe_object_versions = Table(
     Column("event_created", BigInteger, nullable=False),
 )
 
-# Usage events of meters with a Stripe event name (of owners with a Stripe
-# customer), and refunds of them, queued by triggers on usage_events in the events' own transactions
-# (migration 0005) for the sender (payments/meter_sender.py). Delivered rows
-# are kept two days: a refund within them is sent as a cancel.
+# How far the meter sender has read usage_events (storage/meter_cursor.py):
+# one row, leased by one sender at a time. PostgreSQL orders by (xact,
+# event_id), SQLite by event_id; SQLite's events up to read_after are from
+# before the cursor (migration 0008).
+stripe_meter_cursor = Table(
+    "stripe_meter_cursor",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("xact", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("read_after", BigInteger, nullable=False),
+    Column("holder", String(64), nullable=True),
+    Column("claimed_until", BigInteger, nullable=True),
+)
+
+# What the cursor cannot settle at once: refunds' cancels (queued by a
+# trigger on usage_events in the refund's own transaction), reports whose
+# send failed (due again later, or failed for good), and reports queued by
+# the trigger of migration 0005 before the cursor. Delivered rows are kept
+# two days: a refund within them is sent as a cancel.
 stripe_meter_outbox = Table(
     "stripe_meter_outbox",
     metadata,
