@@ -169,3 +169,57 @@ async def test_the_outboxes_leave_room_for_claims_in_place(
     options: dict[str, list[str]] = {row.relname: row.reloptions for row in rows}
     expected = ["fillfactor=50", "autovacuum_vacuum_scale_factor=0.02"]
     assert options == {"stripe_meter_outbox": expected, "deliveries": expected}
+
+
+async def test_the_cursor_revision_keeps_queued_reports_and_queues_no_more(
+    engines: tuple[AsyncEngine, AsyncEngine], backend: str
+) -> None:
+    """Revision 0008: reports queued before it stay queued; later events are
+    read by the sender's cursor (stamped on PostgreSQL), not queued; a refund
+    queues one cancel either way, and none for a meter not sent to Stripe."""
+    writer, _ = engines
+    await upgrade(writer, "0007")
+    event = (
+        "INSERT INTO usage_events (operator_id, tenant_id, primitive, quantity, occurred_at,"
+        " recorded_at, used_after, window_start, window_end)"
+        " VALUES (1, 't', :primitive, 1000000, 0, 0, 0, 0, 1)"
+    )
+    async with writer.begin() as conn:
+        await conn.execute(text("INSERT INTO operators (id, name, created_at) VALUES (1, 'a', 0)"))
+        await conn.execute(
+            text(
+                "INSERT INTO meters (operator_id, key, display_name, unit, aggregation, scale,"
+                " created_at, updated_at, stripe_event_name) VALUES"
+                " (1, 'seo', 'SEO', 'call', 'sum', 1, 0, 0, 'seo_calls'),"
+                " (1, 'ai', 'AI', 'call', 'sum', 1, 0, 0, NULL)"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO stripe_customers (operator_id, tenant_id, customer_id, created_at,"
+                " updated_at) VALUES (1, 't', 'cus_1', 0, 0)"
+            )
+        )
+        await conn.execute(text(event), {"primitive": "seo"})  # id 1, queued
+    await upgrade(writer)
+    async with writer.begin() as conn:
+        for primitive in ("seo", "ai"):  # ids 2 and 3
+            await conn.execute(text(event), {"primitive": primitive})
+        for event_id in (1, 2, 3):
+            await conn.execute(
+                text("UPDATE usage_events SET refunded_at = 5 WHERE id = :id"), {"id": event_id}
+            )
+        outbox = await conn.execute(
+            text("SELECT event_id, action FROM stripe_meter_outbox ORDER BY event_id, action")
+        )
+        assert [tuple(row) for row in outbox] == [
+            (1, "cancel"),
+            (1, "report"),
+            (2, "cancel"),
+        ]
+        stamped = await conn.execute(
+            text("SELECT id FROM usage_events WHERE stripe_xact IS NOT NULL ORDER BY id")
+        )
+        assert list(stamped.scalars()) == ([2] if backend == "postgres" else [])
+        cursor = (await conn.execute(text("SELECT xact, event_id FROM stripe_meter_cursor"))).one()
+        assert tuple(cursor) == (0, 1)  # SQLite reads only events after it
