@@ -71,13 +71,12 @@ _COPY = text(
 )
 
 
+# SQLite has one writer at a time: its ids are in commit order.
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_an_event_committed_after_later_ids_is_sent_once(
-    backend: str, client: Client, fake: FakeStripe, database_url: str
+    client: Client, fake: FakeStripe, database_url: str
 ) -> None:
-    """PostgreSQL: a transaction that drew its id first and commits last.
-    (SQLite has one writer at a time, so ids are in commit order there.)"""
-    if backend != "postgres":
-        pytest.skip("SQLite writes one transaction at a time")
+    """PostgreSQL: a transaction that drew its id first and commits last."""
     await _sent_meter(client, ["u1", "u2"])
     # Two owners: copies of one owner's event would wait on each other's
     # lock of its daily total.
