@@ -16,7 +16,6 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..backoff import retry_delay
@@ -48,23 +47,6 @@ MAX_BACKOFF_SECONDS = 300.0
 MAX_AGE = timedelta(days=35)
 KEEP_DELIVERED = timedelta(days=2)  # a refund within it is sent as a cancel
 PURGE_EVERY_SECONDS = 3600.0
-
-
-@dataclass
-class Outcome:
-    """What became of the items a round sent (those not delivered)."""
-
-    retries: list[tuple[OutboxItem, datetime, str]] = field(default_factory=list)
-    failures: list[tuple[OutboxItem, str]] = field(default_factory=list)
-
-    def settlement(self, items: list[OutboxItem]) -> Settlement:
-        """For outbox rows: every item not retried or failed was delivered."""
-        undelivered = {i.id for i, *_ in self.retries} | {i.id for i, _ in self.failures}
-        return Settlement(
-            delivered=[item.id for item in items if item.id not in undelivered],
-            retries=[(item.id, due, error) for item, due, error in self.retries],
-            failures=[(item.id, error) for item, error in self.failures],
-        )
 
 
 class MeterSender:
@@ -150,8 +132,7 @@ class MeterSender:
         read = await self._cursor.read(place, self._batch)
         if read.end == read.start:
             return 0
-        outcome = await self._deliver(read.items)
-        unsent = Unsent(outcome.retries, outcome.failures)
+        unsent = await self._deliver(read.items)
         if await self._cursor.advance(self._holder, read, unsent, self._clock.now(), self._lease):
             self._place, self._held_until = read.end, now + self._lease
         else:
@@ -170,17 +151,17 @@ class MeterSender:
     async def _send_queued(self) -> int:
         items = await self._outbox.claim(self._clock.now(), self._lease, self._batch)
         if items:
-            outcome = await self._deliver(items)
-            await self._outbox.settle(outcome.settlement(items), self._clock.now())
+            unsent = await self._deliver(items)
+            await self._outbox.settle(_settlement(items, unsent), self._clock.now())
         return len(items)
 
-    async def _deliver(self, items: list[OutboxItem]) -> Outcome:
+    async def _deliver(self, items: list[OutboxItem]) -> Unsent:
         """Send `items` within the rate, a few calls at a time."""
         secrets: dict[int, str | None] = {}
         for item in items:
             if item.operator_id not in secrets:
                 secrets[item.operator_id] = await self._secret(item.operator_id)
-        outcome = Outcome()
+        outcome = Unsent()
         sendable: list[OutboxItem] = []
         for item in items:
             problem = self._unsendable(item, secrets[item.operator_id])
@@ -228,7 +209,7 @@ class MeterSender:
             return "older than the 35 days Stripe accepts"
         return None
 
-    async def _send(self, batch: list[OutboxItem], secret: str, outcome: Outcome) -> None:
+    async def _send(self, batch: list[OutboxItem], secret: str, outcome: Unsent) -> None:
         """One call: a batch of meter events, or one cancel."""
         try:
             if batch[0].action is OutboxAction.CANCEL:
@@ -241,6 +222,16 @@ class MeterSender:
             attempts = max(item.attempts for item in batch)
             due = self._clock.now() + retry_delay(attempts, MAX_BACKOFF_SECONDS)
             outcome.retries.extend((item, due, error.message) for item in batch)
+
+
+def _settlement(items: list[OutboxItem], unsent: Unsent) -> Settlement:
+    """For outbox rows: every item not retried or failed was delivered."""
+    undelivered = {i.id for i, *_ in unsent.retries} | {i.id for i, _ in unsent.failures}
+    return Settlement(
+        delivered=[item.id for item in items if item.id not in undelivered],
+        retries=[(item.id, due, error) for item, due, error in unsent.retries],
+        failures=[(item.id, error) for item, error in unsent.failures],
+    )
 
 
 def _calls(items: list[OutboxItem]) -> Iterator[tuple[int, list[OutboxItem]]]:

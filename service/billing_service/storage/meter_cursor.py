@@ -17,7 +17,7 @@ id (`stripe_xact`, a trigger) and read in (stripe_xact, id) order, only
 below the oldest transaction still running: every transaction below it has
 ended, so nothing can appear behind the cursor any more."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,10 +53,11 @@ class CursorRead:
 
 @dataclass
 class Unsent:
-    """What became of a read batch's events that were not delivered."""
+    """What became of the items a send did not deliver: due again (when,
+    why), or failed for good (why)."""
 
-    retries: list[tuple[OutboxItem, datetime, str]]
-    failures: list[tuple[OutboxItem, str]]
+    retries: list[tuple[OutboxItem, datetime, str]] = field(default_factory=list)
+    failures: list[tuple[OutboxItem, str]] = field(default_factory=list)
 
 
 _TAKE = text(
@@ -146,7 +147,7 @@ class MeterCursor(Transactions):
             ]
             end = Place(rows[-1].xact, rows[-1].id) if rows else start
             if not self._postgres and len(rows) < limit:
-                end = Place(0, max(end.event_id, bound["top"]))  # nothing more below top
+                end = Place(0, bound["top"])  # nothing more up to top
             return CursorRead(start, end, items)
 
         return await self._read(work)
