@@ -5,11 +5,12 @@ SERVING, failing fast if it exits, and always killed when the test ends."""
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,36 @@ READY_TIMEOUT_SECONDS = 60.0
 CLI_TIMEOUT_SECONDS = 60.0
 
 
+# Ports handed to servers that bind them later come from below the kernel's
+# ephemeral range (32768 and up on Linux), where no outgoing connection and no
+# bind to port 0 lands, and from a slice of their own per xdist worker: a port
+# found free stays free until its server binds it.
+_PORTS_BELOW = 32768
+_PORTS_PER_WORKER = 1500
+_PORTS_START = 20000
+
+
+def _worker_ports() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    start = _PORTS_START + (int(worker) if worker.isdigit() else 0) * _PORTS_PER_WORKER
+    start = min(start, _PORTS_BELOW - _PORTS_PER_WORKER)
+    return itertools.cycle(range(start, start + _PORTS_PER_WORKER))
+
+
+_ports = _worker_ports()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, for a server started next."""
+    for _ in range(_PORTS_PER_WORKER):
+        port = next(_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port in this worker's range")
 
 
 def service_env(database_url: str, **settings: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ webhook receiver, both recording what they were sent."""
 
 import asyncio
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from billing.v1 import (
 )
 
 from billing_service.clock import FixedClock
+from tests.cli_subprocess import free_port
 from tests.conftest import Client
 
 PASSWORD = "correct horse battery staple"
@@ -115,9 +115,7 @@ def smtp_server() -> Iterator[SmtpServer]:
     inbox = _Inbox()
     # aiosmtpd's controller checks it serves by connecting to its port: a
     # free port is found first rather than port 0.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
