@@ -2,8 +2,10 @@
 loopback, an operator with a key, and stubs that send it."""
 
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,26 +66,95 @@ def backend(request: pytest.FixtureRequest, postgres_available: bool) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A new, empty database on the chosen backend, dropped afterwards."""
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'billing.db'}"
-        return
-    name = f"billing_test_{uuid.uuid4().hex[:12]}"
+@pytest.fixture(scope="session")
+def migrated_templates(
+    postgres_available: bool, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """A database of each backend migrated to head once per test process:
+    each test's database is a copy of it (the migrations themselves are
+    tested from empty databases in test_migrations.py)."""
+    import asyncio
+
+    sqlite_path = tmp_path_factory.mktemp("template") / "billing.db"
+    templates = {"sqlite": str(sqlite_path)}
+    if postgres_available:
+        templates["postgres"] = f"billing_template_{uuid.uuid4().hex[:12]}"
+
+    async def migrate_all() -> None:
+        await _migrate(f"sqlite+aiosqlite:///{sqlite_path}")
+        if "postgres" in templates:
+            await _create_postgres_database(templates["postgres"])
+            await _migrate(_postgres_url(templates["postgres"]))
+
+    asyncio.run(migrate_all())
+    try:
+        yield templates
+    finally:
+        if "postgres" in templates:
+            asyncio.run(_drop_postgres_database(templates["postgres"]))
+
+
+async def _migrate(url: str) -> None:
+    app = await open_app(Settings(database_url=url, migrate_on_start=True, http_addr=""))
+    await app.close()
+
+
+def _postgres_url(name: str) -> str:
+    return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+
+async def _create_postgres_database(name: str, template: str | None = None) -> None:
     admin = await _pg_admin()
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        like = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{like}')
     finally:
         await admin.close()
+
+
+async def _drop_postgres_database(name: str) -> None:
+    admin = await _pg_admin()
     try:
-        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        admin = await _pg_admin()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await admin.close()
+
+
+@asynccontextmanager
+async def _throwaway_database(
+    backend: str, tmp_path: Path, template: str | None
+) -> AsyncIterator[str]:
+    """A new database on `backend`, a copy of `template` or empty, dropped
+    afterwards; yields its URL."""
+    if backend == "sqlite":
+        path = tmp_path / "billing.db"
+        if template:
+            with sqlite3.connect(template) as source, sqlite3.connect(path) as copy:
+                source.backup(copy)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = f"billing_test_{uuid.uuid4().hex[:12]}"
+    await _create_postgres_database(name, template)
+    try:
+        yield _postgres_url(name)
+    finally:
+        await _drop_postgres_database(name)
+
+
+@pytest.fixture
+async def database_url(
+    backend: str, tmp_path: Path, migrated_templates: dict[str, str]
+) -> AsyncIterator[str]:
+    """A new database on the chosen backend, migrated to head, dropped afterwards."""
+    async with _throwaway_database(backend, tmp_path, migrated_templates[backend]) as url:
+        yield url
+
+
+@pytest.fixture
+async def empty_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A new, empty database on the chosen backend, dropped afterwards."""
+    async with _throwaway_database(backend, tmp_path, None) as url:
+        yield url
 
 
 @pytest.fixture

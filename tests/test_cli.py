@@ -167,8 +167,10 @@ async def test_key_commands_on_unknown_things_fail_cleanly(env: dict[str, str]) 
         assert not KEY_RE.search(result.stdout), (args, result)
 
 
-async def test_migrate_brings_a_new_database_to_head_twice_harmlessly(database_url: str) -> None:
-    env = service_env(database_url)
+async def test_migrate_brings_a_new_database_to_head_twice_harmlessly(
+    empty_database_url: str,
+) -> None:
+    env = service_env(empty_database_url)
     expected = f"database at revision {migrate.head_revision()}"
 
     first = await run_cli_ok(env, "migrate")
@@ -194,9 +196,11 @@ async def test_commands_log_what_migrations_do_not_which_dialect_they_found(
         assert "Will assume" not in result.stderr, result
 
 
-async def test_commands_on_a_database_never_migrated_say_to_migrate(database_url: str) -> None:
+async def test_commands_on_a_database_never_migrated_say_to_migrate(
+    empty_database_url: str,
+) -> None:
     # Migrations are explicit on PostgreSQL, and here on SQLite too.
-    env = service_env(database_url, migrate_on_start="false", grpc_addr="127.0.0.1:0")
+    env = service_env(empty_database_url, migrate_on_start="false", grpc_addr="127.0.0.1:0")
     commands: list[tuple[str, ...]] = [
         ("operators", "create", "acme"),
         ("keys", "list", "--operator", "acme"),

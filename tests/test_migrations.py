@@ -25,8 +25,8 @@ NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def engines(database_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    writer, reader = create_engines(database_url)
+async def engines(empty_database_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    writer, reader = create_engines(empty_database_url)
     try:
         yield writer, reader
     finally:
