@@ -26,6 +26,7 @@ def fake_stripe_for_services() -> Iterator[str]:
     """A fake Stripe, and the environment the services started from now on
     need to reach it; yields its address."""
     with running_fake() as fake:
+        fake.state.keep_meter_events = False
         os.environ["BILLING_SECRETS_KEY"] = Fernet.generate_key().decode()
         os.environ["BILLING_STRIPE_API_BASE"] = fake.base_url
         try:
