@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from billing_service.app import App
 from billing_service.clock import FixedClock
+from billing_service.storage.engine import create_engines
+from billing_service.storage.outbox import OutboxStore
 
 from .cli_subprocess import serve, service_env
 from .conftest import Client, create_operator_key, make_client
@@ -131,6 +133,31 @@ async def test_a_refund_before_its_event_is_sent_cancels_after_the_report(
         stripe_pb2.GetMeterOutboxRequest(), metadata=client.auth
     )
     assert list(outbox.failed) == []
+
+
+async def test_a_cancel_waiting_for_the_cursor_is_neither_due_nor_claimed(
+    app: App, client: Client, fake: FakeStripe, clock: FixedClock
+) -> None:
+    """The sender asks whether a claim would take anything before claiming
+    (a write): a cancel whose event the cursor has not read says no."""
+    await app.meter_sender.stop()  # the test sends by hand
+    await _sent_meter(client, ["u1"])
+    refunded = await _consume(client)
+    await client.usage.RefundUsage(
+        usage_pb2.RefundUsageRequest(usage_event_id=refunded), metadata=client.auth
+    )
+    writer, reader = create_engines(app.settings.database_url)
+    outbox = OutboxStore(writer, reader)
+    try:
+        assert not await outbox.any_due(clock.now())
+        assert await outbox.claim(clock.now(), timedelta(seconds=2), 10) == []
+
+        assert await app.meter_sender.send_due() == 2  # the report, then its cancel
+        assert set(fake.delivered()) == {f"usage_{refunded}"}
+        assert fake.state.cancels == [f"usage_{refunded}"]
+        assert not await outbox.any_due(clock.now())
+    finally:
+        await outbox.close()
 
 
 async def test_two_servers_writing_at_once_have_each_event_sent_once(

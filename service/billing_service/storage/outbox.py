@@ -31,27 +31,9 @@ _PENDING = (_o.c.delivered_at.is_(None), _o.c.failed_at.is_(None))
 
 class OutboxStore(Transactions):
     async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[OutboxItem]:
-        """Take up to `limit` due rows for `lease`, oldest first. A cancel
-        waits until its meter event is read by the cursor, then until its
-        report (if queued here) is delivered or failed."""
-        report = _o.alias("report")
-        report_pending = exists().where(
-            report.c.event_id == _o.c.event_id,
-            report.c.action == OutboxAction.REPORT.value,
-            report.c.delivered_at.is_(None),
-            report.c.failed_at.is_(None),
-        )
+        """Take up to `limit` due rows for `lease`, oldest first (see _claimable)."""
         due = (
-            select(_o.c.id)
-            .where(
-                *_PENDING,
-                _o.c.due_at <= to_micros(now),
-                (_o.c.claimed_until.is_(None)) | (_o.c.claimed_until <= to_micros(now)),
-                (_o.c.action == OutboxAction.REPORT.value)
-                | (~report_pending & ~self._unread_by_cursor()),
-            )
-            .order_by(_o.c.due_at, _o.c.id)
-            .limit(limit)
+            select(_o.c.id).where(*self._claimable(now)).order_by(_o.c.due_at, _o.c.id).limit(limit)
         )
         if self._postgres:
             due = due.with_for_update(skip_locked=True)
@@ -88,6 +70,25 @@ class OutboxStore(Transactions):
 
         return await self._write(work)
 
+    def _claimable(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
+        """Rows a claim takes: pending, due, not held by another sender; a
+        cancel once its meter event is read by the cursor and its report (if
+        queued here) is delivered or failed."""
+        report = _o.alias("report")
+        report_pending = exists().where(
+            report.c.event_id == _o.c.event_id,
+            report.c.action == OutboxAction.REPORT.value,
+            report.c.delivered_at.is_(None),
+            report.c.failed_at.is_(None),
+        )
+        return (
+            *_PENDING,
+            _o.c.due_at <= to_micros(now),
+            (_o.c.claimed_until.is_(None)) | (_o.c.claimed_until <= to_micros(now)),
+            (_o.c.action == OutboxAction.REPORT.value)
+            | (~report_pending & ~self._unread_by_cursor()),
+        )
+
     def _unread_by_cursor(self) -> ColumnElement[bool]:
         """The row's event is past the meter sender's cursor."""
         k = stripe_meter_cursor
@@ -102,8 +103,8 @@ class OutboxStore(Transactions):
         )
 
     async def any_due(self, now: datetime) -> bool:
-        """Whether a claim may find anything (a read: a claim is a write)."""
-        query = select(_o.c.id).where(*_PENDING, _o.c.due_at <= to_micros(now)).limit(1)
+        """Whether a claim would take anything (a read: a claim is a write)."""
+        query = select(_o.c.id).where(*self._claimable(now)).limit(1)
 
         async def work(conn: AsyncConnection) -> bool:
             return (await conn.execute(query)).first() is not None
