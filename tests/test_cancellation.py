@@ -44,26 +44,31 @@ async def test_cancelled_calls_never_lose_acknowledged_usage(client: Client) -> 
 
 
 async def test_checks_cancelled_mid_read_leave_the_counts_as_they_were(client: Client) -> None:
-    # One caller at a time: on PostgreSQL a lone check reads in its caller's
+    # Lone checks first: on PostgreSQL a lone check reads in its caller's
     # coroutine, so a deadline that passes mid-read cancels the statement
-    # (asyncpg cancelled 5 of 200 in a run on 2026-12-01).
+    # (asyncpg cancelled 5 of 200 in a run on 2026-12-01). gRPC rounds a
+    # deadline up to whole milliseconds, which a quick lone check may beat
+    # every time; then bursts, where the later calls of each wait behind the
+    # earlier ones and pass their deadlines wherever they are.
     await subscribe(client, "t1", {"seo": 1_000})
     for _ in range(5):
         await consume(client, "t1")
-    answered = gave_up = 0
-    for call in range(200):
+    request = usage_pb2.CheckQuotaRequest(tenant_id="t1", primitive="seo")
+
+    async def check(deadline: float) -> bool:
+        """Whether the check was answered (it gave up otherwise)."""
         try:
-            reply = await client.usage.CheckQuota(
-                usage_pb2.CheckQuotaRequest(tenant_id="t1", primitive="seo"),
-                metadata=client.auth,
-                timeout=0.0002 * (call % 8 + 1),
-            )
-            assert reply.allowed and reply.standing.used == 5
-            answered += 1
+            reply = await client.usage.CheckQuota(request, metadata=client.auth, timeout=deadline)
         except grpc.aio.AioRpcError as error:
             assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error
-            gave_up += 1
-    assert gave_up > 0
+            return False
+        assert reply.allowed and reply.standing.used == 5
+        return True
+
+    outcomes = [await check(0.0002 * (call % 8 + 1)) for call in range(200)]
+    for _ in range(20):
+        outcomes += await asyncio.gather(*(check(0.001 * (i % 8 + 1)) for i in range(16)))
+    assert not all(outcomes)
 
     await consume(client, "t1")
     reply = await client.usage.CheckQuota(
