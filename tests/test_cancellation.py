@@ -81,23 +81,28 @@ async def test_checks_cancelled_mid_read_leave_the_counts_as_they_were(client: C
 async def test_writes_cancelled_mid_statement_are_counted_once_or_not_at_all(
     client: Client,
 ) -> None:
-    # One caller at a time: on PostgreSQL a lone ConsumeQuota is recorded in
-    # its caller's coroutine, so a deadline that passes mid-statement cancels
-    # it. Each write is then done or not, and the counter (what CheckQuota
-    # reads) and the events (what the usage report sums) still agree.
+    # Lone calls first: on PostgreSQL a lone ConsumeQuota is recorded in its
+    # caller's coroutine, so a deadline that passes mid-statement cancels it;
+    # then bursts, whose later calls surely pass their deadlines (gRPC's are
+    # whole milliseconds, which a quick lone write may beat every time). Each
+    # write is then done or not, and the counter (what CheckQuota reads) and
+    # the events (what the usage report sums) still agree.
     await subscribe(client, "t1", {"seo": 1_000})
-    acknowledged = gave_up = 0
-    for call in range(200):
+    request = usage_pb2.ConsumeQuotaRequest(tenant_id="t1", primitive="seo")
+
+    async def consume_within(deadline: float) -> bool:
+        """Whether the call was answered (it gave up otherwise)."""
         try:
-            await client.usage.ConsumeQuota(
-                usage_pb2.ConsumeQuotaRequest(tenant_id="t1", primitive="seo"),
-                metadata=client.auth,
-                timeout=0.0003 * (call % 8 + 1),
-            )
-            acknowledged += 1
+            await client.usage.ConsumeQuota(request, metadata=client.auth, timeout=deadline)
         except grpc.aio.AioRpcError as error:
             assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error
-            gave_up += 1
+            return False
+        return True
+
+    outcomes = [await consume_within(0.0003 * (call % 8 + 1)) for call in range(200)]
+    for _ in range(10):
+        outcomes += await asyncio.gather(*(consume_within(0.001 * (i % 8 + 1)) for i in range(16)))
+    acknowledged, gave_up = outcomes.count(True), outcomes.count(False)
     assert gave_up > 0
 
     await consume(client, "t1")
