@@ -1,6 +1,7 @@
 """Shared fixtures: throwaway databases on both backends, a real server on
 loopback, an operator with a key, and stubs that send it."""
 
+import asyncio
 import os
 import sqlite3
 import uuid
@@ -44,8 +45,6 @@ async def _pg_admin() -> asyncpg.Connection:
 
 @pytest.fixture(scope="session")
 def postgres_available() -> bool:
-    import asyncio
-
     async def probe() -> bool:
         try:
             conn = await _pg_admin()
@@ -73,8 +72,6 @@ def migrated_templates(
     """A database of each backend migrated to head once per test process:
     each test's database is a copy of it (the migrations themselves are
     tested from empty databases in test_migrations.py)."""
-    import asyncio
-
     sqlite_path = tmp_path_factory.mktemp("template") / "billing.db"
     templates = {"sqlite": str(sqlite_path)}
     if postgres_available:
