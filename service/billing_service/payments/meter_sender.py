@@ -161,14 +161,14 @@ class MeterSender:
         for item in items:
             if item.operator_id not in secrets:
                 secrets[item.operator_id] = await self._secret(item.operator_id)
-        outcome = Unsent()
+        unsent = Unsent()
         sendable: list[OutboxItem] = []
         for item in items:
             problem = self._unsendable(item, secrets[item.operator_id])
             if problem is None:
                 sendable.append(item)
             else:
-                outcome.failures.append((item, problem))
+                unsent.failures.append((item, problem))
         gate = asyncio.Semaphore(CONCURRENCY)
         # Reports before their cancels: an event's cancel is taken only once
         # its report is settled, so one batch never holds both.
@@ -178,9 +178,9 @@ class MeterSender:
                 await gate.acquire()
                 secret = secrets[operator_id]
                 assert secret is not None
-                task = group.create_task(self._send(batch, secret, outcome))
+                task = group.create_task(self._send(batch, secret, unsent))
                 task.add_done_callback(lambda _: gate.release())
-        return outcome
+        return unsent
 
     async def _secret(self, operator_id: int) -> str | None:
         found = await self._payments.get_account(operator_id)
@@ -209,7 +209,7 @@ class MeterSender:
             return "older than the 35 days Stripe accepts"
         return None
 
-    async def _send(self, batch: list[OutboxItem], secret: str, outcome: Unsent) -> None:
+    async def _send(self, batch: list[OutboxItem], secret: str, unsent: Unsent) -> None:
         """One call: a batch of meter events, or one cancel."""
         try:
             if batch[0].action is OutboxAction.CANCEL:
@@ -217,11 +217,11 @@ class MeterSender:
             else:
                 await self._api.send_meter_events(secret, [_meter_event(i) for i in batch])
         except StripeRefused as error:
-            outcome.failures.extend((item, error.message) for item in batch)
+            unsent.failures.extend((item, error.message) for item in batch)
         except (StripeUnavailable, StripeKeyRejected) as error:
             attempts = max(item.attempts for item in batch)
             due = self._clock.now() + retry_delay(attempts, MAX_BACKOFF_SECONDS)
-            outcome.retries.extend((item, due, error.message) for item in batch)
+            unsent.retries.extend((item, due, error.message) for item in batch)
 
 
 def _settlement(items: list[OutboxItem], unsent: Unsent) -> Settlement:
