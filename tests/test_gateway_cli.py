@@ -47,7 +47,7 @@ async def running(args: list[str], env: dict[str, str]) -> AsyncIterator[tuple[s
     log = b""
     drain = None
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(180):
             while (serving := SERVING.search(log)) is None:
                 line = await process.stderr.readline()
                 assert line, f"{args} exited: {log.decode()}"
@@ -56,7 +56,7 @@ async def running(args: list[str], env: dict[str, str]) -> AsyncIterator[tuple[s
         drain = asyncio.create_task(process.stderr.read())
         yield serving.group(1).decode(), serving.group(2).decode()
         process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 20) == 0
+        assert await asyncio.wait_for(process.wait(), 60) == 0
     finally:
         if process.returncode is None:
             process.kill()

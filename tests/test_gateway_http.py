@@ -169,13 +169,16 @@ async def test_a_malformed_authorization_header_is_401(anonymous: httpx.AsyncCli
 
 
 async def test_keep_alive_responses_are_not_held_back(anonymous: httpx.AsyncClient) -> None:
-    # Without TCP_NODELAY each response on a reused connection waits ~40 ms for
-    # the client's delayed ACK: 30 of them would take over 1.2 s.
+    # Without TCP_NODELAY every response on a reused connection waits ~40 ms for
+    # the client's delayed ACK. Load only lengthens some calls: the quickest of
+    # 30 stays well under that wait when nothing holds responses back.
     await anonymous.get("/v1/nothing")
-    started = time.perf_counter()
+    quickest = float("inf")
     for _ in range(30):
+        started = time.perf_counter()
         error_of(await anonymous.get("/v1/nothing"), 404)
-    assert time.perf_counter() - started < 1.0
+        quickest = min(quickest, time.perf_counter() - started)
+    assert quickest < 0.02
 
 
 async def test_an_unreachable_grpc_server_is_503() -> None:

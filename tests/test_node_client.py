@@ -85,7 +85,7 @@ async def test_the_node_client_consumes_until_resource_exhausted(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 180)
     assert process.returncode == 0, stderr.decode()
     steps = [json.loads(line) for line in stdout.decode().splitlines()]
     assert [s["step"] for s in steps] == [

@@ -125,7 +125,7 @@ async def test_json_logs_give_one_line_per_rpc_with_its_request_id(
                     plan_pb2.GetPlanRequest(key="nope"), metadata=client.auth
                 )
         serving.send_sigterm()
-        await serving.wait_exit(20)
+        await serving.wait_exit(60)
     text = [line for line in serving.log().splitlines() if line.strip()]
     lines = [json.loads(line) for line in text if line.startswith("{")]
     # Anything else is gRPC core's own (C) logging, which Python's never sees.

@@ -39,7 +39,7 @@ async def grpcurl(*args: str) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 180)
     assert process.returncode == 0, f"grpcurl {args}: {stderr.decode()}"
     return stdout.decode()
 

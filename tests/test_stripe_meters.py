@@ -333,7 +333,7 @@ async def test_servers_without_jobs_send_nothing_and_the_jobs_command_sends_it_a
             await _nothing_pending(served.client)
         finally:
             jobs.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(jobs.wait(), 20) == 0
+            assert await asyncio.wait_for(jobs.wait(), 60) == 0
     assert set(fake.delivered()) == {f"usage_{i}" for i in served.ids}
     assert "background jobs stopping" in (tmp_path / "jobs.log").read_text()
 

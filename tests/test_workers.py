@@ -57,7 +57,7 @@ async def test_two_workers_share_the_address_count_exactly_and_stop_on_sigterm(
             for channel in channels:
                 await channel.close()
         service.process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(service.process.wait(), 20) == 0
+        assert await asyncio.wait_for(service.process.wait(), 60) == 0
         assert service.log().count("shutting down: NOT_SERVING") == 2
         assert "background jobs stopping" in service.log()
     admitted = [r for r in results if not isinstance(r, BaseException)]
@@ -79,7 +79,7 @@ async def test_a_process_killed_under_serve_stops_the_others_and_it_exits_with_f
         jobs = _jobs_pid(service.log())
         servers = [pid for pid in _children(service.process.pid) if pid != jobs]
         os.kill(jobs if killed == "jobs" else servers[0], signal.SIGKILL)
-        assert await asyncio.wait_for(service.process.wait(), 20) == 128 + signal.SIGKILL
+        assert await asyncio.wait_for(service.process.wait(), 60) == 128 + signal.SIGKILL
         log = service.log()
     assert "killed by signal 9: stopping the others" in log
     assert log.count("shutting down: NOT_SERVING") == (2 if killed == "jobs" else 1)
@@ -123,7 +123,7 @@ async def test_a_sigterm_while_the_processes_start_is_a_clean_stop(
     try:
         await asyncio.sleep(after_seconds)
         process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), 20)
+        code = await asyncio.wait_for(process.wait(), 60)
         await _until(lambda: not _group_alive(process.pid), within_seconds=10)
     finally:
         with contextlib.suppress(ProcessLookupError):

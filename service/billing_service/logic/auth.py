@@ -4,7 +4,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..domain.errors import Unauthenticated
@@ -60,9 +60,15 @@ class Authenticator:
     earlier than their own would have.
     """
 
-    def __init__(self, store: Store, cache_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cache_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._ttl = cache_seconds
+        self._monotonic = monotonic  # injected, so tests can move it
         # raw authorization value -> (operator id, expiry), for keys found
         self._cache: dict[str | bytes, tuple[int, float]] = {}
         # raw authorization value -> the lookup in flight
@@ -73,7 +79,7 @@ class Authenticator:
         for name, value in metadata:
             if name == "authorization":
                 hit = self._cache.get(value)
-                if hit is not None and hit[1] > time.monotonic():
+                if hit is not None and hit[1] > self._monotonic():
                     return hit[0]
                 return None
         return None
@@ -86,7 +92,7 @@ class Authenticator:
             )
         cached = self._cache.get(raw)
         operator_id: int | None
-        if cached is not None and cached[1] > time.monotonic():
+        if cached is not None and cached[1] > self._monotonic():
             operator_id = cached[0]
         else:
             lookup = self._lookups.get(raw)
@@ -102,7 +108,7 @@ class Authenticator:
         return operator_id
 
     async def _look_up(self, raw: str | bytes, secret: str) -> int | None:
-        started = time.monotonic()
+        started = self._monotonic()
         operator_id = await self._store.operator_for_key_hash(hash_key(secret))
         if self._ttl > 0 and operator_id is not None:
             if len(self._cache) >= _MAX_CACHED_KEYS:
