@@ -5,6 +5,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,7 @@ from .cli_subprocess import free_port, serve, service_env
 from .conftest import Client, create_operator_key, make_client
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+RFC3339_UTC_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
 async def _quota_calls(client: Client, calls: int = 3, limit: int = 2) -> None:
@@ -131,6 +133,11 @@ async def test_json_logs_give_one_line_per_rpc_with_its_request_id(
     # Anything else is gRPC core's own (C) logging, which Python's never sees.
     assert all(re.match(r"[IWEF]\d{4} ", line) for line in text if not line.startswith("{"))
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    # RFC 3339 in UTC, to the millisecond, as log pipelines parse it.
+    assert all(re.fullmatch(RFC3339_UTC_MS, line["time"]) for line in lines), lines[0]["time"]
+    logged = datetime.fromisoformat(lines[-1]["time"])
+    assert logged.utcoffset() == timedelta(0)
+    assert abs(datetime.now(UTC) - logged) < timedelta(hours=1)
     rpcs = [line for line in lines if line.get("rpc")]
     listed = next(line for line in rpcs if line["rpc"] == "billing.v1.PlanService/ListPlans")
     assert listed["code"] == "OK" and listed["request_id"] == "req-42"
