@@ -40,7 +40,10 @@ from billing_service.storage.engine import create_engines
 from billing_service.storage.user_schema import deliveries
 from tests.conftest import Client
 from tests.end_user_helpers import eventually
+from tests.gateway_fixtures import gateway_fixture, http_fixture
 from tests.usage_helpers import subscribe
+
+__all__ = ["gateway_fixture", "http_fixture"]
 
 # Refused when set, with what the refusal says.
 INSIDE = [
@@ -99,6 +102,17 @@ async def test_a_webhook_inside_the_network_is_refused_when_set(client: Client) 
     # A public name is not looked up here: what it resolves to is checked
     # when an alert is delivered.
     assert (await _set_webhook(client, "https://hooks.example.com/alerts")).startswith("whsec_")
+
+
+async def test_the_gateway_answers_a_webhook_inside_the_network_400(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.put(
+        "/v1/usage-alerts/webhook", json={"url": "https://169.254.169.254/latest/meta-data/"}
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_argument" and "link-local" in error["message"]
 
 
 @pytest.mark.parametrize("allow_networks", ["127.0.0.0/8,::1/128"])
