@@ -221,7 +221,12 @@ async def test_every_address_of_a_name_is_checked_before_connecting() -> None:
         with pytest.raises(DeliveryFailed) as caught:
             await poster.send(_delivery("https://hooks.example.test/"), "whsec_test")
         assert caught.value.retry
-    assert sent == []
+        assert sent == []
+        # DNS64's answer for a global IPv4 address is that address: posted to.
+        poster = WebhookPoster(http, (), _answering("64:ff9b::808:808"))
+        await poster.send(_delivery("https://hooks.example.test/a"), "whsec_test")
+    [posted] = sent
+    assert (posted.url.host, posted.headers["host"]) == ("64:ff9b::808:808", "hooks.example.test")
 
 
 # -- the post goes to the address checked, under the URL's name --------------

@@ -46,6 +46,7 @@ def literal_address(host: str) -> IPAddress | None:
 
 
 def is_loopback_name(host: str) -> bool:
+    """localhost and its subdomains (RFC 6761): loopback without a lookup."""
     host = host.lower().rstrip(".")
     return host == "localhost" or host.endswith(".localhost")
 
@@ -58,15 +59,18 @@ def refusal(host: str, address: IPAddress, allowed: Sequence[IPNetwork]) -> str 
     for form in reversed(_forms(address)):  # the IPv4 address carried says more
         kind = _kind(form)
         if kind is not None:
-            shown = host if host == str(address) else f"{host} ({address})"
-            return f"{shown} is {kind}, not a global address"
+            shown = [str(address)] if host != str(address) else []
+            shown += [f"IPv4 {form}"] if form != address else []
+            about = f"{host} ({', '.join(shown)})" if shown else host
+            return f"{about} is {kind}, not a global address"
     return None
 
 
 def is_allowed(address: IPAddress, allowed: Sequence[IPNetwork]) -> bool:
     """Whether `address` is in a network the service allows (BILLING_ALERT_
     WEBHOOK_ALLOW_NETWORKS), as written or as the IPv4 address it carries."""
-    return any(form in network for form in _forms(address) for network in allowed)
+    forms = {address, *_forms(address)}
+    return any(form in network for form in forms for network in allowed)
 
 
 def url_refusal(scheme: str, host: str, allowed: Sequence[IPNetwork]) -> str | None:
@@ -102,17 +106,21 @@ def _private_name(host: str) -> bool:
 
 
 def _forms(address: IPAddress) -> list[IPAddress]:
-    """The address, and the IPv4 address an IPv6 one carries."""
+    """The addresses `address` stands for: an IPv4 address mapped or
+    translated (NAT64, as DNS64 answers on IPv6-only networks) into IPv6 is
+    that IPv4 address; a 6to4 or Teredo one is itself and the IPv4 address
+    it carries."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return [address]
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address in _NAT64:
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
     forms: list[IPAddress] = [address]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            forms.append(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            forms.append(address.sixtofour)
-        if address.teredo is not None:
-            forms.extend(address.teredo)
-        if address in _NAT64:
-            forms.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        forms.append(address.sixtofour)
+    if address.teredo is not None:
+        forms.extend(address.teredo)
     return forms
 
 
