@@ -5,6 +5,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -24,8 +25,10 @@ from billing_service.gateway.server import start_gateway
 
 from .cli_subprocess import free_port, serve, service_env
 from .conftest import Client, create_operator_key, make_client
+from .test_envoy_ratelimit import Response, descriptor, limit
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+RFC3339_UTC_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
 async def _quota_calls(client: Client, calls: int = 3, limit: int = 2) -> None:
@@ -98,13 +101,44 @@ async def test_metrics_count_rpcs_decisions_batches_and_outboxes(
     assert grew("billing_rpc_requests_total", code="OK", **consume) == 2
     assert grew("billing_rpc_requests_total", code="RESOURCE_EXHAUSTED", **consume) == 1
     assert grew("billing_rpc_duration_seconds_count", **consume) == 3
-    assert grew("billing_quota_decisions_total", outcome="admitted") == 2
-    assert grew("billing_quota_decisions_total", outcome="quota_exceeded") == 1
+    consumed = {"api": "ConsumeQuota"}
+    assert grew("billing_quota_decisions_total", outcome="admitted", **consumed) == 2
+    assert grew("billing_quota_decisions_total", outcome="quota_exceeded", **consumed) == 1
     assert grew("billing_metering_batch_size_count") >= 1
     assert ("billing_metering_queue_wait_seconds_count", frozenset()) in after
     assert ("billing_database_errors_total", frozenset()) in after
     for outbox in ("stripe_meter_events", "usage_alerts", "deliveries_email"):
         assert ("billing_outbox_depth", frozenset({("outbox", outbox)})) in after
+
+
+@SQLITE_ONLY
+async def test_every_quota_decision_is_counted_by_the_api_that_asked(
+    app: App, server: RunningServer
+) -> None:
+    """Envoy's ShouldRateLimit decides as ConsumeQuota does; a mesh where
+    sidecars make every decision must see them at /metrics."""
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    async with httpx.AsyncClient() as http:
+        before = _samples((await http.get(url)).text)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            client = make_client(channel, await create_operator_key(app, "acme"))
+            await _quota_calls(client, calls=1, limit=2)  # one ConsumeQuota admitted
+            check = usage_pb2.CheckQuotaRequest(user_id="t1", primitive="seo")
+            assert (await client.usage.CheckQuota(check, metadata=client.auth)).allowed
+            seo = descriptor(user_id="t1", primitive="seo")
+            codes = [(await limit(client, seo)).overall_code for _ in range(2)]
+            assert codes == [Response.OK, Response.OVER_LIMIT]
+            assert not (await client.usage.CheckQuota(check, metadata=client.auth)).allowed
+            await _quota_calls(client, calls=1, limit=2)  # refused
+        after = _samples((await http.get(url)).text)
+
+    def grew(api: str, outcome: str) -> float:
+        labels = {"api": api, "outcome": outcome}
+        name = "billing_quota_decisions_total"
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    for api in ("ShouldRateLimit", "ConsumeQuota", "CheckQuota"):
+        assert (grew(api, "admitted"), grew(api, "quota_exceeded")) == (1, 1), api
 
 
 @SQLITE_ONLY
@@ -131,6 +165,11 @@ async def test_json_logs_give_one_line_per_rpc_with_its_request_id(
     # Anything else is gRPC core's own (C) logging, which Python's never sees.
     assert all(re.match(r"[IWEF]\d{4} ", line) for line in text if not line.startswith("{"))
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    # RFC 3339 in UTC, to the millisecond, as log pipelines parse it.
+    assert all(re.fullmatch(RFC3339_UTC_MS, line["time"]) for line in lines), lines[0]["time"]
+    logged = datetime.fromisoformat(lines[-1]["time"])
+    assert logged.utcoffset() == timedelta(0)
+    assert abs(datetime.now(UTC) - logged) < timedelta(hours=1)
     rpcs = [line for line in lines if line.get("rpc")]
     listed = next(line for line in rpcs if line["rpc"] == "billing.v1.PlanService/ListPlans")
     assert listed["code"] == "OK" and listed["request_id"] == "req-42"

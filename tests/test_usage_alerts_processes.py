@@ -50,6 +50,11 @@ def slow_hook() -> Iterator[Recorder]:
     yield from recorder(_slowly)
 
 
+# The fake receivers listen on this host's loopback, which webhooks are
+# refused unless the service is told to allow it.
+LOCAL_RECEIVERS = "127.0.0.0/8"
+
+
 def _env(database_url: str, **more: str) -> dict[str, str]:
     return service_env(
         database_url,
@@ -58,6 +63,7 @@ def _env(database_url: str, **more: str) -> dict[str, str]:
         password_time_cost="1",
         password_memory_kib="64",
         password_parallelism="1",
+        alert_webhook_allow_networks=LOCAL_RECEIVERS,
         **more,
     )
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import Clock, SystemClock
 from .config import Settings
+from .delivery.addresses import networks
 from .delivery.worker import EndUserWorker
 from .domain.policy import enforcement
 from .logic.auth import Authenticator
@@ -175,7 +176,13 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         ),
         stripe_api=stripe_api,
         end_users=end_users,
-        notifications=Notifications(PushTokensStore(writer, reader), alerts, box, clock),
+        notifications=Notifications(
+            PushTokensStore(writer, reader),
+            alerts,
+            box,
+            clock,
+            networks(settings.alert_webhook_allow_networks),
+        ),
         sessions=SessionAuthenticator(users, clock),
         end_user_worker=EndUserWorker(alerts, end_users, box, clock, settings),
     )

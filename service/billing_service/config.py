@@ -4,9 +4,11 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from .delivery.addresses import networks
 
 
 class Settings(BaseSettings):
@@ -102,6 +104,16 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     # Attempts before a delivery is given up (about a day with the backoff).
     delivery_max_attempts: int = Field(default=30, ge=1)
+    # Networks (comma-separated, e.g. "127.0.0.0/8,::1/128") alert webhooks may
+    # be posted to besides global addresses, and over http://; empty: https to
+    # global addresses only (README, Usage alerts).
+    alert_webhook_allow_networks: str = ""
+
+    @field_validator("alert_webhook_allow_networks")
+    @classmethod
+    def _webhook_networks_parse(cls, value: str) -> str:
+        networks(value)  # ValueError names the one that is not a network
+        return value
 
 
 def default_database_url() -> str:

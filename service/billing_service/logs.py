@@ -2,6 +2,7 @@
 and each process `serve` spawns (a spawned process starts unconfigured)."""
 
 import logging
+import time
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -16,7 +17,7 @@ def configure_logging(settings: Settings) -> None:
     handler.addFilter(RequestIdFilter())
     if settings.log_format == "json":
         handler.setFormatter(
-            JsonFormatter(
+            _JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             )
@@ -30,6 +31,16 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("stripe").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     quiet_libraries()
+
+
+class _JsonFormatter(JsonFormatter):
+    """JSON lines whose `time` is RFC 3339 in UTC to the millisecond
+    (2026-12-07T23:27:43.576Z), as log pipelines parse it; logging's own
+    asctime has neither the T nor a zone."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{seconds}.{int(record.msecs):03d}Z"
 
 
 def quiet_libraries() -> None:

@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .call_context import CallRecord
+from .call_context import CALL, CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,11 @@ RPC_SECONDS = Histogram(
     ["service", "method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
-DECISIONS = Counter("billing_quota_decisions", "ConsumeQuota decisions", ["outcome"])
+DECISIONS = Counter(
+    "billing_quota_decisions",
+    "Quota decisions of the metering core, by the API that asked and their outcome",
+    ["api", "outcome"],
+)
 BATCH_SIZE = Histogram(
     "billing_metering_batch_size",
     "Calls per batch the metering worker writes",
@@ -54,24 +58,22 @@ OUTBOX = Gauge(
     multiprocess_mode="mostrecent",
 )
 
-# ConsumeQuota's status code -> the decision it tells of.
-_OUTCOMES = {
-    grpc.StatusCode.OK: "admitted",
-    grpc.StatusCode.RESOURCE_EXHAUSTED: "quota_exceeded",
-    grpc.StatusCode.FAILED_PRECONDITION: "subscription_inactive",
-    grpc.StatusCode.PERMISSION_DENIED: "primitive_not_permitted",
-}
-_CONSUMES = ("billing.v1.UsageService/ConsumeQuota",)
-
 
 def observe_call(record: CallRecord, code: grpc.StatusCode, seconds: float) -> None:
     service, _, method = record.rpc.rpartition("/")
     RPCS.labels(service, method, code.name).inc()
     RPC_SECONDS.labels(service, method).observe(seconds)
-    if record.rpc in _CONSUMES and code in _OUTCOMES:
-        DECISIONS.labels(_OUTCOMES[code]).inc()
     if record.error_reason == "STORAGE_UNAVAILABLE":
         DB_ERRORS.inc()
+
+
+def observe_decision(outcome: str) -> None:
+    """One decision of the metering core (metering/outcomes.py), labelled
+    with the method of the RPC being served: ConsumeQuota, CheckQuota,
+    ShouldRateLimit... (a REST call, with the RPC it maps to)."""
+    call = CALL.get()
+    api = call.rpc.rpartition("/")[2] if call is not None else "none"
+    DECISIONS.labels(api, outcome).inc()
 
 
 def observe_batch(size: int, waited: float) -> None:

@@ -225,6 +225,7 @@ def _observers(app: App) -> list[Observer]:
 
         observers.append(metrics.observe_call)
         app.batcher.on_batch = metrics.observe_batch
+        app.batcher.on_decision = metrics.observe_decision
     return observers
 
 

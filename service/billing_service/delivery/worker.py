@@ -21,6 +21,7 @@ from ..logic.notifications import compose
 from ..payments.secrets import SecretBox
 from ..storage.alerts import AlertsStore, Delivery
 from ..storage.settling import Settlement
+from .addresses import networks
 from .channels import TIMEOUT_SECONDS, DeliveryFailed, ExpoPush, SmtpMailer, WebhookPoster
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,17 @@ class EndUserWorker:
         self._lease = timedelta(seconds=settings.delivery_lease_seconds)
         self._max_attempts = settings.delivery_max_attempts
         self._http = httpx.AsyncClient(timeout=TIMEOUT_SECONDS)
+        # Webhooks' own: a connection per post, straight to the address checked.
+        self._webhook_http = httpx.AsyncClient(
+            timeout=TIMEOUT_SECONDS,
+            limits=httpx.Limits(max_keepalive_connections=0),
+            trust_env=False,
+        )
         self._mailer = _mailer(settings)
         self._push = ExpoPush(settings.expo_push_url, self._http)
-        self._webhooks = WebhookPoster(self._http)
+        self.webhooks = WebhookPoster(
+            self._webhook_http, networks(settings.alert_webhook_allow_networks)
+        )
         self._task: asyncio.Task[None] | None = None
         self._last_deletion = 0.0
         self._mails_kept = 0
@@ -68,6 +77,7 @@ class EndUserWorker:
                 await self._task
             self._task = None
         await self._http.aclose()
+        await self._webhook_http.aclose()
 
     async def _run(self) -> None:
         while True:
@@ -136,7 +146,7 @@ class EndUserWorker:
             elif delivery.channel is Channel.PUSH:
                 await self._push.send(delivery)
             else:
-                await self._webhooks.send(delivery, await self._webhook_secret(delivery))
+                await self.webhooks.send(delivery, await self._webhook_secret(delivery))
         except DeliveryFailed as failure:
             if failure.forget_token:
                 await self._alerts.forget_token(delivery.operator_id, delivery.target)

@@ -3,9 +3,12 @@ what a usage alert becomes (compose: pure)."""
 
 import json
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from ..clock import Clock
+from ..delivery.addresses import IPNetwork, url_refusal
 from ..domain import users as u
 from ..domain.errors import InvalidArgument, NotFound, SecretsKeyMissing
 from ..domain.owners import Owner, OwnerKind
@@ -20,12 +23,18 @@ NOTIFICATION_PREFIX = "ntf_"
 
 class Notifications:
     def __init__(
-        self, tokens: PushTokensStore, alerts: AlertsStore, box: SecretBox, clock: Clock
+        self,
+        tokens: PushTokensStore,
+        alerts: AlertsStore,
+        box: SecretBox,
+        clock: Clock,
+        webhook_networks: Sequence[IPNetwork] = (),
     ) -> None:
         self._tokens = tokens
         self._alerts = alerts
         self._box = box
         self._clock = clock
+        self._webhook_networks = webhook_networks
 
     async def register_token(
         self, session: Session, token: str, platform: PushPlatform | None, device_id: str
@@ -65,6 +74,10 @@ class Notifications:
             await self._alerts.remove_webhook(operator_id)
             return ""
         url = u.webhook_url(url)
+        parts = urlsplit(url)
+        refused = url_refusal(parts.scheme, parts.hostname or "", self._webhook_networks)
+        if refused is not None:
+            raise InvalidArgument("url", refused)
         if not self._box.configured:
             raise SecretsKeyMissing()
         secret = "whsec_" + secrets.token_urlsafe(32)

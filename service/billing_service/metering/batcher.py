@@ -24,6 +24,7 @@ from .backend import MeteringBackend, RetryBatch, Transaction
 from .batch import BatchResult, run_calls, run_refund
 from .batch_forming import BatchForming, WhileArriving
 from .calls import Call, Crossing, Group, Kind, Refund
+from .outcomes import group_outcome, outcome
 from .router import DefaultRouter, Route, Router
 from .short_ways import ShortWays
 from .terms_cache import TermsCache
@@ -76,8 +77,27 @@ class Batcher:
         self._waiting = 0.0
         # Told of each batch's size and its oldest call's wait (metrics).
         self.on_batch: Callable[[int, float], None] | None = None
+        # Told of each decision's outcome (outcomes.py), in the coroutine of
+        # the call that asked (metrics read which API it serves).
+        self.on_decision: Callable[[str], None] | None = None
 
     async def check(self, call: Call) -> QuotaDecision:
+        decision = await self._check(call)
+        self._decided(outcome(decision))
+        return decision
+
+    async def write(self, call: Call) -> UsageRecorded:
+        try:
+            recorded = await self._write(call)
+        except DomainError as error:
+            if call.kind is Kind.CONSUME:
+                self._decided(outcome(error))
+            raise
+        if call.kind is Kind.CONSUME:
+            self._decided(outcome(recorded))
+        return recorded
+
+    async def _check(self, call: Call) -> QuotaDecision:
         if self._router.route(call, self._alone(call)) is Route.READ and self._free():
             decision = await self._read(call)
             if decision is not None:
@@ -86,7 +106,7 @@ class Batcher:
         assert isinstance(result, QuotaDecision)
         return result
 
-    async def write(self, call: Call) -> UsageRecorded:
+    async def _write(self, call: Call) -> UsageRecorded:
         if self._router.route(call, self._alone(call)) is Route.CONDITIONAL and self._free():
             recorded = await self._add_if_room(call)
             if recorded is not None:
@@ -102,12 +122,17 @@ class Batcher:
         and the standing of each call decided."""
         result = await self._submit(Group(tuple(calls)))
         assert isinstance(result, BatchResult)
+        self._decided(group_outcome(result))
         return result
 
     async def refund(self, refund: Refund) -> RefundResult:
         result = await self._submit(refund)
         assert isinstance(result, RefundResult)
         return result
+
+    def _decided(self, decision: str | None) -> None:
+        if decision is not None and self.on_decision is not None:
+            self.on_decision(decision)
 
     async def close(self) -> None:
         if self._worker is not None:
