@@ -120,7 +120,9 @@ class OutboxStatus:
     failed: list[FailedDelivery]
 
 
-SECRET_KEY_RE = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]{8,240}")
+SECRET_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
+SECRET_KEY_MIN, SECRET_KEY_MAX = 8, 240  # letters and digits after the prefix
+SECRET_KEY_RE = re.compile(rf"(sk|rk)_(test|live)_[A-Za-z0-9]{{{SECRET_KEY_MIN},{SECRET_KEY_MAX}}}")
 WEBHOOK_SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{8,240}")
 _EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f]"
 EMAIL_RE = re.compile(rf"{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}{{1,189}}\.[^@\s\x00-\x1f\x7f.]+")
@@ -134,12 +136,22 @@ RETURN_URL_RE = re.compile(
 
 
 def secret_key(value: str) -> str:
-    """A Stripe secret or restricted key. Errors never show the value."""
-    if not SECRET_KEY_RE.fullmatch(value):
+    """A Stripe secret or restricted key. Errors say the rule the value
+    breaks, never the value (nor its length)."""
+    if SECRET_KEY_RE.fullmatch(value):
+        return value
+    prefix = next((p for p in SECRET_KEY_PREFIXES if value.startswith(p)), None)
+    if prefix is None:
         raise InvalidArgument(
-            "secret_key", "must be a Stripe secret or restricted key: sk_test_..., rk_live_..."
+            "secret_key",
+            "must be a Stripe secret key (sk_live_ or sk_test_) or restricted key "
+            "(rk_live_ or rk_test_), as the dashboard shows it (Developers, API keys)",
         )
-    return value
+    raise InvalidArgument(
+        "secret_key",
+        f"is not a whole Stripe key: after {prefix} a key has {SECRET_KEY_MIN} to "
+        f"{SECRET_KEY_MAX} letters and digits; copy it again from the dashboard",
+    )
 
 
 def webhook_secret(value: str) -> str:
