@@ -224,3 +224,16 @@ async def test_a_bad_stripe_key_is_refused_with_the_real_rule(
     assert (error["code"], error["field"]) == ("invalid_argument", "secret_key")
     assert rule in error["message"]
     assert "sk_test_..." not in error["message"] and secret_key not in error["message"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # a message, not storage
+async def test_a_short_webhook_secret_is_refused_with_the_real_rule(
+    http: httpx.AsyncClient,
+) -> None:
+    body = {"secret_key": "sk_test_" + "k" * 24, "webhook_secret": "whsec_123"}
+    refused = await http.put("/v1/stripe/account", json=body)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["field"] == "webhook_secret"
+    assert "whsec_, then 8 to 240 letters, digits" in error["message"]
+    assert "whsec_..." not in error["message"] and "whsec_123" not in error["message"]

@@ -121,9 +121,10 @@ class OutboxStatus:
 
 
 SECRET_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
-SECRET_KEY_MIN, SECRET_KEY_MAX = 8, 240  # letters and digits after the prefix
-SECRET_KEY_RE = re.compile(rf"(sk|rk)_(test|live)_[A-Za-z0-9]{{{SECRET_KEY_MIN},{SECRET_KEY_MAX}}}")
-WEBHOOK_SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{8,240}")
+# The characters after the prefix of a Stripe key or webhook secret.
+SECRET_MIN, SECRET_MAX = 8, 240
+SECRET_KEY_RE = re.compile(rf"(sk|rk)_(test|live)_[A-Za-z0-9]{{{SECRET_MIN},{SECRET_MAX}}}")
+WEBHOOK_SECRET_RE = re.compile(rf"whsec_[A-Za-z0-9+/=_-]{{{SECRET_MIN},{SECRET_MAX}}}")
 _EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f]"
 EMAIL_RE = re.compile(rf"{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}{{1,189}}\.[^@\s\x00-\x1f\x7f.]+")
 MAX_URL = 2048
@@ -149,14 +150,18 @@ def secret_key(value: str) -> str:
         )
     raise InvalidArgument(
         "secret_key",
-        f"is not a whole Stripe key: after {prefix} a key has {SECRET_KEY_MIN} to "
-        f"{SECRET_KEY_MAX} letters and digits; copy it again from the dashboard",
+        f"is not a whole Stripe key: after {prefix} a key has {SECRET_MIN} to "
+        f"{SECRET_MAX} letters and digits; copy it again from the dashboard",
     )
 
 
 def webhook_secret(value: str) -> str:
     if not WEBHOOK_SECRET_RE.fullmatch(value):
-        raise InvalidArgument("webhook_secret", "must be a webhook signing secret: whsec_...")
+        raise InvalidArgument(
+            "webhook_secret",
+            f"must be a webhook signing secret as the dashboard shows it: whsec_, then "
+            f"{SECRET_MIN} to {SECRET_MAX} letters, digits or + / = _ -",
+        )
     return value
 
 
