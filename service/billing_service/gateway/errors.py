@@ -49,8 +49,8 @@ def _number(text: str) -> Decimal:
     """A figure of the ErrorInfo as an exact JSON number (`12.5`, `1000`)."""
     try:
         value = Decimal(text)
-    except ArithmeticError:
-        value = Decimal("NaN")
+    except ArithmeticError:  # decimal's InvalidOperation: not a number at all
+        raise ValueError(f"not a figure: {text!r}") from None
     if not value.is_finite():
         raise ValueError(f"not a figure: {text!r}")
     return value

@@ -6,9 +6,10 @@ Following google/api/http.proto: variables of the path template fill request
 fields; the body is the whole request ("*"), one field of it, or nothing; the
 fields bound by neither may be given as query parameters, by their camelCase
 or original names, or by an alias of QUERY_ALIASES (the billing documents'
-own names, as `from` and `to`). Supported template variables are `{field}`, `{field=*}`
-(one segment) and `{field=**}` (the rest of the path), with `field` a possibly
-dotted path to a scalar field; anything else is refused at start-up.
+own names, as `from` and `to`). Supported template variables are `{field}`,
+`{field=*}` (one segment) and `{field=**}` (the rest of the path), with
+`field` a possibly dotted path to a scalar field; anything else is refused at
+start-up.
 
 As in that grammar, the last ':' of a path starts its verb: a one-segment
 variable ending a template takes no ':', so `GET /v1/plans/x:archive` is the
