@@ -361,7 +361,10 @@ async def test_the_document_describes_everything_with_the_protos_comments(
 
     schemas = document["components"]["schemas"]
     standing = schemas["billing.v1.QuotaStanding"]
-    assert standing["description"] == "A tenant's standing for one primitive in one period."
+    assert standing["description"].startswith(
+        "A tenant's standing for one primitive in one period.\n\nFigures: the exact figures"
+    )
+    assert standing["properties"]["used"]["type"] == ["number", "null"]  # as used_decimal
     assert standing["properties"]["period_end"] == {
         "type": "string",
         "format": "date-time",

@@ -235,7 +235,8 @@ async def test_an_organizations_alerts_go_to_the_webhook_only(
     )
     assert await eventually(lambda: _at_least(hook.posts, 2), clock=clock)
     data = json.loads(hook.posts[-1][1])["data"]
-    assert (data["organization_id"], data["threshold_percent"], data["used"]) == ("o-1", 80, "45")
+    # Figures are JSON numbers, as in every other answer of the service.
+    assert (data["organization_id"], data["threshold_percent"], data["used"]) == ("o-1", 80, 45)
     # Removed: nothing more is posted.
     await alerts.SetAlertWebhook(notification_pb2.SetAlertWebhookRequest(), metadata=client.auth)
     with pytest.raises(grpc.aio.AioRpcError) as caught:

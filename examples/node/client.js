@@ -70,7 +70,9 @@ async function main() {
   for (let i = 1; i <= QUOTA + 1; i++) {
     try {
       const consumed = await call(usage, 'ConsumeQuota', {user_id: tenant, primitive: 'seo'});
-      console.log(JSON.stringify({step: 'consume', call: i, used: consumed.standing.used}));
+      // used_decimal: the exact figure (the int64 `used` is its deprecated whole-unit twin).
+      const used = consumed.standing.used_decimal.value;
+      console.log(JSON.stringify({step: 'consume', call: i, used}));
     } catch (error) {
       if (error.code !== grpc.status.RESOURCE_EXHAUSTED) throw error;
       const [details] = error.metadata.get('grpc-status-details-bin');

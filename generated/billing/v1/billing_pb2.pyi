@@ -102,7 +102,7 @@ class GetUsageSummaryRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., year: _Optional[int] = ..., month: _Optional[int] = ...) -> None: ...
 
 class GetUsageSummaryResponse(_message.Message):
-    __slots__ = ("year", "month", "label", "usage", "line_items", "currency", "total_cost_cents", "credits_applied_cents", "amount_due_cents")
+    __slots__ = ("year", "month", "label", "usage", "line_items", "currency", "total_cost_cents", "credits_applied_cents", "amount_due_cents", "sandbox_compute_hours", "database_compute_hours", "database_storage_gb", "storage_gb", "ai_tokens", "ai_cost_cents", "deployment_compute_hours")
     YEAR_FIELD_NUMBER: _ClassVar[int]
     MONTH_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +112,13 @@ class GetUsageSummaryResponse(_message.Message):
     TOTAL_COST_CENTS_FIELD_NUMBER: _ClassVar[int]
     CREDITS_APPLIED_CENTS_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_DUE_CENTS_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_COMPUTE_HOURS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_COMPUTE_HOURS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_STORAGE_GB_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_GB_FIELD_NUMBER: _ClassVar[int]
+    AI_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    AI_COST_CENTS_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_COMPUTE_HOURS_FIELD_NUMBER: _ClassVar[int]
     year: int
     month: int
     label: str
@@ -121,7 +128,14 @@ class GetUsageSummaryResponse(_message.Message):
     total_cost_cents: _decimal_pb2.Decimal
     credits_applied_cents: _decimal_pb2.Decimal
     amount_due_cents: _decimal_pb2.Decimal
-    def __init__(self, year: _Optional[int] = ..., month: _Optional[int] = ..., label: _Optional[str] = ..., usage: _Optional[_Union[UsageFigures, _Mapping]] = ..., line_items: _Optional[_Iterable[_Union[LineItem, _Mapping]]] = ..., currency: _Optional[str] = ..., total_cost_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., credits_applied_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., amount_due_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ...) -> None: ...
+    sandbox_compute_hours: _decimal_pb2.Decimal
+    database_compute_hours: _decimal_pb2.Decimal
+    database_storage_gb: _decimal_pb2.Decimal
+    storage_gb: _decimal_pb2.Decimal
+    ai_tokens: _decimal_pb2.Decimal
+    ai_cost_cents: _decimal_pb2.Decimal
+    deployment_compute_hours: _decimal_pb2.Decimal
+    def __init__(self, year: _Optional[int] = ..., month: _Optional[int] = ..., label: _Optional[str] = ..., usage: _Optional[_Union[UsageFigures, _Mapping]] = ..., line_items: _Optional[_Iterable[_Union[LineItem, _Mapping]]] = ..., currency: _Optional[str] = ..., total_cost_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., credits_applied_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., amount_due_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., sandbox_compute_hours: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., database_compute_hours: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., database_storage_gb: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., storage_gb: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., ai_tokens: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., ai_cost_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., deployment_compute_hours: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ...) -> None: ...
 
 class GetUsageByProjectRequest(_message.Message):
     __slots__ = ("user_id", "organization_id", "year", "month")
@@ -136,14 +150,28 @@ class GetUsageByProjectRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., year: _Optional[int] = ..., month: _Optional[int] = ...) -> None: ...
 
 class ProjectUsage(_message.Message):
-    __slots__ = ("project_id", "project_name", "usage")
+    __slots__ = ("project_id", "project_name", "usage", "sandbox_compute_hours", "database_compute_hours", "database_storage_gb", "storage_gb", "ai_tokens", "ai_cost_cents", "deployment_compute_hours")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_NAME_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_COMPUTE_HOURS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_COMPUTE_HOURS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_STORAGE_GB_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_GB_FIELD_NUMBER: _ClassVar[int]
+    AI_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    AI_COST_CENTS_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_COMPUTE_HOURS_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     project_name: str
     usage: UsageFigures
-    def __init__(self, project_id: _Optional[str] = ..., project_name: _Optional[str] = ..., usage: _Optional[_Union[UsageFigures, _Mapping]] = ...) -> None: ...
+    sandbox_compute_hours: _decimal_pb2.Decimal
+    database_compute_hours: _decimal_pb2.Decimal
+    database_storage_gb: _decimal_pb2.Decimal
+    storage_gb: _decimal_pb2.Decimal
+    ai_tokens: _decimal_pb2.Decimal
+    ai_cost_cents: _decimal_pb2.Decimal
+    deployment_compute_hours: _decimal_pb2.Decimal
+    def __init__(self, project_id: _Optional[str] = ..., project_name: _Optional[str] = ..., usage: _Optional[_Union[UsageFigures, _Mapping]] = ..., sandbox_compute_hours: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., database_compute_hours: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., database_storage_gb: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., storage_gb: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., ai_tokens: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., ai_cost_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., deployment_compute_hours: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ...) -> None: ...
 
 class GetUsageByProjectResponse(_message.Message):
     __slots__ = ("projects",)

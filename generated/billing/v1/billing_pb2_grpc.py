@@ -29,7 +29,9 @@ class BillingServiceStub:
     """BillingService answers what a billing page shows: a month's usage and its
     cost, usage by project, the months with usage, AI usage and credits.
 
-    Months are calendar months in UTC. A month's figures aggregate its events
+    Months are calendar months in UTC; a month not given (year and month both
+    0, or left out over REST) is the current one: the calendar month, in UTC,
+    that contains now. A month's figures aggregate its events
     by each meter's aggregation (billing.v1.MeterService); its cost prices
     them with the owner's current plan (each priced meter: units beyond the
     included ones times the unit price, rounded half-even to the cent once
@@ -85,7 +87,9 @@ class BillingServiceServicer:
     """BillingService answers what a billing page shows: a month's usage and its
     cost, usage by project, the months with usage, AI usage and credits.
 
-    Months are calendar months in UTC. A month's figures aggregate its events
+    Months are calendar months in UTC; a month not given (year and month both
+    0, or left out over REST) is the current one: the calendar month, in UTC,
+    that contains now. A month's figures aggregate its events
     by each meter's aggregation (billing.v1.MeterService); its cost prices
     them with the owner's current plan (each priced meter: units beyond the
     included ones times the unit price, rounded half-even to the cent once
@@ -198,7 +202,9 @@ class BillingService:
     """BillingService answers what a billing page shows: a month's usage and its
     cost, usage by project, the months with usage, AI usage and credits.
 
-    Months are calendar months in UTC. A month's figures aggregate its events
+    Months are calendar months in UTC; a month not given (year and month both
+    0, or left out over REST) is the current one: the calendar month, in UTC,
+    that contains now. A month's figures aggregate its events
     by each meter's aggregation (billing.v1.MeterService); its cost prices
     them with the owner's current plan (each priced meter: units beyond the
     included ones times the unit price, rounded half-even to the cent once

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.type import decimal_pb2 as google_dot_type_dot_decimal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62illing/v1/notification.proto\x12\nbilling.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"v\n\x14RegisterTokenRequest\x12\x13\n\x05token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\x08platform\x18\x02 \x01(\x0e\x32\x18.billing.v1.PushPlatformB\x04\xe2\x41\x01\x02\x12\x17\n\tdevice_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\x17\n\x15RegisterTokenResponse\"-\n\x16UnregisterTokenRequest\x12\x13\n\x05token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x19\n\x17UnregisterTokenResponse\"\xbb\x01\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07read_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05\x61lert\x18\x06 \x01(\x0b\x32\x16.billing.v1.UsageAlert\">\n\x18ListNotificationsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x13\n\x0bunread_only\x18\x02 \x01(\x08\"L\n\x19ListNotificationsResponse\x12/\n\rnotifications\x18\x01 \x03(\x0b\x32\x18.billing.v1.Notification\"/\n\x1bMarkNotificationReadRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"N\n\x1cMarkNotificationReadResponse\x12.\n\x0cnotification\x18\x01 \x01(\x0b\x32\x18.billing.v1.Notification\"\x9f\x02\n\nUsageAlert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\x12\x11\n\tprimitive\x18\x04 \x01(\t\x12\x19\n\x11threshold_percent\x18\x05 \x01(\x05\x12\x0c\n\x04used\x18\x06 \x01(\t\x12\r\n\x05limit\x18\x07 \x01(\t\x12\x30\n\x0cperiod_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x16SetAlertWebhookRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\"1\n\x17SetAlertWebhookResponse\x12\x16\n\x0esigning_secret\x18\x01 \x01(\t\"\'\n\x16ListUsageAlertsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"A\n\x17ListUsageAlertsResponse\x12&\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x16.billing.v1.UsageAlert*t\n\x0cPushPlatform\x12\x1d\n\x19PUSH_PLATFORM_UNSPECIFIED\x10\x00\x12\x16\n\x12PUSH_PLATFORM_EXPO\x10\x01\x12\x15\n\x11PUSH_PLATFORM_FCM\x10\x02\x12\x16\n\x12PUSH_PLATFORM_APNS\x10\x03\x32\xac\x04\n\x13NotificationService\x12s\n\rRegisterToken\x12 .billing.v1.RegisterTokenRequest\x1a!.billing.v1.RegisterTokenResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/v1/me/push-tokens:\x01*\x12\x84\x01\n\x0fUnregisterToken\x12\".billing.v1.UnregisterTokenRequest\x1a#.billing.v1.UnregisterTokenResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/me/push-tokens:unregister:\x01*\x12~\n\x11ListNotifications\x12$.billing.v1.ListNotificationsRequest\x1a%.billing.v1.ListNotificationsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/me/notifications\x12\x98\x01\n\x14MarkNotificationRead\x12\'.billing.v1.MarkNotificationReadRequest\x1a(.billing.v1.MarkNotificationReadResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/me/notifications/{id}:markRead:\x01*2\x8a\x02\n\x11UsageAlertService\x12\x7f\n\x0fSetAlertWebhook\x12\".billing.v1.SetAlertWebhookRequest\x1a#.billing.v1.SetAlertWebhookResponse\"#\x82\xd3\xe4\x93\x02\x1d\x1a\x18/v1/usage-alerts/webhook:\x01*\x12t\n\x0fListUsageAlerts\x12\".billing.v1.ListUsageAlertsRequest\x1a#.billing.v1.ListUsageAlertsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/usage-alertsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62illing/v1/notification.proto\x12\nbilling.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19google/type/decimal.proto\"v\n\x14RegisterTokenRequest\x12\x13\n\x05token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\x08platform\x18\x02 \x01(\x0e\x32\x18.billing.v1.PushPlatformB\x04\xe2\x41\x01\x02\x12\x17\n\tdevice_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\x17\n\x15RegisterTokenResponse\"-\n\x16UnregisterTokenRequest\x12\x13\n\x05token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x19\n\x17UnregisterTokenResponse\"\xbb\x01\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07read_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05\x61lert\x18\x06 \x01(\x0b\x32\x16.billing.v1.UsageAlert\">\n\x18ListNotificationsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x13\n\x0bunread_only\x18\x02 \x01(\x08\"L\n\x19ListNotificationsResponse\x12/\n\rnotifications\x18\x01 \x03(\x0b\x32\x18.billing.v1.Notification\"/\n\x1bMarkNotificationReadRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"N\n\x1cMarkNotificationReadResponse\x12.\n\x0cnotification\x18\x01 \x01(\x0b\x32\x18.billing.v1.Notification\"\x80\x03\n\nUsageAlert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\x12\x11\n\tprimitive\x18\x04 \x01(\t\x12\x19\n\x11threshold_percent\x18\x05 \x01(\x05\x12\x10\n\x04used\x18\x06 \x01(\tB\x02\x18\x01\x12\x11\n\x05limit\x18\x07 \x01(\tB\x02\x18\x01\x12\x30\n\x0cperiod_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x0cused_decimal\x18\x0b \x01(\x0b\x32\x14.google.type.Decimal\x12+\n\rlimit_decimal\x18\x0c \x01(\x0b\x32\x14.google.type.Decimal\"%\n\x16SetAlertWebhookRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\"1\n\x17SetAlertWebhookResponse\x12\x16\n\x0esigning_secret\x18\x01 \x01(\t\"\'\n\x16ListUsageAlertsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"A\n\x17ListUsageAlertsResponse\x12&\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x16.billing.v1.UsageAlert*t\n\x0cPushPlatform\x12\x1d\n\x19PUSH_PLATFORM_UNSPECIFIED\x10\x00\x12\x16\n\x12PUSH_PLATFORM_EXPO\x10\x01\x12\x15\n\x11PUSH_PLATFORM_FCM\x10\x02\x12\x16\n\x12PUSH_PLATFORM_APNS\x10\x03\x32\xac\x04\n\x13NotificationService\x12s\n\rRegisterToken\x12 .billing.v1.RegisterTokenRequest\x1a!.billing.v1.RegisterTokenResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/v1/me/push-tokens:\x01*\x12\x84\x01\n\x0fUnregisterToken\x12\".billing.v1.UnregisterTokenRequest\x1a#.billing.v1.UnregisterTokenResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/me/push-tokens:unregister:\x01*\x12~\n\x11ListNotifications\x12$.billing.v1.ListNotificationsRequest\x1a%.billing.v1.ListNotificationsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/me/notifications\x12\x98\x01\n\x14MarkNotificationRead\x12\'.billing.v1.MarkNotificationReadRequest\x1a(.billing.v1.MarkNotificationReadResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/me/notifications/{id}:markRead:\x01*2\x8a\x02\n\x11UsageAlertService\x12\x7f\n\x0fSetAlertWebhook\x12\".billing.v1.SetAlertWebhookRequest\x1a#.billing.v1.SetAlertWebhookResponse\"#\x82\xd3\xe4\x93\x02\x1d\x1a\x18/v1/usage-alerts/webhook:\x01*\x12t\n\x0fListUsageAlerts\x12\".billing.v1.ListUsageAlertsRequest\x1a#.billing.v1.ListUsageAlertsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/usage-alertsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +45,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UNREGISTERTOKENREQUEST'].fields_by_name['token']._serialized_options = b'\342A\001\002'
   _globals['_MARKNOTIFICATIONREADREQUEST'].fields_by_name['id']._loaded_options = None
   _globals['_MARKNOTIFICATIONREADREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_USAGEALERT'].fields_by_name['used']._loaded_options = None
+  _globals['_USAGEALERT'].fields_by_name['used']._serialized_options = b'\030\001'
+  _globals['_USAGEALERT'].fields_by_name['limit']._loaded_options = None
+  _globals['_USAGEALERT'].fields_by_name['limit']._serialized_options = b'\030\001'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['RegisterToken']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['RegisterToken']._serialized_options = b'\202\323\344\223\002\027\"\022/v1/me/push-tokens:\001*'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['UnregisterToken']._loaded_options = None
@@ -56,38 +61,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USAGEALERTSERVICE'].methods_by_name['SetAlertWebhook']._serialized_options = b'\202\323\344\223\002\035\032\030/v1/usage-alerts/webhook:\001*'
   _globals['_USAGEALERTSERVICE'].methods_by_name['ListUsageAlerts']._loaded_options = None
   _globals['_USAGEALERTSERVICE'].methods_by_name['ListUsageAlerts']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/usage-alerts'
-  _globals['_PUSHPLATFORM']._serialized_start=1309
-  _globals['_PUSHPLATFORM']._serialized_end=1425
-  _globals['_REGISTERTOKENREQUEST']._serialized_start=141
-  _globals['_REGISTERTOKENREQUEST']._serialized_end=259
-  _globals['_REGISTERTOKENRESPONSE']._serialized_start=261
-  _globals['_REGISTERTOKENRESPONSE']._serialized_end=284
-  _globals['_UNREGISTERTOKENREQUEST']._serialized_start=286
-  _globals['_UNREGISTERTOKENREQUEST']._serialized_end=331
-  _globals['_UNREGISTERTOKENRESPONSE']._serialized_start=333
-  _globals['_UNREGISTERTOKENRESPONSE']._serialized_end=358
-  _globals['_NOTIFICATION']._serialized_start=361
-  _globals['_NOTIFICATION']._serialized_end=548
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=550
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=612
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=614
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=690
-  _globals['_MARKNOTIFICATIONREADREQUEST']._serialized_start=692
-  _globals['_MARKNOTIFICATIONREADREQUEST']._serialized_end=739
-  _globals['_MARKNOTIFICATIONREADRESPONSE']._serialized_start=741
-  _globals['_MARKNOTIFICATIONREADRESPONSE']._serialized_end=819
-  _globals['_USAGEALERT']._serialized_start=822
-  _globals['_USAGEALERT']._serialized_end=1109
-  _globals['_SETALERTWEBHOOKREQUEST']._serialized_start=1111
-  _globals['_SETALERTWEBHOOKREQUEST']._serialized_end=1148
-  _globals['_SETALERTWEBHOOKRESPONSE']._serialized_start=1150
-  _globals['_SETALERTWEBHOOKRESPONSE']._serialized_end=1199
-  _globals['_LISTUSAGEALERTSREQUEST']._serialized_start=1201
-  _globals['_LISTUSAGEALERTSREQUEST']._serialized_end=1240
-  _globals['_LISTUSAGEALERTSRESPONSE']._serialized_start=1242
-  _globals['_LISTUSAGEALERTSRESPONSE']._serialized_end=1307
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=1428
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1984
-  _globals['_USAGEALERTSERVICE']._serialized_start=1987
-  _globals['_USAGEALERTSERVICE']._serialized_end=2253
+  _globals['_PUSHPLATFORM']._serialized_start=1433
+  _globals['_PUSHPLATFORM']._serialized_end=1549
+  _globals['_REGISTERTOKENREQUEST']._serialized_start=168
+  _globals['_REGISTERTOKENREQUEST']._serialized_end=286
+  _globals['_REGISTERTOKENRESPONSE']._serialized_start=288
+  _globals['_REGISTERTOKENRESPONSE']._serialized_end=311
+  _globals['_UNREGISTERTOKENREQUEST']._serialized_start=313
+  _globals['_UNREGISTERTOKENREQUEST']._serialized_end=358
+  _globals['_UNREGISTERTOKENRESPONSE']._serialized_start=360
+  _globals['_UNREGISTERTOKENRESPONSE']._serialized_end=385
+  _globals['_NOTIFICATION']._serialized_start=388
+  _globals['_NOTIFICATION']._serialized_end=575
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=577
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=639
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=641
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=717
+  _globals['_MARKNOTIFICATIONREADREQUEST']._serialized_start=719
+  _globals['_MARKNOTIFICATIONREADREQUEST']._serialized_end=766
+  _globals['_MARKNOTIFICATIONREADRESPONSE']._serialized_start=768
+  _globals['_MARKNOTIFICATIONREADRESPONSE']._serialized_end=846
+  _globals['_USAGEALERT']._serialized_start=849
+  _globals['_USAGEALERT']._serialized_end=1233
+  _globals['_SETALERTWEBHOOKREQUEST']._serialized_start=1235
+  _globals['_SETALERTWEBHOOKREQUEST']._serialized_end=1272
+  _globals['_SETALERTWEBHOOKRESPONSE']._serialized_start=1274
+  _globals['_SETALERTWEBHOOKRESPONSE']._serialized_end=1323
+  _globals['_LISTUSAGEALERTSREQUEST']._serialized_start=1325
+  _globals['_LISTUSAGEALERTSREQUEST']._serialized_end=1364
+  _globals['_LISTUSAGEALERTSRESPONSE']._serialized_start=1366
+  _globals['_LISTUSAGEALERTSRESPONSE']._serialized_end=1431
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=1552
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=2108
+  _globals['_USAGEALERTSERVICE']._serialized_start=2111
+  _globals['_USAGEALERTSERVICE']._serialized_end=2377
 # @@protoc_insertion_point(module_scope)

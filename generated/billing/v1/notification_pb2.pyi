@@ -3,6 +3,7 @@ import datetime
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.type import decimal_pb2 as _decimal_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -90,7 +91,7 @@ class MarkNotificationReadResponse(_message.Message):
     def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ...) -> None: ...
 
 class UsageAlert(_message.Message):
-    __slots__ = ("id", "user_id", "organization_id", "primitive", "threshold_percent", "used", "limit", "period_start", "period_end", "created_at")
+    __slots__ = ("id", "user_id", "organization_id", "primitive", "threshold_percent", "used", "limit", "period_start", "period_end", "created_at", "used_decimal", "limit_decimal")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +102,8 @@ class UsageAlert(_message.Message):
     PERIOD_START_FIELD_NUMBER: _ClassVar[int]
     PERIOD_END_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    USED_DECIMAL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_DECIMAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     organization_id: str
@@ -111,7 +114,9 @@ class UsageAlert(_message.Message):
     period_start: _timestamp_pb2.Timestamp
     period_end: _timestamp_pb2.Timestamp
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., primitive: _Optional[str] = ..., threshold_percent: _Optional[int] = ..., used: _Optional[str] = ..., limit: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    used_decimal: _decimal_pb2.Decimal
+    limit_decimal: _decimal_pb2.Decimal
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., primitive: _Optional[str] = ..., threshold_percent: _Optional[int] = ..., used: _Optional[str] = ..., limit: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., used_decimal: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., limit_decimal: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ...) -> None: ...
 
 class SetAlertWebhookRequest(_message.Message):
     __slots__ = ("url",)

@@ -30,13 +30,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import decimal_pb2 as google_dot_type_dot_decimal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62illing/v1/usage.proto\x12\nbilling.v1\x1a\x15\x62illing/v1/plan.proto\x1a\x1d\x62illing/v1/subscription.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19google/type/decimal.proto\"\xd0\x02\n\rQuotaStanding\x12\x0c\n\x04used\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x03\x12\x11\n\tremaining\x18\x03 \x01(\x03\x12\x11\n\tunlimited\x18\x04 \x01(\x08\x12\x30\n\x0cperiod_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08plan_key\x18\x07 \x01(\t\x12*\n\x0cused_decimal\x18\x08 \x01(\x0b\x32\x14.google.type.Decimal\x12+\n\rlimit_decimal\x18\t \x01(\x0b\x32\x14.google.type.Decimal\x12/\n\x11remaining_decimal\x18\n \x01(\x0b\x32\x14.google.type.Decimal\"\xab\x01\n\x11\x43heckQuotaRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\tprimitive\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x17\n\x0forganization_id\x18\x05 \x01(\t\x12.\n\x10quantity_decimal\x18\x06 \x01(\x0b\x32\x14.google.type.Decimal\"|\n\x12\x43heckQuotaResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12(\n\x06reason\x18\x02 \x01(\x0e\x32\x18.billing.v1.DenialReason\x12+\n\x08standing\x18\x03 \x01(\x0b\x32\x19.billing.v1.QuotaStanding\"\xda\x01\n\x13\x43onsumeQuotaRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\tprimitive\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x17\n\x0forganization_id\x18\x06 \x01(\t\x12\x12\n\nproject_id\x18\x07 \x01(\t\x12.\n\x10quantity_decimal\x18\x08 \x01(\x0b\x32\x14.google.type.Decimal\"m\n\x14\x43onsumeQuotaResponse\x12\x16\n\x0eusage_event_id\x18\x01 \x01(\t\x12+\n\x08standing\x18\x02 \x01(\x0b\x32\x19.billing.v1.QuotaStanding\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\x90\x02\n\x12RecordUsageRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\tprimitive\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\x17\n\x0forganization_id\x18\x07 \x01(\t\x12\x12\n\nproject_id\x18\x08 \x01(\t\x12.\n\x10quantity_decimal\x18\t \x01(\x0b\x32\x14.google.type.Decimal\"l\n\x13RecordUsageResponse\x12\x16\n\x0eusage_event_id\x18\x01 \x01(\t\x12+\n\x08standing\x18\x02 \x01(\x0b\x32\x19.billing.v1.QuotaStanding\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"2\n\x12RefundUsageRequest\x12\x1c\n\x0eusage_event_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"T\n\x13RefundUsageResponse\x12\x10\n\x08refunded\x18\x01 \x01(\x08\x12+\n\x08standing\x18\x02 \x01(\x0b\x32\x19.billing.v1.QuotaStanding\"y\n\x0fGetUsageRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x17\n\x0forganization_id\x18\x04 \x01(\t\"\xb7\x04\n\x10GetUsageResponse\x12\x0c\n\x04plan\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\x12\"\n\x06period\x18\x03 \x01(\x0e\x32\x12.billing.v1.Period\x12\x38\n\x06quotas\x18\x04 \x03(\x0b\x32(.billing.v1.GetUsageResponse.QuotasEntry\x12\x36\n\x05usage\x18\x05 \x03(\x0b\x32\'.billing.v1.GetUsageResponse.UsageEntry\x12\x30\n\x0cperiod_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x45\n\rusage_decimal\x18\x08 \x03(\x0b\x32..billing.v1.GetUsageResponse.UsageDecimalEntry\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a,\n\nUsageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1aI\n\x11UsageDecimalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.type.Decimal:\x02\x38\x01*\xa3\x01\n\x0c\x44\x65nialReason\x12\x1d\n\x19\x44\x45NIAL_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45NIAL_REASON_QUOTA_EXCEEDED\x10\x01\x12\'\n#DENIAL_REASON_SUBSCRIPTION_INACTIVE\x10\x02\x12)\n%DENIAL_REASON_PRIMITIVE_NOT_PERMITTED\x10\x03\x32\x9b\x07\n\x0cUsageService\x12\xc7\x01\n\nCheckQuota\x12\x1d.billing.v1.CheckQuotaRequest\x1a\x1e.billing.v1.CheckQuotaResponse\"z\x82\xd3\xe4\x93\x02t\x12\x30/v1/users/{tenant_id}/billing/quotas/{primitive}Z@\x12>/v1/organizations/{organization_id}/billing/quotas/{primitive}\x12\xc9\x01\n\x0c\x43onsumeQuota\x12\x1f.billing.v1.ConsumeQuotaRequest\x1a .billing.v1.ConsumeQuotaResponse\"v\x82\xd3\xe4\x93\x02p\"+/v1/users/{tenant_id}/billing/usage:consume:\x01*Z>\"9/v1/organizations/{organization_id}/billing/usage:consume:\x01*\x12\xc4\x01\n\x0bRecordUsage\x12\x1e.billing.v1.RecordUsageRequest\x1a\x1f.billing.v1.RecordUsageResponse\"t\x82\xd3\xe4\x93\x02n\"*/v1/users/{tenant_id}/billing/usage:record:\x01*Z=\"8/v1/organizations/{organization_id}/billing/usage:record:\x01*\x12\x83\x01\n\x0bRefundUsage\x12\x1e.billing.v1.RefundUsageRequest\x1a\x1f.billing.v1.RefundUsageResponse\"3\x82\xd3\xe4\x93\x02-\"(/v1/usage-events/{usage_event_id}:refund:\x01*\x12\xa7\x01\n\x08GetUsage\x12\x1b.billing.v1.GetUsageRequest\x1a\x1c.billing.v1.GetUsageResponse\"`\x82\xd3\xe4\x93\x02Z\x12#/v1/users/{tenant_id}/billing/usageZ3\x12\x31/v1/organizations/{organization_id}/billing/usageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62illing/v1/usage.proto\x12\nbilling.v1\x1a\x15\x62illing/v1/plan.proto\x1a\x1d\x62illing/v1/subscription.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19google/type/decimal.proto\"\xdc\x02\n\rQuotaStanding\x12\x10\n\x04used\x18\x01 \x01(\x03\x42\x02\x18\x01\x12\x11\n\x05limit\x18\x02 \x01(\x03\x42\x02\x18\x01\x12\x15\n\tremaining\x18\x03 \x01(\x03\x42\x02\x18\x01\x12\x11\n\tunlimited\x18\x04 \x01(\x08\x12\x30\n\x0cperiod_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08plan_key\x18\x07 \x01(\t\x12*\n\x0cused_decimal\x18\x08 \x01(\x0b\x32\x14.google.type.Decimal\x12+\n\rlimit_decimal\x18\t \x01(\x0b\x32\x14.google.type.Decimal\x12/\n\x11remaining_decimal\x18\n \x01(\x0b\x32\x14.google.type.Decimal\"\xab\x01\n\x11\x43heckQuotaRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\tprimitive\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x17\n\x0forganization_id\x18\x05 \x01(\t\x12.\n\x10quantity_decimal\x18\x06 \x01(\x0b\x32\x14.google.type.Decimal\"|\n\x12\x43heckQuotaResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12(\n\x06reason\x18\x02 \x01(\x0e\x32\x18.billing.v1.DenialReason\x12+\n\x08standing\x18\x03 \x01(\x0b\x32\x19.billing.v1.QuotaStanding\"\xda\x01\n\x13\x43onsumeQuotaRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\tprimitive\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x17\n\x0forganization_id\x18\x06 \x01(\t\x12\x12\n\nproject_id\x18\x07 \x01(\t\x12.\n\x10quantity_decimal\x18\x08 \x01(\x0b\x32\x14.google.type.Decimal\"m\n\x14\x43onsumeQuotaResponse\x12\x16\n\x0eusage_event_id\x18\x01 \x01(\t\x12+\n\x08standing\x18\x02 \x01(\x0b\x32\x19.billing.v1.QuotaStanding\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\x90\x02\n\x12RecordUsageRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\tprimitive\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\x17\n\x0forganization_id\x18\x07 \x01(\t\x12\x12\n\nproject_id\x18\x08 \x01(\t\x12.\n\x10quantity_decimal\x18\t \x01(\x0b\x32\x14.google.type.Decimal\"l\n\x13RecordUsageResponse\x12\x16\n\x0eusage_event_id\x18\x01 \x01(\t\x12+\n\x08standing\x18\x02 \x01(\x0b\x32\x19.billing.v1.QuotaStanding\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"2\n\x12RefundUsageRequest\x12\x1c\n\x0eusage_event_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"T\n\x13RefundUsageResponse\x12\x10\n\x08refunded\x18\x01 \x01(\x08\x12+\n\x08standing\x18\x02 \x01(\x0b\x32\x19.billing.v1.QuotaStanding\"y\n\x0fGetUsageRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x17\n\x0forganization_id\x18\x04 \x01(\t\"\xbb\x04\n\x10GetUsageResponse\x12\x0c\n\x04plan\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\x12\"\n\x06period\x18\x03 \x01(\x0e\x32\x12.billing.v1.Period\x12\x38\n\x06quotas\x18\x04 \x03(\x0b\x32(.billing.v1.GetUsageResponse.QuotasEntry\x12:\n\x05usage\x18\x05 \x03(\x0b\x32\'.billing.v1.GetUsageResponse.UsageEntryB\x02\x18\x01\x12\x30\n\x0cperiod_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x45\n\rusage_decimal\x18\x08 \x03(\x0b\x32..billing.v1.GetUsageResponse.UsageDecimalEntry\x1a-\n\x0bQuotasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a,\n\nUsageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1aI\n\x11UsageDecimalEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.type.Decimal:\x02\x38\x01*\xa3\x01\n\x0c\x44\x65nialReason\x12\x1d\n\x19\x44\x45NIAL_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45NIAL_REASON_QUOTA_EXCEEDED\x10\x01\x12\'\n#DENIAL_REASON_SUBSCRIPTION_INACTIVE\x10\x02\x12)\n%DENIAL_REASON_PRIMITIVE_NOT_PERMITTED\x10\x03\x32\x9b\x07\n\x0cUsageService\x12\xc7\x01\n\nCheckQuota\x12\x1d.billing.v1.CheckQuotaRequest\x1a\x1e.billing.v1.CheckQuotaResponse\"z\x82\xd3\xe4\x93\x02t\x12\x30/v1/users/{tenant_id}/billing/quotas/{primitive}Z@\x12>/v1/organizations/{organization_id}/billing/quotas/{primitive}\x12\xc9\x01\n\x0c\x43onsumeQuota\x12\x1f.billing.v1.ConsumeQuotaRequest\x1a .billing.v1.ConsumeQuotaResponse\"v\x82\xd3\xe4\x93\x02p\"+/v1/users/{tenant_id}/billing/usage:consume:\x01*Z>\"9/v1/organizations/{organization_id}/billing/usage:consume:\x01*\x12\xc4\x01\n\x0bRecordUsage\x12\x1e.billing.v1.RecordUsageRequest\x1a\x1f.billing.v1.RecordUsageResponse\"t\x82\xd3\xe4\x93\x02n\"*/v1/users/{tenant_id}/billing/usage:record:\x01*Z=\"8/v1/organizations/{organization_id}/billing/usage:record:\x01*\x12\x83\x01\n\x0bRefundUsage\x12\x1e.billing.v1.RefundUsageRequest\x1a\x1f.billing.v1.RefundUsageResponse\"3\x82\xd3\xe4\x93\x02-\"(/v1/usage-events/{usage_event_id}:refund:\x01*\x12\xa7\x01\n\x08GetUsage\x12\x1b.billing.v1.GetUsageRequest\x1a\x1c.billing.v1.GetUsageResponse\"`\x82\xd3\xe4\x93\x02Z\x12#/v1/users/{tenant_id}/billing/usageZ3\x12\x31/v1/organizations/{organization_id}/billing/usageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'billing.v1.usage_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_QUOTASTANDING'].fields_by_name['used']._loaded_options = None
+  _globals['_QUOTASTANDING'].fields_by_name['used']._serialized_options = b'\030\001'
+  _globals['_QUOTASTANDING'].fields_by_name['limit']._loaded_options = None
+  _globals['_QUOTASTANDING'].fields_by_name['limit']._serialized_options = b'\030\001'
+  _globals['_QUOTASTANDING'].fields_by_name['remaining']._loaded_options = None
+  _globals['_QUOTASTANDING'].fields_by_name['remaining']._serialized_options = b'\030\001'
   _globals['_CHECKQUOTAREQUEST'].fields_by_name['primitive']._loaded_options = None
   _globals['_CHECKQUOTAREQUEST'].fields_by_name['primitive']._serialized_options = b'\342A\001\002'
   _globals['_CONSUMEQUOTAREQUEST'].fields_by_name['primitive']._loaded_options = None
@@ -53,6 +59,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUSAGERESPONSE_USAGEENTRY']._serialized_options = b'8\001'
   _globals['_GETUSAGERESPONSE_USAGEDECIMALENTRY']._loaded_options = None
   _globals['_GETUSAGERESPONSE_USAGEDECIMALENTRY']._serialized_options = b'8\001'
+  _globals['_GETUSAGERESPONSE'].fields_by_name['usage']._loaded_options = None
+  _globals['_GETUSAGERESPONSE'].fields_by_name['usage']._serialized_options = b'\030\001'
   _globals['_USAGESERVICE'].methods_by_name['CheckQuota']._loaded_options = None
   _globals['_USAGESERVICE'].methods_by_name['CheckQuota']._serialized_options = b'\202\323\344\223\002t\0220/v1/users/{tenant_id}/billing/quotas/{primitive}Z@\022>/v1/organizations/{organization_id}/billing/quotas/{primitive}'
   _globals['_USAGESERVICE'].methods_by_name['ConsumeQuota']._loaded_options = None
@@ -63,36 +71,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USAGESERVICE'].methods_by_name['RefundUsage']._serialized_options = b'\202\323\344\223\002-\"(/v1/usage-events/{usage_event_id}:refund:\001*'
   _globals['_USAGESERVICE'].methods_by_name['GetUsage']._loaded_options = None
   _globals['_USAGESERVICE'].methods_by_name['GetUsage']._serialized_options = b'\202\323\344\223\002Z\022#/v1/users/{tenant_id}/billing/usageZ3\0221/v1/organizations/{organization_id}/billing/usage'
-  _globals['_DENIALREASON']._serialized_start=2403
-  _globals['_DENIALREASON']._serialized_end=2566
+  _globals['_DENIALREASON']._serialized_start=2419
+  _globals['_DENIALREASON']._serialized_end=2582
   _globals['_QUOTASTANDING']._serialized_start=216
-  _globals['_QUOTASTANDING']._serialized_end=552
-  _globals['_CHECKQUOTAREQUEST']._serialized_start=555
-  _globals['_CHECKQUOTAREQUEST']._serialized_end=726
-  _globals['_CHECKQUOTARESPONSE']._serialized_start=728
-  _globals['_CHECKQUOTARESPONSE']._serialized_end=852
-  _globals['_CONSUMEQUOTAREQUEST']._serialized_start=855
-  _globals['_CONSUMEQUOTAREQUEST']._serialized_end=1073
-  _globals['_CONSUMEQUOTARESPONSE']._serialized_start=1075
-  _globals['_CONSUMEQUOTARESPONSE']._serialized_end=1184
-  _globals['_RECORDUSAGEREQUEST']._serialized_start=1187
-  _globals['_RECORDUSAGEREQUEST']._serialized_end=1459
-  _globals['_RECORDUSAGERESPONSE']._serialized_start=1461
-  _globals['_RECORDUSAGERESPONSE']._serialized_end=1569
-  _globals['_REFUNDUSAGEREQUEST']._serialized_start=1571
-  _globals['_REFUNDUSAGEREQUEST']._serialized_end=1621
-  _globals['_REFUNDUSAGERESPONSE']._serialized_start=1623
-  _globals['_REFUNDUSAGERESPONSE']._serialized_end=1707
-  _globals['_GETUSAGEREQUEST']._serialized_start=1709
-  _globals['_GETUSAGEREQUEST']._serialized_end=1830
-  _globals['_GETUSAGERESPONSE']._serialized_start=1833
-  _globals['_GETUSAGERESPONSE']._serialized_end=2400
-  _globals['_GETUSAGERESPONSE_QUOTASENTRY']._serialized_start=2234
-  _globals['_GETUSAGERESPONSE_QUOTASENTRY']._serialized_end=2279
-  _globals['_GETUSAGERESPONSE_USAGEENTRY']._serialized_start=2281
-  _globals['_GETUSAGERESPONSE_USAGEENTRY']._serialized_end=2325
-  _globals['_GETUSAGERESPONSE_USAGEDECIMALENTRY']._serialized_start=2327
-  _globals['_GETUSAGERESPONSE_USAGEDECIMALENTRY']._serialized_end=2400
-  _globals['_USAGESERVICE']._serialized_start=2569
-  _globals['_USAGESERVICE']._serialized_end=3492
+  _globals['_QUOTASTANDING']._serialized_end=564
+  _globals['_CHECKQUOTAREQUEST']._serialized_start=567
+  _globals['_CHECKQUOTAREQUEST']._serialized_end=738
+  _globals['_CHECKQUOTARESPONSE']._serialized_start=740
+  _globals['_CHECKQUOTARESPONSE']._serialized_end=864
+  _globals['_CONSUMEQUOTAREQUEST']._serialized_start=867
+  _globals['_CONSUMEQUOTAREQUEST']._serialized_end=1085
+  _globals['_CONSUMEQUOTARESPONSE']._serialized_start=1087
+  _globals['_CONSUMEQUOTARESPONSE']._serialized_end=1196
+  _globals['_RECORDUSAGEREQUEST']._serialized_start=1199
+  _globals['_RECORDUSAGEREQUEST']._serialized_end=1471
+  _globals['_RECORDUSAGERESPONSE']._serialized_start=1473
+  _globals['_RECORDUSAGERESPONSE']._serialized_end=1581
+  _globals['_REFUNDUSAGEREQUEST']._serialized_start=1583
+  _globals['_REFUNDUSAGEREQUEST']._serialized_end=1633
+  _globals['_REFUNDUSAGERESPONSE']._serialized_start=1635
+  _globals['_REFUNDUSAGERESPONSE']._serialized_end=1719
+  _globals['_GETUSAGEREQUEST']._serialized_start=1721
+  _globals['_GETUSAGEREQUEST']._serialized_end=1842
+  _globals['_GETUSAGERESPONSE']._serialized_start=1845
+  _globals['_GETUSAGERESPONSE']._serialized_end=2416
+  _globals['_GETUSAGERESPONSE_QUOTASENTRY']._serialized_start=2250
+  _globals['_GETUSAGERESPONSE_QUOTASENTRY']._serialized_end=2295
+  _globals['_GETUSAGERESPONSE_USAGEENTRY']._serialized_start=2297
+  _globals['_GETUSAGERESPONSE_USAGEENTRY']._serialized_end=2341
+  _globals['_GETUSAGERESPONSE_USAGEDECIMALENTRY']._serialized_start=2343
+  _globals['_GETUSAGERESPONSE_USAGEDECIMALENTRY']._serialized_end=2416
+  _globals['_USAGESERVICE']._serialized_start=2585
+  _globals['_USAGESERVICE']._serialized_end=3508
 # @@protoc_insertion_point(module_scope)

@@ -13,6 +13,7 @@ from billing.v1 import (
     project_pb2,
     project_pb2_grpc,
 )
+from google.type import decimal_pb2
 
 from ..domain.bills import Grant, LineItem
 from ..domain.meters import Aggregation, Meter
@@ -142,6 +143,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             month=bill.month.month,
             label=bill.month.label,
             usage=_figures(bill.usage),
+            **_seed_figures(bill.usage),
             line_items=[_line_item(item) for item in bill.items],
             currency=currency,
             total_cost_cents=c.decimal(bill.total_cents),
@@ -157,7 +159,12 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         )
         return billing_pb2.GetUsageByProjectResponse(
             projects=[
-                billing_pb2.ProjectUsage(project_id=pid, project_name=name, usage=_figures(usage))
+                billing_pb2.ProjectUsage(
+                    project_id=pid,
+                    project_name=name,
+                    usage=_figures(usage),
+                    **_seed_figures(usage),
+                )
                 for pid, name, usage in found
             ]
         )
@@ -253,10 +260,15 @@ def _meter(meter: Meter) -> meter_pb2.Meter:
     return message
 
 
+def _seed_figures(usage: dict[str, int]) -> dict[str, decimal_pb2.Decimal]:
+    """The built-in meters' figures by field name (0 without usage): the
+    billing page reads them at the top of a summary or project entry."""
+    return {name: c.decimal(usage.get(name, 0)) for name in SEED_FIGURES}
+
+
 def _figures(usage: dict[str, int]) -> billing_pb2.UsageFigures:
     return billing_pb2.UsageFigures(
-        **{name: c.decimal(usage.get(name, 0)) for name in SEED_FIGURES},
-        meters={key: c.decimal(used) for key, used in usage.items()},
+        **_seed_figures(usage), meters={key: c.decimal(used) for key, used in usage.items()}
     )
 
 

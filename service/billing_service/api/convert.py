@@ -191,13 +191,17 @@ def set_standing(message: usage_pb2.QuotaStanding, standing: Standing) -> None:
     """Fill a response's `standing` in place: half the cost of building a
     QuotaStanding for the response's constructor to copy, on every quota call."""
     start, end = _window_stamps(standing.window)
+    # The int64 twins are whole units rounded down, 0 when unlimited
+    # (deprecated); the decimals are exact and unset when unlimited.
     message.used = whole(standing.used)
-    message.limit = whole(standing.limit or 0)
-    message.remaining = whole(standing.remaining)
     message.used_decimal.value = display(standing.used)
-    message.limit_decimal.value = display(standing.limit or 0)
-    message.remaining_decimal.value = display(standing.remaining)
-    message.unlimited = standing.limit is None
+    if standing.limit is None:
+        message.unlimited = True
+    else:
+        message.limit = whole(standing.limit)
+        message.remaining = whole(standing.remaining)
+        message.limit_decimal.value = display(standing.limit)
+        message.remaining_decimal.value = display(standing.remaining)
     message.period_start.CopyFrom(start)
     message.period_end.CopyFrom(end)
     message.plan_key = standing.plan_key or ""

@@ -280,10 +280,11 @@ def _preferences(prefs: Preferences) -> settings_pb2.Preferences:
             show_email=prefs.show_email,
             show_location=prefs.show_location,
         ),
+        # An unset zone or locale stays unset (JSON null), never "".
         appearance=settings_pb2.AppearancePreferences(
             theme=THEME_TO_PROTO[prefs.theme],
-            timezone=prefs.timezone or "",
-            locale=prefs.locale or "",
+            timezone=prefs.timezone or None,
+            locale=prefs.locale or None,
         ),
     )
 
@@ -315,6 +316,8 @@ def _alert(alert: UsageAlert) -> notification_pb2.UsageAlert:
         threshold_percent=alert.threshold,
         used=display(alert.used),
         limit=display(alert.limit),
+        used_decimal=c.decimal(alert.used),
+        limit_decimal=c.decimal(alert.limit),
         period_start=c.timestamp(alert.period_start),
         period_end=c.timestamp(alert.period_end),
         created_at=c.timestamp(alert.created_at),

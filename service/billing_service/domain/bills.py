@@ -47,6 +47,12 @@ class Month:
         return cls(year, month)
 
     @classmethod
+    def of_instant(cls, at: datetime) -> "Month":
+        """The calendar month, in UTC, that contains `at`."""
+        utc = at.astimezone(UTC)
+        return cls(utc.year, utc.month)
+
+    @classmethod
     def of_day(cls, day: int) -> "Month":
         at = datetime.fromtimestamp(day * 86_400, UTC)
         return cls(at.year, at.month)

@@ -46,6 +46,10 @@ class DenialReason(enum.StrEnum):
 ALL_PRIMITIVES = "*"
 
 
+# The currency of a plan that names none, and of an owner without a plan.
+DEFAULT_CURRENCY = "usd"
+
+
 @dataclass(frozen=True, slots=True)
 class Operator:
     id: int
@@ -87,7 +91,7 @@ class Plan:
     created_at: datetime
     updated_at: datetime
     prices: dict[str, "Price"] = field(default_factory=dict)
-    currency: str = "usd"
+    currency: str = DEFAULT_CURRENCY
 
 
 @dataclass(frozen=True, slots=True)

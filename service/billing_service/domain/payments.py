@@ -120,8 +120,11 @@ class OutboxStatus:
     failed: list[FailedDelivery]
 
 
-SECRET_KEY_RE = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]{8,240}")
-WEBHOOK_SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{8,240}")
+SECRET_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
+# The characters after the prefix of a Stripe key or webhook secret.
+SECRET_MIN, SECRET_MAX = 8, 240
+SECRET_KEY_RE = re.compile(rf"(sk|rk)_(test|live)_[A-Za-z0-9]{{{SECRET_MIN},{SECRET_MAX}}}")
+WEBHOOK_SECRET_RE = re.compile(rf"whsec_[A-Za-z0-9+/=_-]{{{SECRET_MIN},{SECRET_MAX}}}")
 _EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f]"
 EMAIL_RE = re.compile(rf"{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}{{1,189}}\.[^@\s\x00-\x1f\x7f.]+")
 MAX_URL = 2048
@@ -134,17 +137,31 @@ RETURN_URL_RE = re.compile(
 
 
 def secret_key(value: str) -> str:
-    """A Stripe secret or restricted key. Errors never show the value."""
-    if not SECRET_KEY_RE.fullmatch(value):
+    """A Stripe secret or restricted key. Errors say the rule the value
+    breaks, never the value (nor its length)."""
+    if SECRET_KEY_RE.fullmatch(value):
+        return value
+    prefix = next((p for p in SECRET_KEY_PREFIXES if value.startswith(p)), None)
+    if prefix is None:
         raise InvalidArgument(
-            "secret_key", "must be a Stripe secret or restricted key: sk_test_..., rk_live_..."
+            "secret_key",
+            "must be a Stripe secret key (sk_live_ or sk_test_) or restricted key "
+            "(rk_live_ or rk_test_), as the dashboard shows it (Developers, API keys)",
         )
-    return value
+    raise InvalidArgument(
+        "secret_key",
+        f"is not a whole Stripe key: after {prefix} a key has {SECRET_MIN} to "
+        f"{SECRET_MAX} letters and digits; copy it again from the dashboard",
+    )
 
 
 def webhook_secret(value: str) -> str:
     if not WEBHOOK_SECRET_RE.fullmatch(value):
-        raise InvalidArgument("webhook_secret", "must be a webhook signing secret: whsec_...")
+        raise InvalidArgument(
+            "webhook_secret",
+            f"must be a webhook signing secret as the dashboard shows it: whsec_, then "
+            f"{SECRET_MIN} to {SECRET_MAX} letters, digits or + / = _ -",
+        )
     return value
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from .errors import InvalidArgument
-from .models import ALL_PRIMITIVES, Price
+from .models import ALL_PRIMITIVES, DEFAULT_CURRENCY, Price
 from .owners import Owner, OwnerKind
 
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -245,7 +245,7 @@ def prices(field: str, value: Mapping[str, tuple[str, str]]) -> dict[str, Price]
 
 def currency(field: str, value: str) -> str:
     if not value:
-        return "usd"
+        return DEFAULT_CURRENCY
     if not CURRENCY_RE.fullmatch(value):
         raise InvalidArgument(field, "must be an ISO 4217 code in lower case, such as 'usd'")
     return value

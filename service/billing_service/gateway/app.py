@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
-import simplejson
 from billing.v1 import stripe_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -23,7 +22,13 @@ from starlette.routing import Route
 from ..logic.auth import MAX_AUTHORIZATION
 from ..logic.payments import WEBHOOK_PATH
 from .errors import GatewayError, error_response, gateway_error_response, rpc_error_response
-from .jsonmap import JsonMappingError, is_repeated, merge_json, message_to_json
+from .jsonmap import (
+    ExactJSONResponse,
+    JsonMappingError,
+    is_repeated,
+    merge_json,
+    message_to_json,
+)
 from .openapi import openapi_document
 from .routes import Binding
 
@@ -73,15 +78,6 @@ def _route(path: str, rpcs: Mapping[str, "_Rpc"]) -> Route:
         return await rpcs[request.method].serve(request)
 
     return Route(path, endpoint, methods=list(rpcs))
-
-
-class ExactJSONResponse(JSONResponse):
-    """JSON with Decimals written as exact numbers (simplejson's use_decimal)."""
-
-    def render(self, content: Any) -> bytes:
-        return simplejson.dumps(
-            content, use_decimal=True, ensure_ascii=False, separators=(",", ":")
-        ).encode()
 
 
 class _Rpc:
@@ -191,23 +187,33 @@ def _query_values(binding: Binding, request: Request) -> dict[str, Any]:
     fields: dict[str, FieldDescriptor] = {}
     for query_field in binding.query_fields:
         fields[query_field.name] = fields[query_field.json_name] = query_field
-    # Keyed by the name the client used, so that errors name it that way too.
+    aliases = dict(binding.query_aliases)
+    fields.update(aliases)
+    # Keyed by the name the client used, so that errors name it that way too
+    # (an alias by its field's: the message has no field of the alias' name).
     values: dict[str, Any] = {}
-    given: set[str] = set()
+    given: dict[str, str] = {}  # field name -> the name it was given by
     for name in request.query_params:
         field = fields.get(name)
         if field is None:
             raise GatewayError(400, "invalid_argument", f"unknown query parameter '{name}'")
         texts = request.query_params.getlist(name)
-        if field.name in given or (len(texts) > 1 and not is_repeated(field)):
+        if field.name in given:
+            raise GatewayError(
+                400,
+                "invalid_argument",
+                f"query parameters '{given[field.name]}' and '{name}' are one field: give one",
+            )
+        if len(texts) > 1 and not is_repeated(field):
             raise GatewayError(
                 400, "invalid_argument", f"query parameter '{name}' is given more than once"
             )
-        given.add(field.name)
+        given[field.name] = name
+        key = field.name if name in aliases else name
         if is_repeated(field):
-            values[name] = [_text_value(field, text, name) for text in texts]
+            values[key] = [_text_value(field, text, name) for text in texts]
         else:
-            values[name] = _text_value(field, texts[0], name)
+            values[key] = _text_value(field, texts[0], name)
     return values
 
 

@@ -5,10 +5,11 @@ Every error body is `{"error": {"code": "<snake_case>", "message": "..."}}`:
 ("rate_limited", "subscription_inactive"), or the gRPC code's name lower-cased
 when the status has none ("unavailable"); `message` is the status message.
 A few reasons add fields from the ErrorInfo metadata, listed in
-EXTRA_FIELDS_BY_REASON and nowhere else: "used" and "limit" (numbers) for
-rate_limited, "field" for invalid_argument, Stripe's request id (and error
-code) for stripe_refused and stripe_key_rejected. Errors the gateway finds itself
-(malformed JSON, unknown route, wrong method) have the same shape.
+EXTRA_FIELDS_BY_REASON and nowhere else: "used" and "limit" (exact JSON
+numbers, as every figure the gateway shows) for rate_limited, "field" for
+invalid_argument, Stripe's request id (and error code) for stripe_refused and
+stripe_key_rejected. Errors the gateway finds itself (malformed JSON, unknown
+route, wrong method) have the same shape.
 """
 
 import logging
@@ -21,7 +22,8 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from starlette.responses import JSONResponse
+
+from .jsonmap import ExactJSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +45,15 @@ HTTP_STATUS_BY_REASON: dict[str, int] = {
 }
 
 
-def _number(text: str) -> int | float:
-    """A figure of the ErrorInfo as a JSON number: an integer when whole (a
-    fractional one is shown as the float nearest its decimal)."""
-    value = Decimal(text)
-    return int(value) if value == value.to_integral_value() else float(value)
+def _number(text: str) -> Decimal:
+    """A figure of the ErrorInfo as an exact JSON number (`12.5`, `1000`)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:  # decimal's InvalidOperation: not a number at all
+        raise ValueError(f"not a figure: {text!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"not a figure: {text!r}")
+    return value
 
 
 EXTRA_FIELDS_BY_REASON: dict[str, dict[str, Callable[[str], Any]]] = {
@@ -89,22 +95,22 @@ def error_response(
     message: str,
     extra: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
+) -> ExactJSONResponse:
     headers = dict(headers or {})
     if status == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
-    return JSONResponse(
+    return ExactJSONResponse(
         {"error": {"code": code, "message": message, **(extra or {})}},
         status_code=status,
         headers=headers,
     )
 
 
-def gateway_error_response(error: GatewayError) -> JSONResponse:
+def gateway_error_response(error: GatewayError) -> ExactJSONResponse:
     return error_response(error.status, error.code, error.message, headers=error.headers)
 
 
-def rpc_error_response(error: grpc.aio.AioRpcError) -> JSONResponse:
+def rpc_error_response(error: grpc.aio.AioRpcError) -> ExactJSONResponse:
     code: grpc.StatusCode = error.code()
     message: str = error.details() or ""
     info = _error_info(error)

@@ -40,8 +40,9 @@ INPUT_RULES: dict[str, dict[str, Any]] = {
         "pattern": r"[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]{0,30}[^\s\x00-\x1f\x7f-\x9f])?"
     },
     "scale": {"minimum": 0, "maximum": 6},
-    "year": {"minimum": 1970, "maximum": 2200},
-    "month": {"minimum": 1, "maximum": 12},
+    # 0 (or left out), with the other 0 too: the current month.
+    "year": {"anyOf": [{"const": 0}, {"minimum": 1970, "maximum": 2200}]},
+    "month": {"minimum": 0, "maximum": 12},
     "from_date": {"pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"},
     "to_date": {"pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"},
     "currency": {"pattern": v.CURRENCY_RE.pattern},

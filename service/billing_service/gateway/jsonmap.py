@@ -12,7 +12,13 @@ and empty maps appear. Then:
   `*_UNSPECIFIED` is null;
 - 64-bit integers are JSON numbers (protobuf's mapping makes them strings);
 - a google.type.Decimal is a JSON number written exactly (`2.5`, not
-  `{"value": "2.5"}`), and requests may give it as a number or a string.
+  `{"value": "2.5"}`), and requests may give it as a number or a string;
+- a field with presence that has no value is null when it is a figure (a
+  Decimal) or a proto3 `optional` scalar (`"timezone": null`); other
+  messages (a Timestamp) are left out, as protobuf's mapping does;
+- a field `x` beside a Decimal field `x_decimal` (its older whole-unit or
+  text twin) shows the twin's exact figure, or null: one encoding of a
+  figure, an exact JSON number, whichever name a client reads.
 
 Well-known types keep protobuf's mapping (a Timestamp is an RFC 3339 string).
 
@@ -31,9 +37,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, cast
 
+import simplejson
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
+from starlette.responses import JSONResponse
 
 INT64_TYPES = frozenset(
     {
@@ -47,10 +55,22 @@ INT64_TYPES = frozenset(
 
 
 DECIMAL = "google.type.Decimal"
+# The suffix of a figure's exact field beside its older twin (`used_decimal`).
+EXACT_TWIN_SUFFIX = "_decimal"
 
 
 class JsonMappingError(ValueError):
     """JSON that cannot become the request message (the client's mistake)."""
+
+
+class ExactJSONResponse(JSONResponse):
+    """JSON with Decimals written as exact numbers (simplejson's use_decimal):
+    every answer of the gateway, errors included."""
+
+    def render(self, content: Any) -> bytes:
+        return simplejson.dumps(
+            content, use_decimal=True, ensure_ascii=False, separators=(",", ":")
+        ).encode()
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
@@ -136,7 +156,35 @@ def _present_message(message: Descriptor, raw: dict[str, Any]) -> dict[str, Any]
     for field in message.fields:
         if field.name in raw:
             raw[field.name] = _present_field(field, raw[field.name])
+        elif shows_null_when_unset(field):
+            raw[field.name] = None
+    for field, twin in exact_twins(message):
+        raw[field.name] = raw.get(twin.name)
     return raw
+
+
+def shows_null_when_unset(field: FieldDescriptor) -> bool:
+    """A field printed as null when it has no value: a figure (Decimal) or a
+    proto3 `optional` scalar."""
+    if is_repeated(field) or not field.has_presence:
+        return False
+    return field.message_type is None or is_decimal(field)
+
+
+@functools.cache
+def exact_twins(message: Descriptor) -> tuple[tuple[FieldDescriptor, FieldDescriptor], ...]:
+    """(field, its exact Decimal twin) of each field `x` beside `x_decimal` of
+    the same shape (both maps or both single), the field not a Decimal."""
+    twins = []
+    for field in message.fields:
+        twin = message.fields_by_name.get(field.name + EXACT_TWIN_SUFFIX)
+        if twin is None or is_map(field) != is_map(twin) or is_repeated(field) != is_repeated(twin):
+            continue
+        exact = map_value_field(twin) if is_map(twin) else twin
+        shown = map_value_field(field) if is_map(field) else field
+        if is_decimal(exact) and not is_decimal(shown):
+            twins.append((field, twin))
+    return tuple(twins)
 
 
 def _present_field(field: FieldDescriptor, raw: Any) -> Any:

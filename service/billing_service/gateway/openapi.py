@@ -18,11 +18,13 @@ from .jsonmap import (
     enum_of,
     enum_short_name,
     enum_short_names,
+    exact_twins,
     is_decimal,
     is_map,
     is_repeated,
     is_well_known,
     map_value_field,
+    shows_null_when_unset,
 )
 from .proto_docs import proto_comments
 from .routes import Binding
@@ -37,7 +39,9 @@ present in responses), except that enum values are lower-case without their type
 (`PERIOD_MONTH` is `"month"`, the `*_UNSPECIFIED` value is `null`; requests also accept
 full names), 64-bit integers are JSON numbers (requests also accept strings) and
 decimals (google.type.Decimal) are exact JSON numbers (requests also accept strings).
-Requests never take `null`: a field is given or left out.
+In responses a decimal or `optional` field without a value is `null`, and a field `x`
+beside `x_decimal` shows the same exact number as it. Requests never take `null`: a
+field is given or left out.
 
 Errors are `{"error": {"code": "<snake_case>", "message": "..."}}`, where `code` is the
 ErrorInfo reason or gRPC code lower-cased. `rate_limited` (429) adds `used` and `limit`;
@@ -183,17 +187,27 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
         }
         for variable in binding.path_variables
     ]
+    aliased = {field.name for _, field in binding.query_aliases}
     parameters += [
         {
             "name": field.name,
             "in": "query",
-            "required": field_behavior_pb2.REQUIRED in _behaviors(field),
+            # A field with an alias may be given under either name.
+            "required": _required(field) and field.name not in aliased,
             **_described(field.full_name),
-            "schema": schemas.field(
-                field, output=False, required=field_behavior_pb2.REQUIRED in _behaviors(field)
-            ),
+            "schema": schemas.field(field, output=False, required=_required(field)),
         }
         for field in binding.query_fields
+    ]
+    parameters += [
+        {
+            "name": alias,
+            "in": "query",
+            "required": False,
+            "description": f"`{field.name}` under another name: give one of the two.",
+            "schema": schemas.field(field, output=False, required=_required(field)),
+        }
+        for alias, field in binding.query_aliases
     ]
     operation: dict[str, Any] = {
         "operationId": operation_id,
@@ -247,14 +261,21 @@ class _Schemas:
         return {"$ref": f"#/components/schemas/{name}"}
 
     def output_message(self, message: Descriptor) -> dict[str, Any]:
+        properties = {field.name: self.property(field, output=True) for field in message.fields}
+        for field, twin in exact_twins(message):
+            # The field shows its twin's figure (jsonmap.py).
+            properties[field.name] = {**properties[twin.name], **_described(field.full_name)}
         return {
             "type": "object",
             **_described(message.full_name),
-            "properties": {
-                field.name: self.property(field, output=True) for field in message.fields
-            },
-            # Fields without presence are always printed.
-            "required": [field.name for field in message.fields if not field.has_presence],
+            "properties": properties,
+            # Fields without presence are always printed, and so are those
+            # printed as null when unset.
+            "required": [
+                field.name
+                for field in message.fields
+                if not field.has_presence or shows_null_when_unset(field)
+            ],
         }
 
     def input_message(self, message: Descriptor, exclude: set[str] | None = None) -> dict[str, Any]:
@@ -320,6 +341,8 @@ class _Schemas:
         single = self._single(field, output)
         if not output and field.message_type is None:
             single.update(input_rules(field, required))
+        if output and shows_null_when_unset(field):
+            single = _nullable(single)
         return single
 
     def _single(self, field: FieldDescriptor, output: bool) -> dict[str, Any]:
@@ -349,6 +372,13 @@ class _Schemas:
         return {"type": "string"}
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 def _described(full_name: str) -> dict[str, str]:
     """{"description": the element's proto comment}, or nothing."""
     comment = proto_comments().get(full_name)
@@ -364,6 +394,10 @@ def _enum_values(enum: EnumDescriptor) -> str:
         comment = proto_comments().get(f"{enum.full_name}.{value.name}")
         lines.append(f"{line}: {' '.join(comment.split())}" if comment else line)
     return "\n".join(lines)
+
+
+def _required(field: FieldDescriptor) -> bool:
+    return field_behavior_pb2.REQUIRED in _behaviors(field)
 
 
 def _behaviors(field: FieldDescriptor) -> list[int]:

@@ -5,9 +5,11 @@ code.
 Following google/api/http.proto: variables of the path template fill request
 fields; the body is the whole request ("*"), one field of it, or nothing; the
 fields bound by neither may be given as query parameters, by their camelCase
-or original names. Supported template variables are `{field}`, `{field=*}`
-(one segment) and `{field=**}` (the rest of the path), with `field` a possibly
-dotted path to a scalar field; anything else is refused at start-up.
+or original names, or by an alias of QUERY_ALIASES (the billing documents'
+own names, as `from` and `to`). Supported template variables are `{field}`,
+`{field=*}` (one segment) and `{field=**}` (the rest of the path), with
+`field` a possibly dotted path to a scalar field; anything else is refused at
+start-up.
 
 As in that grammar, the last ':' of a path starts its verb: a one-segment
 variable ending a template takes no ':', so `GET /v1/plans/x:archive` is the
@@ -37,6 +39,13 @@ from .jsonmap import DECIMAL, is_map, is_repeated, is_well_known
 SEGMENT = "segment"
 # A request names its owner by one of these (domain/validation.py, owner).
 OWNER_FIELDS = frozenset({"tenant_id", "user_id", "organization_id"})
+# Query parameters the billing documents name otherwise than the field
+# (`getProjectUsage('proj_123', {from, to})`), by the field's full name.
+# `from` cannot be a proto field: it is a keyword in Python and others.
+QUERY_ALIASES: dict[str, tuple[str, ...]] = {
+    "billing.v1.GetProjectUsageRequest.from_date": ("from",),
+    "billing.v1.GetProjectUsageRequest.to_date": ("to",),
+}
 
 
 class _SegmentBeforeVerb(Convertor[str]):
@@ -105,6 +114,8 @@ class Binding:
     # "" (no body), "*" (the whole request) or the name of one request field.
     body: str
     query_fields: tuple[FieldDescriptor, ...]
+    # (alias, field) of the query fields' other names (QUERY_ALIASES).
+    query_aliases: tuple[tuple[str, FieldDescriptor], ...]
     # Fields the path gives, and the other owner fields when it names the
     # owner: not query parameters, not documented in the body (where the
     # path's value wins, and another owner is refused as any second owner).
@@ -204,6 +215,11 @@ def _binding(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Binding:
         path_variables=variables,
         body=rule.body,
         query_fields=query_fields,
+        query_aliases=tuple(
+            (alias, field)
+            for field in query_fields
+            for alias in QUERY_ALIASES.get(field.full_name, ())
+        ),
         taken=taken,
         starlette_path=_VARIABLE.sub(starlette_variable, template),
     )

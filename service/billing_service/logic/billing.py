@@ -13,7 +13,7 @@ from ..domain import validation as v
 from ..domain.bills import DailyUsage, Grant, LineItem, Month
 from ..domain.errors import DomainError, InvalidArgument
 from ..domain.meters import Meter, undeclared
-from ..domain.models import Plan, UsageRecorded
+from ..domain.models import DEFAULT_CURRENCY, Plan, UsageRecorded
 from ..domain.owners import Owner
 from ..domain.quantities import PLACES, micro
 from ..metering.batcher import Batcher
@@ -72,8 +72,9 @@ class Billing:
     async def summary(
         self, operator_id: int, owner: Owner, year: int, month: int
     ) -> tuple[MonthBill, str]:
-        """The month's bill and the plan's currency ("" without a plan)."""
-        wanted = Month.of(year, month)
+        """The month's bill (year and month 0: the current month's) and the
+        plan's currency (the default currency without a plan)."""
+        wanted = self._month(year, month)
         bills_by_month, currency = await self._bills(operator_id, owner)
         empty = MonthBill(wanted, {}, [], Decimal(0))
         return bills_by_month.get(wanted, empty), currency
@@ -85,8 +86,9 @@ class Billing:
     async def by_project(
         self, operator_id: int, owner: Owner, year: int, month: int
     ) -> list[tuple[str, str, dict[str, int]]]:
-        """(project id, name, usage by meter) of each project with usage."""
-        wanted = Month.of(year, month)
+        """(project id, name, usage by meter) of each project with usage in
+        the month (year and month 0: the current month)."""
+        wanted = self._month(year, month)
         rows = await self._ledger.daily_usage(
             operator_id, owner.key, wanted.first_day, wanted.last_day
         )
@@ -222,6 +224,18 @@ class Billing:
             recorded[0].event_id, total_tokens, cost_micro, all(r.replayed for r in recorded)
         )
 
+    def _month(self, year: int, month: int) -> Month:
+        """The month asked for; neither year nor month given: the calendar
+        month in UTC that contains now, the month a billing page shows."""
+        if year == 0 and month == 0:
+            return Month.of_instant(self._clock.now())
+        for field, value in (("year", year), ("month", month)):
+            if value == 0:
+                raise InvalidArgument(
+                    field, "give year and month together, or neither for the current month"
+                )
+        return Month.of(year, month)
+
     async def _plan(self, operator_id: int, owner: Owner) -> Plan | None:
         return (await self._store.get_terms(operator_id, owner.key)).plan
 
@@ -251,7 +265,7 @@ class Billing:
             )
             for month, b in priced.items()
         }
-        return drawn, plan.currency if plan is not None else ""
+        return drawn, plan.currency if plan is not None else DEFAULT_CURRENCY
 
 
 def _day(field: str, text: str) -> int:

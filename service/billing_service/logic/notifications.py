@@ -1,18 +1,19 @@
 """Push tokens, in-app notifications, the operator's alert webhook, and
 what a usage alert becomes (compose: pure)."""
 
-import json
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
+
+import simplejson
 
 from ..clock import Clock
 from ..delivery.addresses import IPNetwork, url_refusal
 from ..domain import users as u
 from ..domain.errors import InvalidArgument, NotFound, SecretsKeyMissing
 from ..domain.owners import Owner, OwnerKind
-from ..domain.quantities import display
+from ..domain.quantities import to_decimal
 from ..domain.users import Channel, Notification, PushPlatform, Session, UsageAlert
 from ..payments.secrets import SecretBox
 from ..storage.alerts import AlertsStore, Dispatch, NewDelivery, Recipients
@@ -122,6 +123,8 @@ def compose(alert: UsageAlert, to: Recipients) -> Dispatch:
 
 
 def alert_payload(alert: UsageAlert) -> dict[str, object]:
+    """The alert's `data` of webhook posts and pushes: figures are exact JSON
+    numbers, as everywhere the service shows a quantity in JSON."""
     owner = Owner.from_key(alert.owner_key)
     field = "user_id" if owner.kind is OwnerKind.USER else "organization_id"
     return {
@@ -129,8 +132,8 @@ def alert_payload(alert: UsageAlert) -> dict[str, object]:
         field: owner.id,
         "primitive": alert.primitive,
         "threshold_percent": alert.threshold,
-        "used": display(alert.used),
-        "limit": display(alert.limit),
+        "used": to_decimal(alert.used),
+        "limit": to_decimal(alert.limit),
         "period_start": _rfc3339(alert.period_start),
         "period_end": _rfc3339(alert.period_end),
         "created_at": _rfc3339(alert.created_at),
@@ -138,7 +141,7 @@ def alert_payload(alert: UsageAlert) -> dict[str, object]:
 
 
 def alert_json(alert: UsageAlert) -> str:
-    return json.dumps({"type": "usage_alert", "data": alert_payload(alert)}, sort_keys=True)
+    return _exact_json({"type": "usage_alert", "data": alert_payload(alert)})
 
 
 def alert_id(alert: UsageAlert) -> str:
@@ -147,16 +150,20 @@ def alert_id(alert: UsageAlert) -> str:
 
 def _push(alert: UsageAlert, token: str) -> str:
     """One message of Expo's push API."""
-    return json.dumps(
+    return _exact_json(
         {
             "to": token,
             "title": alert.title,
             "body": alert.text,
             "data": alert_payload(alert),
             "sound": "default",
-        },
-        sort_keys=True,
+        }
     )
+
+
+def _exact_json(content: dict[str, object]) -> str:
+    """JSON with Decimals as exact numbers (`12.5`, never a float's digits)."""
+    return simplejson.dumps(content, use_decimal=True, sort_keys=True)
 
 
 def _rfc3339(at: datetime) -> str:
