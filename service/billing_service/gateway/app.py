@@ -3,10 +3,8 @@ the HTTP request into the RPC's request message, calling the RPC over a
 grpc.aio channel with the caller's `Authorization` header as metadata, and
 answering with the response message or the error as JSON."""
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -23,6 +21,7 @@ from starlette.routing import Route
 from ..logic.auth import MAX_AUTHORIZATION
 from ..logic.payments import WEBHOOK_PATH
 from .errors import GatewayError, error_response, gateway_error_response, rpc_error_response
+from .json_numbers import NumberOutOfBounds, load_json
 from .jsonmap import JsonMappingError, is_repeated, merge_json, message_to_json
 from .openapi import openapi_document
 from .routes import Binding
@@ -257,7 +256,9 @@ async def _json_value(request: Request) -> Any:
             f"the body must be JSON (application/json), not {media_type}",
         )
     try:
-        return json.loads(body, parse_constant=_refuse_constant, parse_float=Decimal)
+        return load_json(body)
+    except NumberOutOfBounds as error:
+        raise GatewayError(400, "invalid_argument", str(error)) from error
     except (ValueError, RecursionError) as error:
         raise GatewayError(400, "invalid_argument", f"malformed JSON body: {error}") from error
 
@@ -267,10 +268,6 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise GatewayError(400, "invalid_argument", "the body must be a JSON object")
     return value
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
