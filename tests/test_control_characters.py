@@ -130,9 +130,7 @@ async def test_nul_in_any_text_of_any_rpc_is_invalid_argument(client: Client) ->
 @pytest.mark.parametrize(
     "password", ["\x00" * 10, "correct horse\x00battery", "tab\tinside-passw0rd"]
 )
-async def test_a_password_with_control_characters_is_refused(
-    client: Client, password: str
-) -> None:
+async def test_a_password_with_control_characters_is_refused(client: Client, password: str) -> None:
     stub = client.channel.unary_unary(
         "/billing.v1.UserService/SignIn",
         request_serializer=user_pb2.SignInRequest.SerializeToString,

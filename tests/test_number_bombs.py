@@ -54,10 +54,14 @@ def _decimal_paths(message: Descriptor, depth: int = 0) -> Iterator[list[str]]:
             steps.append("seo")
         if is_decimal(inner):
             yield steps
-        elif inner.message_type is not None and not is_well_known(inner.message_type):
-            if depth < 4 and not is_repeated(inner):
-                for rest in _decimal_paths(inner.message_type, depth + 1):
-                    yield steps + rest
+        elif (
+            inner.message_type is not None
+            and not is_well_known(inner.message_type)
+            and depth < 4
+            and not is_repeated(inner)
+        ):
+            for rest in _decimal_paths(inner.message_type, depth + 1):
+                yield steps + rest
 
 
 def _nested(steps: list[str], leaf: Any) -> Any:
@@ -149,7 +153,8 @@ async def test_a_number_bomb_is_refused_as_read_without_holding_up_others(
             done.set()
         took = await ordinary
     _, _, _, query = target
-    for (response, seconds), authorization in zip(answers, [valid, "other"] * len(BOMBS)):
+    keys = [valid, "other"] * len(BOMBS)
+    for (response, seconds), authorization in zip(answers, keys, strict=True):
         if query is not None and authorization != valid:
             # A query value is text, never expanded: the service asks for a key first.
             assert response.status_code == 401, response.text
@@ -162,7 +167,9 @@ async def test_a_number_bomb_is_refused_as_read_without_holding_up_others(
 
 def test_every_decimal_field_of_the_routes_is_covered() -> None:
     # The table above is read from the routes: it must find the known ones.
-    covered = {(binding.method.name, query or json.dumps(body)) for binding, _, body, query in TARGETS}
+    covered = {
+        (binding.method.name, query or json.dumps(body)) for binding, _, body, query in TARGETS
+    }
     assert ("ConsumeQuota", json.dumps({"quantity_decimal": _PLACEHOLDER})) in covered
     assert ("CheckQuota", "quantity_decimal") in covered
     assert any(method == "UpsertPlan" and "unit_price" in shown for method, shown in covered)
