@@ -1,7 +1,8 @@
 """The ASGI application: one Starlette route per annotated path, each turning
 the HTTP request into the RPC's request message, calling the RPC over a
-grpc.aio channel with the caller's `Authorization` header as metadata, and
-answering with the response message or the error as JSON."""
+grpc.aio channel with the caller's `Authorization` header, the request's id
+and its trace context as metadata (correlation.py), and answering with the
+response message or the error as JSON."""
 
 import logging
 from collections.abc import Mapping, Sequence
