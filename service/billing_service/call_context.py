@@ -5,7 +5,13 @@ grpc here: the command's logging set-up reads it before grpc may load
 
 import contextvars
 import logging
+import re
 from dataclasses import dataclass
+
+MAX_REQUEST_ID = 128
+# What the gateway forwards as `x-request-id`: visible ASCII, as gRPC
+# metadata carries it, without spaces.
+REQUEST_ID_RE = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID}}}")
 
 
 @dataclass(slots=True)

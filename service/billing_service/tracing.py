@@ -7,11 +7,13 @@ When on, the SDK configures itself from those variables (exporters by their
 entry points: `console` ships with the SDK, `otlp` with
 opentelemetry-exporter-otlp), unless the process already set a tracer
 provider of its own. The spans come from opentelemetry-instrumentation-grpc's
-server interceptor and the ASGI middleware; off, neither is installed."""
+server interceptor and the ASGI middleware, and the gateway passes its span's
+context (W3C `traceparent`) to the server with each call, so that one REST
+call is one trace; off, none of it is installed."""
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -70,3 +72,20 @@ def traced_asgi(app: Any) -> Any:
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
     return OpenTelemetryMiddleware(app)
+
+
+def trace_context_headers() -> Callable[[], Iterable[tuple[str, str]]] | None:
+    """When traces are on, a function giving the current span's context as
+    metadata (`traceparent`, `tracestate`, `baggage`: the configured
+    propagators'), for the gateway's gRPC calls; None when they are off."""
+    if not enabled():
+        return None
+    _configure()
+    from opentelemetry.propagate import inject
+
+    def headers() -> Iterable[tuple[str, str]]:
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        return carrier.items()
+
+    return headers

@@ -13,11 +13,9 @@ from typing import Any
 
 import grpc
 
-from ..call_context import CALL, CallRecord
+from ..call_context import CALL, MAX_REQUEST_ID, CallRecord
 
 log = logging.getLogger("billing_service.rpc")
-
-MAX_REQUEST_ID = 128
 
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]

@@ -1,5 +1,6 @@
-"""The guard every billing.v1 RPC runs through: authenticate the operator,
-run the servicer method, and turn domain errors into statuses (api/errors.py).
+"""The guard every billing.v1 RPC runs through: refuse control characters in
+any text of the request (api/text_rule.py), authenticate the operator, run
+the servicer method, and turn domain errors into statuses (api/errors.py).
 
 It wraps the servicers' methods directly rather than being a grpc.aio server
 interceptor: an interceptor costs the server a second handler lookup and a
@@ -19,6 +20,7 @@ from ..domain.errors import DomainError
 from ..domain.users import Session
 from .call_log import note_error, note_operator
 from .errors import internal_status, to_status
+from .text_rule import refuse_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ def _guarded(
 ) -> Method:
     async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            # The request's form before its caller, as its decoding is: a
+            # text no field takes costs no key lookup.
+            refuse_control_characters(request)
             if authenticator is None:
                 return await method(request, context)
             metadata = context.invocation_metadata() or ()

@@ -1,12 +1,11 @@
 """The ASGI application: one Starlette route per annotated path, each turning
 the HTTP request into the RPC's request message, calling the RPC over a
-grpc.aio channel with the caller's `Authorization` header as metadata, and
-answering with the response message or the error as JSON."""
+grpc.aio channel with the caller's `Authorization` header, the request's id
+and its trace context as metadata (correlation.py), and answering with the
+response message or the error as JSON."""
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -15,13 +14,16 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..logic.auth import MAX_AUTHORIZATION
 from ..logic.payments import WEBHOOK_PATH
+from .correlation import RequestIds, TraceContext, forwarded_metadata
 from .errors import GatewayError, error_response, gateway_error_response, rpc_error_response
+from .json_numbers import NumberOutOfBounds, load_json
 from .jsonmap import (
     ExactJSONResponse,
     JsonMappingError,
@@ -43,10 +45,11 @@ def create_app(
     bindings: Sequence[Binding],
     *,
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    trace_context: TraceContext = None,
 ) -> Starlette:
     by_path: dict[str, dict[str, _Rpc]] = {}
     for binding in bindings:
-        rpc = _Rpc(binding, channel, deadline_seconds)
+        rpc = _Rpc(binding, channel, deadline_seconds, trace_context)
         by_path.setdefault(binding.starlette_path, {})[binding.http_method] = rpc
     # A path with a custom verb (`{key}:archive`) before one whose variable
     # would take its last segment whole: the route that matches a path but
@@ -59,13 +62,14 @@ def create_app(
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", serve_openapi, methods=["GET"]))
-    routes.append(_stripe_webhook_route(channel, deadline_seconds))
+    routes.append(_stripe_webhook_route(channel, deadline_seconds, trace_context))
     for route in routes:
         # Starlette adds HEAD to GET routes; only the documented methods are served.
         if route.methods is not None:
             route.methods.discard("HEAD")
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(RequestIds)],
         exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
     )
     # A trailing slash is an unknown route, not a redirect.
@@ -83,9 +87,16 @@ def _route(path: str, rpcs: Mapping[str, "_Rpc"]) -> Route:
 class _Rpc:
     """One binding, ready to serve."""
 
-    def __init__(self, binding: Binding, channel: grpc.aio.Channel, deadline: float) -> None:
+    def __init__(
+        self,
+        binding: Binding,
+        channel: grpc.aio.Channel,
+        deadline: float,
+        trace_context: TraceContext,
+    ) -> None:
         self.binding = binding
         self.deadline = deadline
+        self.trace_context = trace_context
 
         self.call = channel.unary_unary(
             binding.grpc_path,
@@ -95,7 +106,7 @@ class _Rpc:
 
     async def serve(self, request: Request) -> Response:
         try:
-            metadata = _metadata(request)
+            metadata = (*_metadata(request), *forwarded_metadata(request, self.trace_context))
             message = await self._request_message(request)
             response: Message = await self.call(message, metadata=metadata, timeout=self.deadline)
         except GatewayError as error:
@@ -123,7 +134,9 @@ class _Rpc:
         return message
 
 
-def _stripe_webhook_route(channel: grpc.aio.Channel, deadline: float) -> Route:
+def _stripe_webhook_route(
+    channel: grpc.aio.Channel, deadline: float, trace_context: TraceContext
+) -> Route:
     """POST /v1/stripe/webhooks/{operator_id}: Stripe's raw body and its
     Stripe-Signature header, passed to StripeWebhookService as they came
     (the signature is over the exact bytes; no API key is asked for)."""
@@ -143,7 +156,9 @@ def _stripe_webhook_route(channel: grpc.aio.Channel, deadline: float) -> Route:
                 payload=await _read_body(request),
                 signature=request.headers.get("stripe-signature", ""),
             )
-            response = await call(message, timeout=deadline)
+            response = await call(
+                message, metadata=forwarded_metadata(request, trace_context), timeout=deadline
+            )
         except GatewayError as error:
             return gateway_error_response(error)
         except grpc.aio.AioRpcError as error:
@@ -263,7 +278,9 @@ async def _json_value(request: Request) -> Any:
             f"the body must be JSON (application/json), not {media_type}",
         )
     try:
-        return json.loads(body, parse_constant=_refuse_constant, parse_float=Decimal)
+        return load_json(body)
+    except NumberOutOfBounds as error:
+        raise GatewayError(400, "invalid_argument", str(error)) from error
     except (ValueError, RecursionError) as error:
         raise GatewayError(400, "invalid_argument", f"malformed JSON body: {error}") from error
 
@@ -273,10 +290,6 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise GatewayError(400, "invalid_argument", "the body must be a JSON object")
     return value
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

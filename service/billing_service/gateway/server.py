@@ -85,7 +85,12 @@ async def start_gateway(
     host, port = parse_http_addr(http_addr)
     bindings = load_bindings(api_files())
     channel = grpc.aio.insecure_channel(grpc_target)
-    app = create_app(channel, bindings, deadline_seconds=deadline_seconds)
+    app = create_app(
+        channel,
+        bindings,
+        deadline_seconds=deadline_seconds,
+        trace_context=tracing.trace_context_headers(),
+    )
     try:
         sock = _listening_socket(host, port)
     except OSError as error:
