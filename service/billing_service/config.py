@@ -4,9 +4,11 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from .forwarding import proxy_networks
 
 
 class Settings(BaseSettings):
@@ -102,6 +104,20 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     # Attempts before a delivery is given up (about a day with the backoff).
     delivery_max_attempts: int = Field(default=30, ge=1)
+    # -- sign-in throttles (README, End users; the per-email one is fixed) --
+    # Failed sign-ins from one client address (any email) in 15 minutes after
+    # which that address's sign-ins are refused for the operator; 0: no limit.
+    sign_in_address_max_failures: int = Field(default=50, ge=0)
+    # Peers trusted to name the client in x-forwarded-for (forwarding.py):
+    # comma-separated addresses or networks. Loopback: the gateway `serve`
+    # runs beside the gRPC server; empty: the peer is always the client.
+    trusted_proxies: str = "127.0.0.1/8,::1"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        proxy_networks(value)  # ValueError, as pydantic reports it
+        return value
 
 
 def default_database_url() -> str:
