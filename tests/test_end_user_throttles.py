@@ -13,7 +13,7 @@ import grpc
 import pytest
 from billing.v1 import settings_pb2, user_pb2, user_pb2_grpc
 from cryptography.fernet import Fernet
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from billing_service.app import App
 from billing_service.clock import FixedClock
@@ -222,3 +222,9 @@ async def test_two_processes_on_one_database_evaluate_five_between_them(
     assert outcomes["INVALID_CREDENTIALS"] == 5, outcomes
     assert outcomes["SIGN_IN_THROTTLED"] == 30 - 5, outcomes
     assert late == ["SIGN_IN_THROTTLED", "SIGN_IN_THROTTLED"]
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    assert Settings(trusted_proxies=" 10.0.0.0/8 , 192.0.2.1,::1").trusted_proxies
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        Settings(trusted_proxies="10.0.0.0/8,gateway.internal")
