@@ -16,6 +16,8 @@ from billing.v1 import (
     user_pb2,
     user_pb2_grpc,
 )
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
@@ -47,6 +49,8 @@ def settings(settings: Settings, smtp: SmtpServer) -> Settings:
             "smtp_port": smtp.port,
             "smtp_security": "none",
             "delivery_poll_seconds": 0.05,
+            # Mailed codes are sealed with it in the outbox.
+            "secrets_key": SecretStr(Fernet.generate_key().decode()),
         }
     )
 

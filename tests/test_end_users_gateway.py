@@ -126,3 +126,44 @@ async def test_a_throttled_sign_in_is_429_with_retry_after(http: httpx.AsyncClie
     assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "sign_in_throttled"
     assert int(throttled.headers["retry-after"]) > 0
+
+
+class TestSignInsByClientAddress:
+    """The gateway forwards its client's address; a chain the client made up
+    is not believed. Here only 127.0.0.1 (the gateway's own calls) is a
+    trusted proxy, and the HTTP clients call from 127.0.0.2 and 127.0.0.3."""
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(
+            update={"sign_in_address_max_failures": 3, "trusted_proxies": "127.0.0.1"}
+        )
+
+    async def test_failures_from_one_client_close_it_whatever_it_forwards(
+        self, http: httpx.AsyncClient, gateway: Any
+    ) -> None:
+        ok(
+            await http.post(
+                "/v1/end-users", json={"email": "ada@example.com", "password": PASSWORD}
+            )
+        )
+
+        async def sign_in_from(address: str, password: str, claimed: str) -> httpx.Response:
+            transport = httpx.AsyncHTTPTransport(local_address=address)
+            async with httpx.AsyncClient(
+                base_url=gateway_url(gateway), headers=http.headers, transport=transport
+            ) as client:
+                return await client.post(
+                    "/v1/end-users:signIn",
+                    json={"email": "ada@example.com", "password": password},
+                    headers={"X-Forwarded-For": claimed},
+                )
+
+        for n in range(3):
+            wrong = await sign_in_from("127.0.0.2", f"wrong {n}", f"198.51.100.{n}")
+            assert wrong.status_code == 401
+        throttled = await sign_in_from("127.0.0.2", PASSWORD, "198.51.100.99")
+        assert throttled.status_code == 429
+        assert throttled.json()["error"]["code"] == "sign_in_throttled"
+        assert int(throttled.headers["retry-after"]) > 0
+        ok(await sign_in_from("127.0.0.3", PASSWORD, "127.0.0.2"))

@@ -223,3 +223,42 @@ async def test_the_cursor_revision_keeps_queued_reports_and_queues_no_more(
         assert list(stamped.scalars()) == ([2] if backend == "postgres" else [])
         cursor = (await conn.execute(text("SELECT xact, event_id FROM stripe_meter_cursor"))).one()
         assert tuple(cursor) == (0, 1)  # SQLite reads only events after it
+
+
+async def test_the_attempts_revision_keeps_attempts_and_gives_up_plain_codes(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Revision 0012: sign-in attempts stay (with no client address);
+    email-change mails queued with their code in plain text are given up and
+    cleared; other mail stays queued, unsealed."""
+    writer, _ = engines
+    await upgrade(writer, "0008")
+    delivery = (
+        "INSERT INTO deliveries (id, operator_id, channel, target, subject, body, created_at,"
+        " due_at) VALUES (:id, 1, 'email', 'a@example.com', 's', :body, 7, 7)"
+    )
+    async with writer.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO login_attempts (operator_id, email_key, user_id, ip_address,"
+                " user_agent, success, created_at) VALUES (1, 'a@example.com', 'u', '', '',"
+                " false, 5)"
+            )
+        )
+        await conn.execute(text(delivery), {"id": 1, "body": "enter this code: bec_abc123"})
+        await conn.execute(text(delivery), {"id": 2, "body": "usage reached 80%"})
+    await upgrade(writer)
+    async with writer.connect() as conn:
+        attempts = await conn.execute(
+            text("SELECT email_key, success, client_address FROM login_attempts")
+        )
+        assert [tuple(row) for row in attempts] == [("a@example.com", False, None)]
+        kept = await conn.execute(
+            text("SELECT id, body, sealed, failed_at FROM deliveries ORDER BY id")
+        )
+        assert [tuple(row) for row in kept] == [
+            (1, "", False, 7),
+            (2, "usage reached 80%", False, None),
+        ]
+        checks = await conn.execute(text("SELECT count(*) FROM password_checks"))
+        assert checks.scalar_one() == 0

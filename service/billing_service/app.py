@@ -156,6 +156,9 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         clock,
         timedelta(days=settings.session_days),
         timedelta(days=settings.deletion_grace_days),
+        box=box,
+        address_max_failures=settings.sign_in_address_max_failures,
+        mail_configured=bool(settings.smtp_host),
     )
     return App(
         settings=settings,

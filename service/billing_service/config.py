@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from .delivery.addresses import networks
+from .forwarding import proxy_networks
 
 
 class Settings(BaseSettings):
@@ -113,6 +114,21 @@ class Settings(BaseSettings):
     @classmethod
     def _webhook_networks_parse(cls, value: str) -> str:
         networks(value)  # ValueError names the one that is not a network
+        return value
+
+    # -- sign-in throttles (README, End users; the per-email one is fixed) --
+    # Failed sign-ins from one client address (any email) in 15 minutes after
+    # which that address's sign-ins are refused for the operator; 0: no limit.
+    sign_in_address_max_failures: int = Field(default=50, ge=0)
+    # Peers trusted to name the client in x-forwarded-for (forwarding.py):
+    # comma-separated addresses or networks. Loopback: the gateway `serve`
+    # runs beside the gRPC server; empty: the peer is always the client.
+    trusted_proxies: str = "127.0.0.1/8,::1"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        proxy_networks(value)  # ValueError, as pydantic reports it
         return value
 
 

@@ -173,7 +173,12 @@ class SettingsServiceServicer:
     def ChangePassword(self, request, context):
         """Changes the password. A wrong current password is PERMISSION_DENIED
         (reason WRONG_PASSWORD), as it is wherever a password is asked again;
-        every other session of the user is revoked.
+        every other session of the user is revoked. The password asked again
+        here, by RequestEmailChange and by RequestDeletion shares one throttle
+        per account: after 5 wrong ones within 15 minutes, checks are
+        RESOURCE_EXHAUSTED (reason PASSWORD_CHECK_THROTTLED) until fewer than 5
+        lie in the last 15 minutes, and the session that sent the fifth wrong
+        one is revoked.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -181,7 +186,9 @@ class SettingsServiceServicer:
 
     def RequestEmailChange(self, request, context):
         """Asks to change the user's email: a single-use token, valid 24 hours, is
-        mailed to the new address; VerifyEmailChange applies it.
+        mailed to the new address; VerifyEmailChange applies it. The mail waits
+        in the outbox sealed with BILLING_SECRETS_KEY: without that key this is
+        FAILED_PRECONDITION (reason SECRETS_KEY_MISSING) and nothing is kept.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -78,6 +78,10 @@ class UserServiceServicer:
         for both); after 5 failures for one email within 15 minutes, attempts
         for it are RESOURCE_EXHAUSTED (reason SIGN_IN_THROTTLED) until fewer
         than 5 failures lie in the last 15 minutes (refused attempts count).
+        Each attempt is counted before its password is checked: of any number
+        sent at once, at most 5 are checked. The same holds for the failures
+        from one client address (the caller's, or the x-forwarded-for of a
+        trusted proxy), up to BILLING_SIGN_IN_ADDRESS_MAX_FAILURES.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -27,7 +27,7 @@ STATUS_BY_ERROR: dict[type[e.DomainError], grpc.StatusCode] = {
     e.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     e.StripeUnavailable: grpc.StatusCode.UNAVAILABLE,
     e.WrongPassword: grpc.StatusCode.PERMISSION_DENIED,
-    e.SignInThrottled: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    e.Throttled: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

@@ -44,6 +44,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from .. import tracing
 from ..app import App, CannotListen
 from ..envoy.ratelimit import RateLimitServicer
+from ..forwarding import proxy_networks
 from ..orphans import until_stopped
 from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .call_log import Observer, log_call, recorded
@@ -245,7 +246,11 @@ def _serve_metrics(app: App, running: RunningServer) -> None:
 
 def _add_end_user_services(app: App, handlers: "_GenericHandlersOnly") -> None:
     user_pb2_grpc.add_UserServiceServicer_to_server(
-        guard(UserServicer(app.end_users), _service(user_pb2, "UserService"), app.authenticator),
+        guard(
+            UserServicer(app.end_users, proxy_networks(app.settings.trusted_proxies)),
+            _service(user_pb2, "UserService"),
+            app.authenticator,
+        ),
         handlers,
     )
     notification_pb2_grpc.add_UsageAlertServiceServicer_to_server(

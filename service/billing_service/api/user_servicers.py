@@ -2,6 +2,7 @@
 and UsageAlertService for the operator, SettingsService and
 NotificationService for a signed-in end user."""
 
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import grpc
@@ -28,6 +29,7 @@ from ..domain.users import (
     Theme,
     UsageAlert,
 )
+from ..forwarding import Network, client_address
 from ..logic.end_users import EndUsers, preference_changes
 from ..logic.notifications import NOTIFICATION_PREFIX, Notifications, alert_id
 from . import convert as c
@@ -35,6 +37,11 @@ from .guard import current_operator, current_session
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
+EMAIL_CHANGE_MAILED = "A confirmation code was sent to the new address."
+EMAIL_CHANGE_QUEUED = (
+    "A confirmation code is queued for the new address: it is sent once this service"
+    " has a mail server."
+)
 VISIBILITY_TO_PROTO = {
     ProfileVisibility.PUBLIC: settings_pb2.PROFILE_VISIBILITY_PUBLIC,
     ProfileVisibility.NETWORK: settings_pb2.PROFILE_VISIBILITY_NETWORK,
@@ -55,8 +62,9 @@ PLATFORM_FROM_PROTO = {
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, end_users: EndUsers) -> None:
+    def __init__(self, end_users: EndUsers, trusted_proxies: Sequence[Network]) -> None:
         self._end_users = end_users
+        self._trusted_proxies = trusted_proxies
 
     async def CreateUser(
         self, request: user_pb2.CreateUserRequest, context: Context
@@ -75,6 +83,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             request.password,
             request.ip_address,
             request.user_agent,
+            client_address(
+                context.peer(), context.invocation_metadata() or (), self._trusted_proxies
+            ),
         )
         return user_pb2.SignInResponse(
             session_token=token,
@@ -162,11 +173,11 @@ class SettingsServicer(settings_pb2_grpc.SettingsServiceServicer):
     async def RequestEmailChange(
         self, request: settings_pb2.RequestEmailChangeRequest, context: Context
     ) -> settings_pb2.RequestEmailChangeResponse:
-        expires_at = await self._end_users.request_email_change(
+        expires_at, mailed = await self._end_users.request_email_change(
             current_session(), request.new_email, request.password
         )
         return settings_pb2.RequestEmailChangeResponse(
-            message="A confirmation code was sent to the new address.",
+            message=EMAIL_CHANGE_MAILED if mailed else EMAIL_CHANGE_QUEUED,
             expires_at=c.timestamp(expires_at),
         )
 

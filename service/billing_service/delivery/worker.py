@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -142,7 +143,7 @@ class EndUserWorker:
         try:
             if delivery.channel is Channel.EMAIL:
                 assert self._mailer is not None
-                await self._mailer.send(delivery)
+                await self._mailer.send(self._opened(delivery))
             elif delivery.channel is Channel.PUSH:
                 await self._push.send(delivery)
             else:
@@ -158,6 +159,17 @@ class EndUserWorker:
             log.info("delivery %d (%s): %s", delivery.id, delivery.channel, failure.reason)
         else:
             outcome.delivered.append(delivery.id)
+
+    def _opened(self, delivery: Delivery) -> Delivery:
+        """The delivery with its body readable (a sealed one opened, in memory only)."""
+        if not delivery.sealed:
+            return delivery
+        try:
+            return replace(delivery, body=self._box.open(delivery.body))
+        except DomainError:  # the key that sealed it is no longer configured
+            raise DeliveryFailed(
+                "its body was sealed with a key BILLING_SECRETS_KEY no longer lists", retry=True
+            ) from None
 
     async def _webhook_secret(self, delivery: Delivery) -> str:
         sealed = await self._alerts.webhook_secret(delivery.operator_id)

@@ -133,7 +133,7 @@ class SecretsKeyMissing(FailedPrecondition):
     def __init__(self) -> None:
         super().__init__(
             "this service has no BILLING_SECRETS_KEY to encrypt secrets with (Stripe keys,"
-            " webhook signing secrets):"
+            " webhook signing secrets, mailed email-change codes):"
             " set it (a Fernet key) and restart"
         )
 
@@ -193,11 +193,28 @@ class WrongPassword(DomainError):
         super().__init__(f"{field}: wrong password", {"field": field})
 
 
-class SignInThrottled(DomainError):
+class Throttled(DomainError):
+    """Too many recent failures at a password: refused, whatever the
+    password, until `until` (metadata `resets_at`, a REST Retry-After)."""
+
+    reason = "THROTTLED"
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message, {"resets_at": until.isoformat().replace("+00:00", "Z")})
+
+
+class SignInThrottled(Throttled):
     reason = "SIGN_IN_THROTTLED"
 
+    def __init__(self, until: datetime, *, by_address: bool = False) -> None:
+        whose = "from this client address" if by_address else "for this email"
+        super().__init__(f"too many failed sign-ins {whose}: try again later", until)
+
+
+class PasswordCheckThrottled(Throttled):
+    """A signed-in user's password, asked again, was wrong too often lately."""
+
+    reason = "PASSWORD_CHECK_THROTTLED"
+
     def __init__(self, until: datetime) -> None:
-        super().__init__(
-            "too many failed sign-ins for this email: try again later",
-            {"resets_at": until.isoformat().replace("+00:00", "Z")},
-        )
+        super().__init__("too many wrong passwords for this account: try again later", until)

@@ -1,8 +1,9 @@
 """The ASGI application: one Starlette route per annotated path, each turning
 the HTTP request into the RPC's request message, calling the RPC over a
-grpc.aio channel with the caller's `Authorization` header, the request's id
-and its trace context as metadata (correlation.py), and answering with the
-response message or the error as JSON."""
+grpc.aio channel with the caller's `Authorization` header, its address
+(`x-forwarded-for`), the request's id and its trace context as metadata
+(correlation.py), and answering with the response message or the error as
+JSON."""
 
 import logging
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..forwarding import FORWARDED_FOR
 from ..logic.auth import MAX_AUTHORIZATION
 from ..logic.payments import WEBHOOK_PATH
 from .correlation import RequestIds, TraceContext, forwarded_metadata
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DEADLINE_SECONDS = 30.0
 MAX_BODY_BYTES = 1024 * 1024
+MAX_FORWARDED_FOR = 1024  # a longer chain that came in is dropped, not passed on
 
 
 def create_app(
@@ -106,7 +109,11 @@ class _Rpc:
 
     async def serve(self, request: Request) -> Response:
         try:
-            metadata = (*_metadata(request), *forwarded_metadata(request, self.trace_context))
+            metadata = (
+                *_metadata(request),
+                *_forwarded_for(request),
+                *forwarded_metadata(request, self.trace_context),
+            )
             message = await self._request_message(request)
             response: Message = await self.call(message, metadata=metadata, timeout=self.deadline)
         except GatewayError as error:
@@ -185,6 +192,19 @@ def _metadata(request: Request) -> tuple[tuple[str, str], ...]:
     if not authorization.isascii() or not authorization.isprintable():
         raise GatewayError(401, "unauthenticated", "malformed Authorization header")
     return (("authorization", authorization),)
+
+
+def _forwarded_for(request: Request) -> tuple[tuple[str, str], ...]:
+    """x-forwarded-for as the server reads it (forwarding.py): the chain that
+    came in, if it can travel as metadata, with the HTTP client's address
+    appended. The server believes it only from a trusted proxy."""
+    if request.client is None:
+        return ()
+    came = ",".join(request.headers.getlist("x-forwarded-for"))
+    if len(came) > MAX_FORWARDED_FOR or not (came.isascii() and came.isprintable()):
+        came = ""
+    chain = f"{came}, {request.client.host}" if came.strip() else request.client.host
+    return ((FORWARDED_FOR, chain),)
 
 
 def _path_values(binding: Binding, params: Mapping[str, str]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """End users' accounts: creation, sign-in (with its throttle), and what a
 signed-in user does to their own account (SettingsService)."""
 
+import logging
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -8,15 +9,27 @@ from typing import Any
 from ..clock import Clock
 from ..domain import users as u
 from ..domain import validation as v
-from ..domain.errors import InvalidArgument, InvalidCredentials, SignInThrottled, WrongPassword
+from ..domain.errors import (
+    InvalidArgument,
+    InvalidCredentials,
+    PasswordCheckThrottled,
+    SecretsKeyMissing,
+    SignInThrottled,
+    WrongPassword,
+)
 from ..domain.users import Channel, EndUser, LoginAttempt, Session
+from ..payments.secrets import SecretBox
 from ..storage.alerts import NewDelivery, queue_delivery
+from ..storage.attempts import Attempt, SignInTry
 from ..storage.users import UsersStore
 from .passwords import Passwords
 from .sessions import hash_token, mint_session_token
 
-# Sign-in throttle: this many failures for one email within the window
-# refuse its attempts until the window has passed since the last failure.
+log = logging.getLogger(__name__)
+
+# Throttles: this many failures for one email (sign-in) or one account (its
+# password asked again) within the window refuse its attempts until fewer
+# lie in the window; the last one asked again also ends its session.
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 EMAIL_CHANGE_VALID = timedelta(hours=24)
@@ -31,12 +44,20 @@ class EndUsers:
         clock: Clock,
         session_lifetime: timedelta,
         deletion_grace: timedelta,
+        *,
+        box: SecretBox,
+        address_max_failures: int,
+        mail_configured: bool,
     ) -> None:
         self._users = users
         self._passwords = passwords
         self._clock = clock
         self._session_lifetime = session_lifetime
         self._deletion_grace = deletion_grace
+        self._box = box
+        self._address_max_failures = address_max_failures
+        self._mail_configured = mail_configured
+        self._said_mail_is_queued = False
 
     # -- the operator's calls -------------------------------------------------
 
@@ -50,9 +71,16 @@ class EndUsers:
         )
 
     async def sign_in(
-        self, operator_id: int, email: str, password: str, ip_address: str, user_agent: str
+        self,
+        operator_id: int,
+        email: str,
+        password: str,
+        ip_address: str,
+        user_agent: str,
+        client_address: str,
     ) -> tuple[str, Session, EndUser]:
-        """A new session token, shown once, with its session."""
+        """A new session token, shown once, with its session. The attempt is
+        counted before the password is verified (storage/attempts.py)."""
         client = (
             u.client_text("ip_address", ip_address, 64),
             u.client_text("user_agent", user_agent, u.MAX_CLIENT_TEXT),
@@ -60,17 +88,19 @@ class EndUsers:
         if not email or len(email) > u.MAX_EMAIL:
             raise InvalidCredentials()
         key, now = u.email_key(email), self._clock.now()
-        failures = await self._users.recent_failures(operator_id, key, now - FAILURE_WINDOW)
         found = await self._users.user_by_email(operator_id, key)
         user_id = None if found is None else found[0].id
-        if len(failures) >= MAX_FAILURES:
-            await self._users.record_attempt(operator_id, key, user_id, client, False, now)
-            raise SignInThrottled(failures[MAX_FAILURES - 1] + FAILURE_WINDOW)
+        attempt = await self._users.begin_sign_in(
+            SignInTry(operator_id, key, user_id, *client, client_address[:64], now),
+            now - FAILURE_WINDOW,
+            MAX_FAILURES,
+            self._address_max_failures,
+        )
+        self._refuse_throttled(attempt)
         if found is None or not await self._passwords.verify(found[1], password):
             if found is None:
                 await self._passwords.verify(None, password)  # as long as a wrong password
-            await self._users.record_attempt(operator_id, key, user_id, client, False, now)
-            raise InvalidCredentials()
+            raise InvalidCredentials()  # the attempt stays a failure
         user, password_hash = found
         token = mint_session_token()
         session = Session(
@@ -85,8 +115,17 @@ class EndUsers:
         rehash = None
         if self._passwords.needs_rehash(password_hash):
             rehash = await self._passwords.hash(password)
-        await self._users.open_session(session, hash_token(token), key, rehash)
+        await self._users.open_session(session, hash_token(token), attempt.id, rehash)
         return token, session, user
+
+    def _refuse_throttled(self, attempt: Attempt) -> None:
+        """Refuse an attempt counting more failures than a limit allows."""
+        if len(attempt.failures) > MAX_FAILURES:
+            raise SignInThrottled(attempt.failures[MAX_FAILURES - 1] + FAILURE_WINDOW)
+        most = self._address_max_failures
+        if most and len(attempt.address_failures) > most:
+            until = attempt.address_failures[most - 1] + FAILURE_WINDOW
+            raise SignInThrottled(until, by_address=True)
 
     # -- the signed-in user's calls -------------------------------------------
 
@@ -125,8 +164,13 @@ class EndUsers:
 
     async def request_email_change(
         self, session: Session, new_email: str, password: str
-    ) -> datetime:
+    ) -> tuple[datetime, bool]:
+        """When the mailed code expires, and whether a mail server sends it
+        (without one it stays queued). The code is kept sealed in the
+        outbox, only its hash in the change."""
         new_email = u.email("new_email", new_email)
+        if not self._box.configured:
+            raise SecretsKeyMissing()
         await self._verified(session, "password", password)
         token, now = EMAIL_TOKEN_PREFIX + secrets.token_urlsafe(24), self._clock.now()
         expires_at = now + EMAIL_CHANGE_VALID
@@ -135,17 +179,24 @@ class EndUsers:
             channel=Channel.EMAIL,
             target=new_email,
             subject="Confirm your new email address",
-            body=(
+            body=self._box.seal(
                 "Someone asked to use this address for their account.\n\n"
                 f"To confirm, enter this code: {token}\n\n"
                 f"It expires at {expires_at.isoformat()}. If it was not you, ignore this email.\n"
             ),
+            sealed=True,
         )
         await self._users.add_email_change(
             session.operator_id, session.user_id, new_email, hash_token(token), now,
             expires_at, queue_delivery(mail, now),
         )  # fmt: skip
-        return expires_at
+        if not self._mail_configured and not self._said_mail_is_queued:
+            self._said_mail_is_queued = True
+            log.warning(
+                "email-change codes are queued in the outbox, not mailed: no SMTP server"
+                " (BILLING_SMTP_HOST); they are sent once one is set"
+            )
+        return expires_at, self._mail_configured
 
     async def verify_email_change(self, session: Session, token: str) -> str:
         if not token or len(token) > 100:
@@ -189,9 +240,24 @@ class EndUsers:
         return found
 
     async def _verified(self, session: Session, field: str, password: str) -> EndUser:
+        """The user, when `password` is theirs. Checks are throttled per
+        account as sign-ins are per email, and counted before verifying; the
+        wrong password that reaches the limit revokes the session that sent
+        it (whoever holds a stolen session gets that many guesses)."""
+        now = self._clock.now()
+        check = await self._users.begin_password_check(
+            session.operator_id, session.user_id, now, now - FAILURE_WINDOW, MAX_FAILURES
+        )
+        if len(check.failures) > MAX_FAILURES:
+            raise PasswordCheckThrottled(check.failures[MAX_FAILURES - 1] + FAILURE_WINDOW)
         user, password_hash = await self._account(session)
         if not await self._passwords.verify(password_hash, password):
+            if len(check.failures) >= MAX_FAILURES:
+                await self._users.revoke_sessions(
+                    session.operator_id, session.user_id, now, only=session.id
+                )
             raise WrongPassword(field)
+        await self._users.password_check_succeeded(check.id)
         return user
 
 

@@ -16,6 +16,7 @@ from .user_schema import (
     end_users,
     login_attempts,
     notifications,
+    password_checks,
     push_tokens,
     user_sessions,
 )
@@ -145,6 +146,7 @@ class AccountChanges(Transactions):
                 for table in (
                     user_sessions,
                     login_attempts,
+                    password_checks,
                     email_changes,
                     push_tokens,
                     notifications,

@@ -3,7 +3,7 @@ dispatch into in-app notifications and deliveries, the operators' alert
 webhooks, and the delivery outbox the senders work from."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,8 @@ class NewDelivery:
     target: str
     subject: str
     body: str
+    # The body is sealed with the secrets box (it holds a code), opened to send.
+    sealed: bool = field(default=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ def queue_delivery(delivery: NewDelivery, now: datetime) -> Any:
         target=delivery.target,
         subject=delivery.subject,
         body=delivery.body,
+        sealed=delivery.sealed,
         created_at=to_micros(now),
         due_at=to_micros(now),
     )
@@ -334,6 +337,7 @@ def _delivery(row: Row[Any]) -> Delivery:
         target=row.target,
         subject=row.subject,
         body=row.body,
+        sealed=row.sealed,
         id=row.id,
         attempts=row.attempts,
         created_at=from_micros(row.created_at),

@@ -1,6 +1,6 @@
 """The end users' tables (issue 30), on the schema's one MetaData: accounts
-and their preferences, sessions, sign-in attempts, email changes, push
-tokens; usage alerts, in-app notifications and the delivery outbox."""
+and their preferences, sessions, sign-in attempts and password checks,
+email changes, push tokens; usage alerts, in-app notifications and the delivery outbox."""
 
 from sqlalchemy import (
     BigInteger,
@@ -66,6 +66,10 @@ user_sessions = Table(
 )
 
 # Every sign-in attempt, by the email tried (a failure may name no user).
+# An attempt is inserted as a failure before its password is verified, and
+# marked a success after (storage/attempts.py): the throttles count it while
+# it is in flight. ip_address is the operator's word (SignInRequest);
+# client_address the caller's address as the server saw it (migration 0012).
 login_attempts = Table(
     "login_attempts",
     metadata,
@@ -77,8 +81,24 @@ login_attempts = Table(
     Column("user_agent", String(512), nullable=False),
     Column("success", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("client_address", String(64), nullable=True),
     Index("ix_login_attempts_email", "operator_id", "email_key", "created_at"),
     Index("ix_login_attempts_user", "operator_id", "user_id", "created_at"),
+    Index("ix_login_attempts_address", "operator_id", "client_address", "created_at"),
+)
+
+# Every check of a signed-in user's password asked again (ChangePassword,
+# RequestEmailChange, RequestDeletion), throttled as sign-ins are
+# (migration 0012).
+password_checks = Table(
+    "password_checks",
+    metadata,
+    Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+    Column("operator_id", Integer, nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_password_checks_user", "operator_id", "user_id", "created_at"),
 )
 
 # Pending email changes: the mailed token's SHA-256, single use.
@@ -178,6 +198,8 @@ deliveries = Table(
     Column("target", String(2048), nullable=False),  # address, token or URL
     Column("subject", String(200), nullable=False),
     Column("body", Text, nullable=False),  # text, or JSON for push and webhook
+    # The body is sealed with BILLING_SECRETS_KEY (it holds a code: migration 0012).
+    Column("sealed", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", BigInteger, nullable=False),
     Column("due_at", BigInteger, nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),

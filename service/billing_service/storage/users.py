@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.errors import AlreadyExists
@@ -19,6 +19,7 @@ from ..domain.users import (
     Theme,
 )
 from .account_changes import AccountChanges, user_is
+from .attempts import Attempts, mark_succeeded
 from .user_schema import (
     end_users,
     login_attempts,
@@ -40,9 +41,10 @@ _PREFERENCE_COLUMNS = {
 }
 
 
-class UsersStore(AccountChanges):
-    """Accounts with their preferences, sign-in attempts and sessions; email
-    changes and deletions come from AccountChanges."""
+class UsersStore(AccountChanges, Attempts):
+    """Accounts with their preferences and sessions; email changes and
+    deletions come from AccountChanges, sign-in attempts and password checks
+    from Attempts."""
 
     # -- accounts -----------------------------------------------------------
 
@@ -117,52 +119,12 @@ class UsersStore(AccountChanges):
 
     # -- sign-in and sessions -------------------------------------------------
 
-    async def record_attempt(
-        self,
-        operator_id: int,
-        email_key: str,
-        user_id: str | None,
-        client: tuple[str, str],
-        success: bool,
-        now: datetime,
-    ) -> None:
-        statement = _attempt(operator_id, email_key, user_id, client, success, now)
-        await self._write(lambda conn: conn.execute(statement))
-
-    async def recent_failures(
-        self, operator_id: int, email_key: str, since: datetime
-    ) -> list[datetime]:
-        """The failed attempts on an email since `since` and since its last
-        success, newest first."""
-        a = login_attempts
-        last_success = (
-            select(func.coalesce(func.max(a.c.id), 0))
-            .where(a.c.operator_id == operator_id, a.c.email_key == email_key, a.c.success)
-            .scalar_subquery()
-        )
-        query = (
-            select(a.c.created_at)
-            .where(
-                a.c.operator_id == operator_id,
-                a.c.email_key == email_key,
-                ~a.c.success,
-                a.c.created_at >= to_micros(since),
-                a.c.id > last_success,
-            )
-            .order_by(a.c.created_at.desc())
-        )
-
-        async def work(conn: AsyncConnection) -> list[datetime]:
-            return [from_micros(row[0]) for row in (await conn.execute(query)).all()]
-
-        return await self._read(work)
-
     async def open_session(
-        self, session: Session, token_hash: str, email_key: str, new_password_hash: str | None
+        self, session: Session, token_hash: str, attempt_id: int, new_password_hash: str | None
     ) -> None:
-        """Record a successful sign-in and its session in one transaction
-        (and the password's new hash, when its parameters changed)."""
-        client = (session.ip_address, session.user_agent)
+        """Mark a sign-in attempt a success and open its session, in one
+        transaction (and keep the password's new hash, when its parameters
+        changed)."""
 
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(
@@ -177,16 +139,7 @@ class UsersStore(AccountChanges):
                     expires_at=to_micros(session.expires_at),
                 )
             )
-            await conn.execute(
-                _attempt(
-                    session.operator_id,
-                    email_key,
-                    session.user_id,
-                    client,
-                    True,
-                    session.created_at,
-                )
-            )
+            await conn.execute(mark_succeeded(attempt_id))
             if new_password_hash is not None:
                 await conn.execute(
                     update(_u)
@@ -289,25 +242,6 @@ def _live_sessions(operator_id: int, user_id: str, now: datetime) -> tuple[Any, 
         _s.c.user_id == user_id,
         _s.c.revoked_at.is_(None),
         _s.c.expires_at > to_micros(now),
-    )
-
-
-def _attempt(
-    operator_id: int,
-    email_key: str,
-    user_id: str | None,
-    client: tuple[str, str],
-    success: bool,
-    now: datetime,
-) -> Any:
-    return login_attempts.insert().values(
-        operator_id=operator_id,
-        email_key=email_key,
-        user_id=user_id,
-        ip_address=client[0],
-        user_agent=client[1],
-        success=success,
-        created_at=to_micros(now),
     )
 
 
