@@ -1,5 +1,7 @@
 """Random sequences of checks, consumes, records, refunds, plan and status
-changes, replayed keys and period roll-overs (an injected clock), run
+changes, replayed and reused keys (the same request again, or another RPC
+or instant that only the request's digest tells apart) and period
+roll-overs (an injected clock), run
 through every route of the metering core on both databases, by one process
 or two (two batchers, each with its own connection and terms cache), must
 give the reference model's answers, and leave counters equal to events."""
