@@ -41,11 +41,14 @@ class Call:
         return self.kind is not Kind.CHECK
 
 
+# Built once: json.dumps with options builds an encoder per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def request_digest(*fields: object) -> str:
     """A short digest of every field of a request that changes what it
     records (JSON-encodable values, in a fixed order per kind of request)."""
-    text = json.dumps(fields, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_COMPACT_JSON(fields).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
