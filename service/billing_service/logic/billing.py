@@ -196,11 +196,10 @@ class Billing:
         }
         quantities = ((AI_TOKENS, micro(sum(tokens))), (AI_COST, int(cost.scaleb(PLACES))))
         given_at = None if occurred_at is None else to_micros(at)
-        digest = None
-        if idem is not None:  # the cost in micro-units: 0.05 and 0.050 are one cost
-            digest = request_digest(
-                "ai", project_id, tokens, quantities[1][1], provider_model, given_at
-            )
+        # The cost in micro-units: 0.05 and 0.050 are one cost.
+        digest = request_digest(
+            idem, "ai", project_id, tokens, quantities[1][1], provider_model, given_at
+        )
         calls = [
             Call(
                 Kind.RECORD,

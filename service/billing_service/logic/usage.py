@@ -72,7 +72,7 @@ class QuotaEngine:
         idem = v.idempotency_key("idempotency_key", idempotency_key)
         project = await self._project(operator_id, owner, project_id)
         now = self._clock.now()
-        digest = _digest(idem, "consume", key.tenant_id, key.primitive, amount, project)
+        digest = request_digest(idem, "consume", key.tenant_id, key.primitive, amount, project)
         call = Call(Kind.CONSUME, key, amount, now, now, idem, project, digest=digest)
         return await self._batcher.write(call)
 
@@ -94,7 +94,9 @@ class QuotaEngine:
         at = recorded_at(occurred_at, now)
         project = await self._project(operator_id, owner, project_id)
         given_at = None if occurred_at is None else to_micros(at)
-        digest = _digest(idem, "record", key.tenant_id, key.primitive, amount, project, given_at)
+        digest = request_digest(
+            idem, "record", key.tenant_id, key.primitive, amount, project, given_at
+        )
         call = Call(Kind.RECORD, key, amount, at, now, idem, project, digest=digest)
         return await self._batcher.write(call)
 
@@ -137,7 +139,7 @@ class QuotaEngine:
             )
             for owner, primitive, quantity, idem in items
         ]
-        digest = _digest(
+        digest = request_digest(
             next((idem for _, _, idem in checked if idem), None),
             "consume_all",
             [(key.tenant_id, key.primitive, amount) for key, amount, _ in checked],
@@ -162,11 +164,6 @@ class QuotaEngine:
         quotas = terms.plan.quotas if terms.plan is not None else {}
         usage = {primitive: used.get(primitive, 0) for primitive in quotas} | used
         return UsageReport(terms, rule.period, window, dict(sorted(usage.items())))
-
-
-def _digest(idempotency_key: str | None, *fields: object) -> str | None:
-    """The request's digest, stored with its idempotency key (none without)."""
-    return None if idempotency_key is None else request_digest(*fields)
 
 
 def _usage_key(operator_id: int, owner: Owner, primitive: str) -> UsageKey:

@@ -45,9 +45,12 @@ class Call:
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def request_digest(*fields: object) -> str:
+def request_digest(idempotency_key: str | None, *fields: object) -> str | None:
     """A short digest of every field of a request that changes what it
-    records (JSON-encodable values, in a fixed order per kind of request)."""
+    records (JSON-encodable values, in a fixed order per kind of request),
+    stored with its idempotency key; none without a key (nothing to compare)."""
+    if idempotency_key is None:
+        return None
     return hashlib.sha256(_COMPACT_JSON(fields).encode()).hexdigest()[:32]
 
 
