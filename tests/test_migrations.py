@@ -232,7 +232,7 @@ async def test_the_attempts_revision_keeps_attempts_and_gives_up_plain_codes(
     email-change mails queued with their code in plain text are given up and
     cleared; other mail stays queued, unsealed."""
     writer, _ = engines
-    await upgrade(writer, "0008")
+    await upgrade(writer, "0009")
     delivery = (
         "INSERT INTO deliveries (id, operator_id, channel, target, subject, body, created_at,"
         " due_at) VALUES (:id, 1, 'email', 'a@example.com', 's', :body, 7, 7)"
@@ -262,3 +262,50 @@ async def test_the_attempts_revision_keeps_attempts_and_gives_up_plain_codes(
         ]
         checks = await conn.execute(text("SELECT count(*) FROM password_checks"))
         assert checks.scalar_one() == 0
+
+
+async def test_the_request_digest_revision_brings_stored_ai_calls_to_one_key(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Revision 0009: an AI call stored with a key per meter is found by its
+    key itself (its first event) and its two events are linked, so that a
+    retry finds the whole call and a refund voids it; other events keep
+    their keys, and no event has a digest (they are compared as before)."""
+    writer, _ = engines
+    await upgrade(writer, "0008")
+    event = (
+        "INSERT INTO usage_events (id, operator_id, tenant_id, primitive, quantity, occurred_at,"
+        " recorded_at, idempotency_key, used_after, window_start, window_end, detail)"
+        " VALUES (:id, 1, 't', :primitive, 1000000, 0, :recorded, :key, 0, 0, 1, :detail)"
+    )
+    stored = [
+        (1, "ai_tokens", 7, "k1#ai_tokens", "{}"),  # one AI call's two events
+        (2, "ai_cost_cents", 7, "k1#ai_cost_cents", None),
+        (3, "ai_cost_cents", 8, "k2#ai_cost_cents", None),  # a call without tokens
+        (4, "ai_tokens", 9, "x#ai_tokens", None),  # RecordUsage's, not an AI call's
+        (5, "seo", 9, "plain", None),
+        (6, "ai_tokens", 9, "k3#ai_tokens", "{}"),  # the key k3 is taken by event 7
+        (7, "seo", 9, "k3", None),
+    ]
+    async with writer.begin() as conn:
+        await conn.execute(text("INSERT INTO operators (id, name, created_at) VALUES (1, 'a', 0)"))
+        for event_id, primitive, recorded, key, detail in stored:
+            values = {"primitive": primitive, "recorded": recorded, "key": key, "detail": detail}
+            await conn.execute(text(event), {"id": event_id, **values})
+    await upgrade(writer)
+    async with writer.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT id, idempotency_key, call_event_id, request_digest FROM usage_events"
+                " ORDER BY id"
+            )
+        )
+        assert [tuple(row) for row in rows] == [
+            (1, "k1", 1, None),
+            (2, "k1#ai_cost_cents", 1, None),
+            (3, "k2", None, None),
+            (4, "x#ai_tokens", None, None),
+            (5, "plain", None, None),
+            (6, "k3#ai_tokens", None, None),
+            (7, "k3", None, None),
+        ]

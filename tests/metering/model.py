@@ -21,6 +21,9 @@ class Event:
     used_after: int
     limit: int | None
     refunded: bool = False
+    # The whole request the event was recorded for: its kind and every field
+    # that changes what it records. A key replays only the same request.
+    request: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,11 @@ class Model:
         quantity: int,
         at: datetime,
         key: str | None,
+        request: tuple[object, ...] = (),
     ) -> tuple[Answer, Event | None]:
         replayed = next((e for e in self.events if key and e.idempotency_key == key), None)
         if replayed is not None:
-            if (replayed.tenant, replayed.primitive, replayed.quantity) != (
-                tenant,
-                primitive,
-                quantity,
-            ):
+            if replayed.request != request:
                 return Answer("IDEMPOTENCY_KEY_REUSED"), None
             return Answer("replayed", replayed.used_after, replayed.limit), None
         rule = self._rule(tenant, primitive)
@@ -84,7 +84,15 @@ class Model:
             if rule.limit is not None and used + quantity > rule.limit:
                 return Answer("RATE_LIMITED"), None
         event = Event(
-            len(self.events), tenant, primitive, quantity, at, key, used + quantity, rule.limit
+            len(self.events),
+            tenant,
+            primitive,
+            quantity,
+            at,
+            key,
+            used + quantity,
+            rule.limit,
+            request=request,
         )
         self.events.append(event)
         return Answer("recorded", event.used_after, rule.limit), event

@@ -1,13 +1,23 @@
 """The rule, unit by unit (decide.py)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from billing_service.domain.models import DenialReason, Period, SubscriptionStatus, Window
+from billing_service.domain.errors import IdempotencyKeyReused
+from billing_service.domain.instants import from_micros
+from billing_service.domain.models import (
+    DenialReason,
+    Period,
+    Standing,
+    SubscriptionStatus,
+    UsageRecorded,
+    Window,
+)
 from billing_service.domain.policy import UNSUBSCRIBED, Enforcement
-from billing_service.metering.calls import Call, Kind
-from billing_service.metering.decide import Bounds, admits, decide
+from billing_service.metering.calls import Call, EventRow, Kind
+from billing_service.metering.decide import Bounds, admits, decide, replay
 from billing_service.storage.rows import UsageKey
 
 NOW = datetime(2026, 6, 15, tzinfo=UTC)
@@ -84,3 +94,15 @@ def test_each_threshold_is_crossed_by_exactly_one_call() -> None:
     assert crossed == [[], [], [80], []]  # 3, 6, 9 (90%), then 12 refused
     verdicts, _ = decide(rule(10), BOUNDS, 7, [call(Kind.RECORD, 5)])
     assert [c.percent for c in verdicts[0].crossings] == [80, 100]
+
+
+def test_a_replay_is_the_same_request_by_digest_or_as_stored_before_digests() -> None:
+    keyed = replace(call(Kind.RECORD, 2), idempotency_key="k", digest="d1")
+    stored = EventRow(7, "t", "seo", 2, 0, 2, None, 1, 2, "pro", digest="d1")
+    window = Window(from_micros(1), from_micros(2))
+    assert replay(keyed, stored) == UsageRecorded(7, Standing(2, None, window, "pro"), True)
+    assert isinstance(replay(keyed, replace(stored, digest="d2")), IdempotencyKeyReused)
+    # A row of before migration 0009: owner, primitive, quantity and project.
+    legacy = replace(stored, digest=None)
+    assert not isinstance(replay(keyed, legacy), IdempotencyKeyReused)
+    assert isinstance(replay(replace(keyed, quantity=3), legacy), IdempotencyKeyReused)

@@ -1,5 +1,7 @@
 """Random sequences of checks, consumes, records, refunds, plan and status
-changes, replayed keys and period roll-overs (an injected clock), run
+changes, replayed and reused keys (the same request again, or another RPC
+or instant that only the request's digest tells apart) and period
+roll-overs (an injected clock), run
 through every route of the metering core on both databases, by one process
 or two (two batchers, each with its own connection and terms cache), must
 give the reference model's answers, and leave counters equal to events."""
@@ -36,6 +38,7 @@ from .model import Answer, Event, Model
 TENANTS = ("t0", "t1", "t2")
 PRIMITIVES = ("a", "b")
 STEPS = 120
+WRITES = ("consume", "record", "consume_group")
 
 
 def at_once(route: Route, kind: str, args: tuple) -> bool:  # type: ignore[type-arg]
@@ -56,7 +59,7 @@ class Run:
         self.rng = random.Random(seed)
         self.model = Model()
         self.operator_id = 0
-        self.keys: list[str] = []
+        self.keyed: dict[str, tuple[str, tuple[object, ...]]] = {}  # a key's first call
         self.ids: dict[int, Event] = {}  # the service's event ids
 
     async def setup(self) -> None:
@@ -92,11 +95,30 @@ class Run:
         if kind == "check":
             return kind, (tenant, primitive, quantity)
         key: str | None = None
-        if rng.random() < 0.5:
-            key = rng.choice(self.keys) if self.keys and rng.random() < 0.3 else f"k{rng.random()}"
-            self.keys.append(key)
         ago = timedelta(hours=rng.choice([0, 0, 1, 30])) if kind == "record" else timedelta(0)
+        if rng.random() < 0.5:
+            if self.keyed and rng.random() < 0.3:
+                return self.retry(rng.choice(list(self.keyed)))
+            key = f"k{rng.random()}"
+            self.keyed[key] = kind, (tenant, primitive, quantity, key, ago)
         return kind, (tenant, primitive, quantity, key, ago)
+
+    def retry(self, key: str) -> tuple[str, tuple[object, ...]]:
+        """A call under a key used before: its first call again, or that call
+        changed in a field that only the request's digest tells apart (the
+        RPC, or RecordUsage's instant), or another call altogether."""
+        kind, (tenant, primitive, quantity, _, ago) = self.keyed[key]
+        assert isinstance(ago, timedelta)
+        roll = self.rng.random()
+        if roll < 0.4:
+            return kind, (tenant, primitive, quantity, key, ago)
+        if roll < 0.8:
+            other = self.rng.choice([k for k in WRITES if k != kind])
+            if kind == "record" and self.rng.random() < 0.5:
+                other, ago = "record", ago + timedelta(hours=self.rng.choice([1, 30]))
+            return other, (tenant, primitive, quantity, key, ago)
+        tenant, primitive = self.rng.choice(TENANTS), self.rng.choice(PRIMITIVES)
+        return kind, (tenant, primitive, self.rng.randint(1, 3), key, ago)
 
     async def on_service(self, engine: QuotaEngine, kind: str, args: tuple) -> Answer:  # type: ignore[type-arg]
         op = self.operator_id
@@ -136,7 +158,9 @@ class Run:
             return self.model.check(tenant, primitive, quantity, now), None
         tenant, primitive, quantity, key, ago = args
         consume = kind in ("consume", "consume_group")
-        return self.model.write(consume, tenant, primitive, quantity, now - ago, key)
+        at = now - ago
+        request = (kind, tenant, primitive, quantity, at if kind == "record" else None)
+        return self.model.write(consume, tenant, primitive, quantity, at, key, request)
 
     async def burst(self, engine: QuotaEngine, size: int, route: Route) -> None:
         """`size` calls sent together, which the model takes in that order. A

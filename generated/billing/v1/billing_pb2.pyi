@@ -33,16 +33,18 @@ class RecordAiUsageRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., cost_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., provider_model: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordAiUsageResponse(_message.Message):
-    __slots__ = ("usage_event_id", "ai_tokens", "ai_cost_cents", "replayed")
+    __slots__ = ("usage_event_id", "ai_tokens", "ai_cost_cents", "replayed", "usage_event_ids")
     USAGE_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     AI_TOKENS_FIELD_NUMBER: _ClassVar[int]
     AI_COST_CENTS_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    USAGE_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
     usage_event_id: str
     ai_tokens: int
     ai_cost_cents: _decimal_pb2.Decimal
     replayed: bool
-    def __init__(self, usage_event_id: _Optional[str] = ..., ai_tokens: _Optional[int] = ..., ai_cost_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    usage_event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, usage_event_id: _Optional[str] = ..., ai_tokens: _Optional[int] = ..., ai_cost_cents: _Optional[_Union[_decimal_pb2.Decimal, _Mapping]] = ..., replayed: _Optional[bool] = ..., usage_event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LineItem(_message.Message):
     __slots__ = ("name", "meter", "quantity", "unit", "unit_price", "included", "total_cost")

@@ -100,9 +100,14 @@ class BillingServiceServicer:
 
     def RecordAiUsage(self, request, context):
         """Records one AI call of a project: ai_tokens gets input + output +
-        reasoning tokens and ai_cost_cents the cost, in one event per meter,
-        both stored or neither. The owner is the project's; an unknown project
-        is NOT_FOUND. With an idempotency key, a retry is counted once.
+        reasoning tokens and ai_cost_cents the cost, in one event per meter
+        (none for a meter of 0), both stored or neither. The owner is the
+        project's; an unknown project is NOT_FOUND. UsageService.RefundUsage of
+        any of its events voids the whole call. With an idempotency key, a retry
+        of the same request (every field equal: project, each token count, cost,
+        provider_model and occurred_at, set or unset) is counted once and
+        answers the first answer again; the key used for any other request,
+        AI call or not, is IDEMPOTENCY_KEY_REUSED (ALREADY_EXISTS).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

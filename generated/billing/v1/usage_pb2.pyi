@@ -10,7 +10,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -145,12 +145,14 @@ class RefundUsageRequest(_message.Message):
     def __init__(self, usage_event_id: _Optional[str] = ...) -> None: ...
 
 class RefundUsageResponse(_message.Message):
-    __slots__ = ("refunded", "standing")
+    __slots__ = ("refunded", "standing", "usage_event_ids")
     REFUNDED_FIELD_NUMBER: _ClassVar[int]
     STANDING_FIELD_NUMBER: _ClassVar[int]
+    USAGE_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
     refunded: bool
     standing: QuotaStanding
-    def __init__(self, refunded: _Optional[bool] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ...) -> None: ...
+    usage_event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, refunded: _Optional[bool] = ..., standing: _Optional[_Union[QuotaStanding, _Mapping]] = ..., usage_event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("tenant_id", "as_of", "user_id", "organization_id")

@@ -130,7 +130,9 @@ class UsageServiceServicer:
 
     def RefundUsage(self, request, context):
         """Voids one usage event (the metered call failed after consuming): the
-        period's count goes back down by its quantity. Refunding twice is harmless.
+        period's count goes back down by its quantity. An event of a request
+        recorded as several (BillingService.RecordAiUsage's tokens and cost) voids
+        them all. Refunding twice is harmless.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

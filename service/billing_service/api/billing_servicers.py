@@ -126,10 +126,11 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             c.optional_datetime("occurred_at", request, "occurred_at"),
         )
         return billing_pb2.RecordAiUsageResponse(
-            usage_event_id=str(recorded.event_id),
+            usage_event_id=str(recorded.event_ids[0]),
             ai_tokens=recorded.tokens,
             ai_cost_cents=c.decimal(recorded.cost_cents),
             replayed=recorded.replayed,
+            usage_event_ids=[str(i) for i in recorded.event_ids],
         )
 
     async def GetUsageSummary(

@@ -211,7 +211,9 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         self, request: usage_pb2.RefundUsageRequest, context: Context
     ) -> usage_pb2.RefundUsageResponse:
         result = await self._engine.refund(current_operator(), request.usage_event_id)
-        response = usage_pb2.RefundUsageResponse(refunded=result.refunded)
+        response = usage_pb2.RefundUsageResponse(
+            refunded=result.refunded, usage_event_ids=[str(i) for i in result.event_ids]
+        )
         c.set_standing(response.standing, result.standing)
         return response
 

@@ -170,6 +170,8 @@ class UsageRecorded:
 class RefundResult:
     refunded: bool
     standing: Standing
+    # Every event of the refunded event's request (an AI call's two), in order.
+    event_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

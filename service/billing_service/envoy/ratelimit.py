@@ -7,7 +7,9 @@ descriptor's own, else the request's; 0 means 1). A request's descriptors
 are all counted or, when one is over its limit, none. A descriptor without
 an owner and a primitive is not metered (OK, no limit), as Envoy's own
 service answers descriptors it has no rule for. An entry `request_id`
-makes the request idempotent: a retry with the same id is counted once.
+makes the request idempotent: a retry with the same id and the same
+metered descriptors is counted once; the id reused for other descriptors
+(or other hits) is IDEMPOTENCY_KEY_REUSED, the call's error (ALREADY_EXISTS).
 The operator is the one whose key the sidecar sends in `authorization`;
 the domain is not interpreted. docs/envoy.md has a complete configuration.
 """
@@ -21,7 +23,7 @@ from google.protobuf import duration_pb2
 from ..api.guard import current_operator
 from ..clock import Clock
 from ..domain import validation as v
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, IdempotencyKeyReused
 from ..domain.models import QuotaDecision, Standing, UsageRecorded, Window
 from ..domain.owners import Owner
 from ..domain.quantities import whole
@@ -52,11 +54,16 @@ class RateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):
                 continue
             owner = v.owner(*(entries.get(k, "") for k in OWNER_KEYS))
             hits = _hits(descriptor, request.hits_addend)
-            idem = f"envoy:{request_id}:{index}" if request_id else ""
+            # Numbered among the metered descriptors: every retry of the
+            # request finds its first one's key, whichever it meters.
+            idem = f"envoy:{request_id}:{len(metered)}" if request_id else ""
             metered.append((index, (owner, primitive, hits, idem)))
         statuses = [Response.DescriptorStatus(code=Response.OK) for _ in request.descriptors]
         if metered:
             result = await self._engine.consume_all(current_operator(), [m for _, m in metered])
+            for answer in result.answers.values():
+                if isinstance(answer, IdempotencyKeyReused):
+                    raise answer  # no decision: the request is not the one of its id
             now = self._clock.now()
             for position, (index, _) in enumerate(metered):
                 answer = result.answers[position]

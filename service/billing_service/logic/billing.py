@@ -12,12 +12,13 @@ from ..domain import bills
 from ..domain import validation as v
 from ..domain.bills import DailyUsage, Grant, LineItem, Month
 from ..domain.errors import DomainError, InvalidArgument
+from ..domain.instants import to_micros
 from ..domain.meters import Meter, undeclared
 from ..domain.models import DEFAULT_CURRENCY, Plan, UsageRecorded
 from ..domain.owners import Owner
 from ..domain.quantities import PLACES, micro
 from ..metering.batcher import Batcher
-from ..metering.calls import Call, Kind
+from ..metering.calls import Call, Kind, request_digest
 from ..storage.ledger import LedgerStore
 from ..storage.rows import UsageKey
 from ..storage.store import Store
@@ -46,7 +47,7 @@ class MonthBill:
 
 @dataclass(frozen=True, slots=True)
 class AiRecorded:
-    event_id: int
+    event_ids: tuple[int, ...]  # every event recorded: ai_tokens' first, if any
     tokens: int
     cost_cents: int  # micro-units
     replayed: bool
@@ -188,15 +189,18 @@ class Billing:
         )
         now = self._clock.now()
         at = recorded_at(occurred_at, now)
-        total_tokens, cost_micro = sum(tokens), int(cost.scaleb(PLACES))
-        detail = json.dumps(
-            {
-                "input_tokens": tokens[0],
-                "output_tokens": tokens[1],
-                "reasoning_tokens": tokens[2],
-                "cost_cents": format(cost, "f"),
-                "provider_model": provider_model,
-            }
+        breakdown = {
+            "input_tokens": tokens[0],
+            "output_tokens": tokens[1],
+            "reasoning_tokens": tokens[2],
+            "cost_cents": format(cost, "f"),
+            "provider_model": provider_model,
+        }
+        quantities = ((AI_TOKENS, micro(sum(tokens))), (AI_COST, int(cost.scaleb(PLACES))))
+        given_at = None if occurred_at is None else to_micros(at)
+        # The cost in micro-units: 0.05 and 0.050 are one cost.
+        digest = request_digest(
+            idem, "ai", project_id, tokens, quantities[1][1], provider_model, given_at
         )
         calls = [
             Call(
@@ -205,12 +209,12 @@ class Billing:
                 quantity,
                 at,
                 now,
-                None if idem is None else f"{idem}#{meter}",
+                _ai_key(idem, position, meter),
                 project_id,
-                detail if meter == AI_TOKENS else None,
+                json.dumps(breakdown) if meter == AI_TOKENS else None,
+                digest,
             )
-            for meter, quantity in ((AI_TOKENS, micro(total_tokens)), (AI_COST, cost_micro))
-            if quantity > 0
+            for position, (meter, quantity) in enumerate((m, q) for m, q in quantities if q > 0)
         ]
         if not calls:
             raise InvalidArgument("input_tokens", "an AI call records tokens or a cost")
@@ -221,7 +225,10 @@ class Billing:
                 raise answer
         recorded = [a for a in answers if isinstance(a, UsageRecorded)]
         return AiRecorded(
-            recorded[0].event_id, total_tokens, cost_micro, all(r.replayed for r in recorded)
+            tuple(r.event_id for r in recorded),
+            sum(tokens),
+            quantities[1][1],
+            all(r.replayed for r in recorded),
         )
 
     def _month(self, year: int, month: int) -> Month:
@@ -266,6 +273,15 @@ class Billing:
             for month, b in priced.items()
         }
         return drawn, plan.currency if plan is not None else DEFAULT_CURRENCY
+
+
+def _ai_key(idempotency_key: str | None, position: int, meter: str) -> str | None:
+    """An AI call's key is its first event's; a second event's is the key
+    with its meter appended. Every retry thus finds the call by the key
+    itself, whatever its split of tokens and cost (docs/design.md)."""
+    if idempotency_key is None or position == 0:
+        return idempotency_key
+    return f"{idempotency_key}#{meter}"
 
 
 def _day(field: str, text: str) -> int:

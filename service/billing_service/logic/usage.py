@@ -8,13 +8,14 @@ from decimal import Decimal
 from ..clock import Clock
 from ..domain import validation as v
 from ..domain.errors import InvalidArgument
+from ..domain.instants import to_micros
 from ..domain.models import QuotaDecision, RefundResult, UsageRecorded, UsageReport
 from ..domain.owners import Owner
 from ..domain.policy import enforcement
 from ..domain.quantities import PLACES, micro
 from ..metering.batch import BatchResult
 from ..metering.batcher import Batcher
-from ..metering.calls import Call, Kind, Refund
+from ..metering.calls import Call, Kind, Refund, request_digest
 from ..storage.rows import UsageKey
 from ..storage.store import Store
 from .meters import Meters
@@ -71,7 +72,8 @@ class QuotaEngine:
         idem = v.idempotency_key("idempotency_key", idempotency_key)
         project = await self._project(operator_id, owner, project_id)
         now = self._clock.now()
-        call = Call(Kind.CONSUME, key, amount, now, now, idem, project)
+        digest = request_digest(idem, "consume", key.tenant_id, key.primitive, amount, project)
+        call = Call(Kind.CONSUME, key, amount, now, now, idem, project, digest=digest)
         return await self._batcher.write(call)
 
     async def record(
@@ -91,7 +93,11 @@ class QuotaEngine:
         now = self._clock.now()
         at = recorded_at(occurred_at, now)
         project = await self._project(operator_id, owner, project_id)
-        call = Call(Kind.RECORD, key, amount, at, now, idem, project)
+        given_at = None if occurred_at is None else to_micros(at)
+        digest = request_digest(
+            idem, "record", key.tenant_id, key.primitive, amount, project, given_at
+        )
+        call = Call(Kind.RECORD, key, amount, at, now, idem, project, digest=digest)
         return await self._batcher.write(call)
 
     async def _quantity(self, key: UsageKey, quantity: int, decimal: str, default_one: bool) -> int:
@@ -120,18 +126,27 @@ class QuotaEngine:
         self, operator_id: int, items: Sequence[tuple[Owner, str, int, str]]
     ) -> BatchResult:
         """ConsumeQuota for each (owner, primitive, quantity, idempotency key)
-        of `items`, all of them or none (metering/batcher.py, write_all)."""
+        of `items`, all of them or none (metering/batcher.py, write_all).
+        The items are one request: each key is stored with the digest of
+        them all, so that a retry of the request with other items is no
+        replay of any."""
         now = self._clock.now()
-        calls = [
-            Call(
-                Kind.CONSUME,
+        checked = [
+            (
                 _usage_key(operator_id, owner, primitive),
                 micro(v.quantity("quantity", quantity, default_one=True)),
-                now,
-                now,
                 v.idempotency_key("idempotency_key", idem),
             )
             for owner, primitive, quantity, idem in items
+        ]
+        digest = request_digest(
+            next((idem for _, _, idem in checked if idem), None),
+            "consume_all",
+            [(key.tenant_id, key.primitive, amount) for key, amount, _ in checked],
+        )
+        calls = [
+            Call(Kind.CONSUME, key, amount, now, now, idem, digest=digest)
+            for key, amount, idem in checked
         ]
         return await self._batcher.write_all(calls)
 

@@ -42,15 +42,24 @@ class Transaction(Protocol):
 
     async def event(self, operator_id: int, event_id: int) -> EventRow | None: ...
 
+    async def call_events(self, operator_id: int, call_event_id: int) -> list[EventRow]:
+        """The events of one request recorded as several (EventRow.call_event_id)."""
+        ...
+
     async def sum_events(self, key: UsageKey, start: int, end: int) -> Quantity:
         """The unrefunded usage of `key` that occurred in [start, end)."""
         ...
 
     async def write(
-        self, events: Sequence[NewEvent], counters: Sequence[tuple[UsageKey, CounterRow]]
+        self,
+        events: Sequence[NewEvent],
+        counters: Sequence[tuple[UsageKey, CounterRow]],
+        one_request: bool = False,
     ) -> list[int | None]:
         """Insert `events` and store `counters` (locked before); the events'
-        ids, None where the idempotency key was taken meanwhile."""
+        ids, None where the idempotency key was taken meanwhile. With
+        `one_request`, each event is stored with the first one's id
+        (call_event_id)."""
         ...
 
     async def mark_refunded(self, operator_id: int, event_id: int, now: int) -> bool:

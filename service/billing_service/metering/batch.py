@@ -11,13 +11,13 @@ the latest period written."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..domain.errors import DomainError, IdempotencyKeyReused, InvalidArgument, NotFound
+from ..domain.errors import DomainError, InvalidArgument, NotFound
 from ..domain.instants import from_micros, to_micros
-from ..domain.models import QuotaDecision, RefundResult, Standing, UsageRecorded, Window
+from ..domain.models import QuotaDecision, RefundResult, Standing, UsageRecorded
 from ..storage.rows import UsageKey
 from .backend import RetryBatch, Transaction
 from .calls import Call, CounterRow, Crossing, EventRow, NewEvent, Quantity, Refund
-from .decide import Bounds, Verdict, decide
+from .decide import Bounds, Verdict, decide, replay
 from .terms_cache import NO_TERMS, RuleSlot, TermsCache
 
 Answer = QuotaDecision | UsageRecorded | DomainError
@@ -68,7 +68,7 @@ async def run_calls(
         result.crossings.clear()
         return result
     if events or moved:
-        await _store(tx, events, moved, result)
+        await _store(tx, events, moved, result, one_request=all_or_nothing and len(events) > 1)
     return result
 
 
@@ -100,9 +100,10 @@ async def _store(
     events: list[tuple[int, NewEvent]],
     moved: list[tuple[UsageKey, CounterRow]],
     result: BatchResult,
+    one_request: bool,
 ) -> None:
     """Write the events and counters; answer each recorded call with its id."""
-    ids = await tx.write([event for _, event in events], moved)
+    ids = await tx.write([event for _, event in events], moved, one_request)
     if None in ids:
         raise RetryBatch()  # another replica took a key meanwhile: it is a replay now
     for (index, _), event_id in zip(events, ids, strict=True):
@@ -112,23 +113,36 @@ async def _store(
 
 
 async def run_refund(tx: Transaction, refund: Refund, cache: TermsCache) -> RefundResult:
-    event = await tx.event(refund.operator_id, refund.event_id)
-    if event is None:
+    """Void the event and, when its request was recorded as several events
+    (an AI call), every event of that request."""
+    operator_id = refund.operator_id
+    asked = await tx.event(operator_id, refund.event_id)
+    if asked is None:
         raise NotFound("usage event", str(refund.event_id))
-    key = UsageKey(refund.operator_id, event.tenant_id, event.primitive)
-    counters, versions = await tx.counters_and_versions([key], [key.operator_id], lock=True)
-    refunded = await tx.mark_refunded(key.operator_id, event.id, to_micros(refund.now))
-    usage = PeriodUsage(counters[key])
-    if refunded:
-        usage.take_back(event)
-    if usage.changed:  # the event lay in the counter's period
-        await tx.write([], [(key, usage.row())])
+    events = [asked]
+    if asked.call_event_id is not None:
+        events = await tx.call_events(operator_id, asked.call_event_id)
+    keys = sorted({_key_of(operator_id, event) for event in events})
+    counters, versions = await tx.counters_and_versions(keys, [operator_id], lock=True)
+    usages = {key: PeriodUsage(counters[key]) for key in keys}
+    refunded = False
+    for event in events:
+        if await tx.mark_refunded(operator_id, event.id, to_micros(refund.now)):
+            usages[_key_of(operator_id, event)].take_back(event)
+            refunded = True
+    moved = [(key, usage.row()) for key, usage in usages.items() if usage.changed]
+    if moved:  # the events lay in their counters' periods
+        await tx.write([], moved)
+    key = _key_of(operator_id, asked)
     slot = (await rule_slots(tx, cache, [key], versions))[key]
-    bounds = slot.bounds_at(from_micros(event.occurred_at))
-    used = await usage.in_period(tx, key, bounds)
-    return RefundResult(
-        refunded, Standing(used, slot.rule.limit, bounds.window, slot.rule.plan_key)
-    )
+    bounds = slot.bounds_at(from_micros(asked.occurred_at))
+    used = await usages[key].in_period(tx, key, bounds)
+    standing = Standing(used, slot.rule.limit, bounds.window, slot.rule.plan_key)
+    return RefundResult(refunded, standing, tuple(event.id for event in events))
+
+
+def _key_of(operator_id: int, event: EventRow) -> UsageKey:
+    return UsageKey(operator_id, event.tenant_id, event.primitive)
 
 
 async def rule_slots(
@@ -189,20 +203,6 @@ class PeriodUsage:
             if start <= at < end:
                 self._used[start, end] = used + quantity
                 self.changed = True
-
-
-def replay(call: Call, row: EventRow) -> UsageRecorded | DomainError:
-    """The answer to a retry of an idempotency key already stored."""
-    if (row.tenant_id, row.primitive, row.quantity, row.project_id) != (
-        call.key.tenant_id,
-        call.key.primitive,
-        call.quantity,
-        call.project_id,
-    ):
-        return IdempotencyKeyReused(call.idempotency_key or "")
-    window = Window(from_micros(row.window_start), from_micros(row.window_end))
-    standing = Standing(row.used_after, row.quota_limit, window, row.plan_key)
-    return UsageRecorded(row.id, standing, replayed=True)
 
 
 async def _replays(tx: Transaction, calls: Sequence[Call]) -> dict[tuple[int, str], EventRow]:

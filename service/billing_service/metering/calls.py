@@ -2,6 +2,8 @@
 what the database holds for it, and what was decided."""
 
 import enum
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,17 +32,35 @@ class Call:
     idempotency_key: str | None = None
     project_id: str | None = None  # the owner's project the usage belongs to
     detail: str | None = None  # JSON stored with the event (an AI call's breakdown)
+    # request_digest of the whole request the call is (part of), stored with
+    # its idempotency key: a retry replays only the same request.
+    digest: str | None = None
 
     @property
     def writes(self) -> bool:
         return self.kind is not Kind.CHECK
 
 
+# Built once: json.dumps with options builds an encoder per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def request_digest(idempotency_key: str | None, *fields: object) -> str | None:
+    """A short digest of every field of a request that changes what it
+    records (JSON-encodable values, in a fixed order per kind of request),
+    stored with its idempotency key; none without a key (nothing to compare)."""
+    if idempotency_key is None:
+        return None
+    return hashlib.sha256(_COMPACT_JSON(fields).encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
-    """Metered calls stored all together or not at all (Envoy's descriptors
-    of one request), in a transaction of their own; a group of one call is
-    that call, and joins the other calls' batch (batcher.py, _single)."""
+    """Metered calls of one request stored all together or not at all (an
+    AI call's meters, Envoy's descriptors), in a transaction of their own,
+    each event linked to the first (EventRow.call_event_id); a group of one
+    call is that call, and joins the other calls' batch (batcher.py,
+    _single)."""
 
     calls: tuple[Call, ...]
 
@@ -84,6 +104,8 @@ class EventRow:
     plan_key: str | None
     refunded: bool = False
     project_id: str | None = None
+    digest: str | None = None  # None: stored before digests were (migration 0009)
+    call_event_id: int | None = None  # the first event of its request, if of several
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,17 @@ as if each had had the counter to itself: what every route of the core
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..domain.errors import DomainError, PrimitiveNotPermitted, QuotaExceeded, SubscriptionInactive
-from ..domain.models import DenialReason, Standing, Window
+from ..domain.errors import (
+    DomainError,
+    IdempotencyKeyReused,
+    PrimitiveNotPermitted,
+    QuotaExceeded,
+    SubscriptionInactive,
+)
+from ..domain.instants import from_micros
+from ..domain.models import DenialReason, Standing, UsageRecorded, Window
 from ..domain.policy import Enforcement
-from .calls import Call, Crossing, Kind, NewEvent, Quantity
+from .calls import Call, Crossing, EventRow, Kind, NewEvent, Quantity
 
 # Percentages of a limit whose crossing is reported once per period.
 THRESHOLDS = (80, 100)
@@ -73,6 +80,26 @@ def decide(
             )
         )
     return verdicts, used
+
+
+def replay(call: Call, row: EventRow) -> UsageRecorded | DomainError:
+    """The answer to a call whose idempotency key is stored (`row`): the
+    first answer again for the same request, else IDEMPOTENCY_KEY_REUSED."""
+    if not same_request(call, row):
+        return IdempotencyKeyReused(call.idempotency_key or "")
+    window = Window(from_micros(row.window_start), from_micros(row.window_end))
+    standing = Standing(row.used_after, row.quota_limit, window, row.plan_key)
+    return UsageRecorded(row.id, standing, replayed=True)
+
+
+def same_request(call: Call, row: EventRow) -> bool:
+    """Whether `call` is the request stored as `row`: the same digest of the
+    whole request (calls.request_digest). An event stored before digests
+    were is compared by what was compared then."""
+    if row.digest is not None:
+        return row.digest == call.digest
+    stored = (row.tenant_id, row.primitive, row.quantity, row.project_id)
+    return stored == (call.key.tenant_id, call.key.primitive, call.quantity, call.project_id)
 
 
 def writes_at_once(

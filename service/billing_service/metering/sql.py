@@ -29,13 +29,19 @@ LEFT JOIN account_kits k ON k.operator_id = s.operator_id AND k.id = s.account_k
 
 EVENT_COLUMNS = (
     "id, tenant_id, primitive, quantity, occurred_at, used_after, quota_limit,"
-    " window_start, window_end, plan_key, idempotency_key, refunded_at, project_id"
+    " window_start, window_end, plan_key, idempotency_key, refunded_at, project_id,"
+    " request_digest, call_event_id"
 )
 EVENTS = f"SELECT {EVENT_COLUMNS} FROM usage_events"
+# The events of one request (call_event_id: its first event's id), in order.
+CALL_EVENTS = f"{EVENTS} WHERE operator_id = {{0}} AND call_event_id = {{1}} ORDER BY id"
+# What the conditional statement writes (a call without idempotency key, alone).
 INSERT_EVENT_COLUMNS = (
     "operator_id, tenant_id, primitive, quantity, occurred_at, recorded_at, idempotency_key,"
     " used_after, quota_limit, window_start, window_end, plan_key, project_id, detail"
 )
+# What the batch path writes: the same, and the request's digest and first event.
+INSERT_CALL_COLUMNS = f"{INSERT_EVENT_COLUMNS}, request_digest, call_event_id"
 SUM_EVENTS = """
 SELECT COALESCE(SUM(quantity), 0) FROM usage_events
 WHERE operator_id = {0} AND tenant_id = {1} AND primitive = {2}
@@ -82,6 +88,8 @@ def event_row(row: Any) -> EventRow:
         plan_key=row["plan_key"],
         refunded=row["refunded_at"] is not None,
         project_id=row["project_id"],
+        digest=row["request_digest"],
+        call_event_id=row["call_event_id"],
     )
 
 
@@ -104,8 +112,9 @@ class _Columns:
         self.__dict__.update(values)
 
 
-def event_values(event: NewEvent) -> tuple[Any, ...]:
-    """An event's INSERT values, in sql.INSERT_EVENT_COLUMNS' order."""
+def event_values(event: NewEvent, call_event_id: int | None = None) -> tuple[Any, ...]:
+    """An event's INSERT values, in INSERT_CALL_COLUMNS' order (the first
+    fourteen: INSERT_EVENT_COLUMNS')."""
     call = event.call
     return (
         call.key.operator_id,
@@ -122,6 +131,8 @@ def event_values(event: NewEvent) -> tuple[Any, ...]:
         event.plan_key,
         call.project_id,
         call.detail,
+        call.digest,
+        call_event_id,
     )
 
 

@@ -128,6 +128,14 @@ usage_events = Table(
     # sent to Stripe (a trigger, migration 0008), which the meter sender's
     # cursor follows; NULL otherwise, and always on SQLite.
     Column("stripe_xact", BigInteger, nullable=True),
+    # A digest of the whole request an event was recorded for (stored with
+    # an idempotency key): a retry under the key replays only the same
+    # request (metering/decide.py, replay). NULL before migration 0009.
+    Column("request_digest", String(32), nullable=True),
+    # For a request recorded as several events (an AI call, Envoy's
+    # descriptors): the id of its first event, on each of them, so that a
+    # refund of any voids them all; NULL for an event recorded alone.
+    Column("call_event_id", BigInteger, nullable=True),
     Index("ix_usage_events_tenant_time", "operator_id", "tenant_id", "primitive", "occurred_at"),
     Index(
         "ix_usage_events_stripe",
@@ -135,6 +143,12 @@ usage_events = Table(
         "id",
         sqlite_where=text("stripe_xact IS NOT NULL"),
         postgresql_where=text("stripe_xact IS NOT NULL"),
+    ),
+    Index(
+        "ix_usage_events_call",
+        "call_event_id",
+        sqlite_where=text("call_event_id IS NOT NULL"),
+        postgresql_where=text("call_event_id IS NOT NULL"),
     ),
 )
 

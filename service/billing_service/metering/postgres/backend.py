@@ -26,6 +26,7 @@ from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity
 from ..decide import threshold_marks
 from .connection import Connection
 from .statements import (
+    CALL_EVENTS,
     CONDITIONAL_WRITE,
     COUNTERS_AND_VERSIONS,
     CREATE_COUNTERS,
@@ -86,7 +87,7 @@ class PostgresBackend:
                 CONDITIONAL_WRITE,
                 event_id,
                 *values[:7],
-                *values[8:],
+                *values[8:14],  # a call without idempotency key: no digest, alone
                 version,
                 enforce,
                 *threshold_marks(event.quota_limit),
@@ -174,11 +175,18 @@ class _Statements:
         )
         return None if row is None else sql.event_row(row)
 
+    async def call_events(self, operator_id: int, call_event_id: int) -> list[EventRow]:
+        rows = await self._conn.fetch(CALL_EVENTS, operator_id, call_event_id)
+        return [sql.event_row(row) for row in rows]
+
     async def sum_events(self, key: UsageKey, start: int, end: int) -> Quantity:
         return int(await self._conn.fetchval(SUM_EVENTS, *key, start, end))
 
     async def write(
-        self, events: Sequence[NewEvent], counters: Sequence[tuple[UsageKey, CounterRow]]
+        self,
+        events: Sequence[NewEvent],
+        counters: Sequence[tuple[UsageKey, CounterRow]],
+        one_request: bool = False,
     ) -> list[int | None]:
         counter_columns = (
             [k.operator_id for k, _ in counters],
@@ -192,7 +200,8 @@ class _Statements:
             await self._conn.execute(WRITE_COUNTERS, *counter_columns)
             return []
         ids = await self.take_ids(len(events))
-        values = list(zip(*(sql.event_values(e) for e in events), strict=True))
+        first = ids[0] if one_request else None
+        values = list(zip(*(sql.event_values(e, first) for e in events), strict=True))
         if counters:
             rows = await self._conn.fetch(WRITE_EVENTS_AND_COUNTERS, ids, *values, *counter_columns)
         else:

@@ -42,10 +42,11 @@ CREATE_COUNTERS = (
     " ORDER BY o, t, p ON CONFLICT DO NOTHING"
 )
 INSERT_EVENTS = (
-    f"INSERT INTO usage_events (id, {sql.INSERT_EVENT_COLUMNS}) "
+    f"INSERT INTO usage_events (id, {sql.INSERT_CALL_COLUMNS}) "
     "SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],"
     " $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[],"
-    " $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[]) "
+    " $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[],"
+    " $16::text[], $17::bigint[]) "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
 
@@ -65,7 +66,7 @@ WRITE_COUNTERS = _update_counters(1)
 # One round trip: the events' INSERT, and the counters' UPDATE in a
 # data-modifying CTE.
 WRITE_EVENTS_AND_COUNTERS = (
-    f"WITH e AS ({INSERT_EVENTS}), c AS ({_update_counters(16)}) SELECT id FROM e"
+    f"WITH e AS ({INSERT_EVENTS}), c AS ({_update_counters(18)}) SELECT id FROM e"
 )
 # One call written in one autocommit statement, or nothing (router.py,
 # CONDITIONAL): $1 the event id, $2-$14 its columns but used_after, $15 the
@@ -93,3 +94,4 @@ RETURNING used_after
 SUM_EVENTS = sql.numbered(sql.SUM_EVENTS, "$", 5)
 USED_IN_PERIOD = sql.numbered(sql.USED_IN_PERIOD, "$", 5)
 MARK_REFUNDED = sql.numbered(sql.MARK_REFUNDED, "$", 3)
+CALL_EVENTS = sql.numbered(sql.CALL_EVENTS, "$", 2)

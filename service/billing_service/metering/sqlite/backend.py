@@ -32,9 +32,12 @@ _COUNTER = (
     "WHERE operator_id = ? AND tenant_id = ? AND primitive = ?"
 )
 _INSERT_EVENT = (
-    f"INSERT INTO usage_events ({sql.INSERT_EVENT_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
+    f"INSERT INTO usage_events ({sql.INSERT_CALL_COLUMNS}) "
+    f"VALUES ({', '.join('?' * 16)}) ON CONFLICT DO NOTHING RETURNING id"
 )
+_CALL_EVENTS = sql.numbered(sql.CALL_EVENTS, "?", 2)
+# A request's first event's id is known once it is inserted.
+_LINK_FIRST_EVENT = "UPDATE usage_events SET call_event_id = id WHERE id = ?"
 # One call written without the batch path, or nothing (router.py,
 # CONDITIONAL): the counter's UPDATE matches only in the caller's period,
 # at the caller's terms version and where decide.writes_at_once holds.
@@ -211,17 +214,27 @@ class _Statements:
         ).fetchone()
         return None if row is None else sql.event_row(row)
 
+    async def call_events(self, operator_id: int, call_event_id: int) -> list[EventRow]:
+        rows = self._conn.execute(_CALL_EVENTS, (operator_id, call_event_id))
+        return [sql.event_row(row) for row in rows]
+
     async def sum_events(self, key: UsageKey, start: int, end: int) -> Quantity:
         row = self._conn.execute(_SUM_EVENTS, (*key, start, end)).fetchone()
         return int(row[0])
 
     async def write(
-        self, events: Sequence[NewEvent], counters: Sequence[tuple[UsageKey, CounterRow]]
+        self,
+        events: Sequence[NewEvent],
+        counters: Sequence[tuple[UsageKey, CounterRow]],
+        one_request: bool = False,
     ) -> list[int | None]:
         ids: list[int | None] = []
         for event in events:
-            row = self._conn.execute(_INSERT_EVENT, sql.event_values(event)).fetchone()
+            first = ids[0] if one_request and ids else None
+            row = self._conn.execute(_INSERT_EVENT, sql.event_values(event, first)).fetchone()
             ids.append(row[0] if row else None)
+        if one_request and ids and ids[0] is not None:
+            self._conn.execute(_LINK_FIRST_EVENT, (ids[0],))
         self._conn.executemany(
             _UPSERT_COUNTER, [(*key, row.start, row.end, row.used) for key, row in counters]
         )
