@@ -8,6 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing_service.storage.engine import create_engines
@@ -223,3 +224,61 @@ async def test_the_cursor_revision_keeps_queued_reports_and_queues_no_more(
         assert list(stamped.scalars()) == ([2] if backend == "postgres" else [])
         cursor = (await conn.execute(text("SELECT xact, event_id FROM stripe_meter_cursor"))).one()
         assert tuple(cursor) == (0, 1)  # SQLite reads only events after it
+
+
+async def test_the_cycle_anchor_revision_keeps_subscriptions_and_one_plan_per_price(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Revision 0010: subscriptions keep their rows, with no anchor yet (their
+    periods still step from current_period_end); of plans sharing a Stripe
+    price, the smallest key keeps it, as webhooks picked; then a second plan
+    with a linked price is refused by the index."""
+    writer, _ = engines
+    await upgrade(writer, "0008")
+    plan = (
+        "INSERT INTO plans (operator_id, key, name, stripe_price_id, quotas, period,"
+        " archived, created_at, updated_at)"
+        " VALUES (:operator, :key, :key, :price, '{}', 'month', false, 0, 0)"
+    )
+    async with writer.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO operators (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0)")
+        )
+        for operator, key, price in [
+            (1, "pro", "price_1"),
+            (1, "basic", "price_1"),
+            (1, "team", "price_1"),
+            (1, "solo", "price_2"),
+            (1, "free", None),
+            (1, "trial", None),
+            (2, "zzz", "price_1"),
+        ]:
+            await conn.execute(text(plan), {"operator": operator, "key": key, "price": price})
+        await conn.execute(
+            text(
+                "INSERT INTO subscriptions (operator_id, tenant_id, plan_key, status,"
+                " current_period_end, created_at, updated_at)"
+                " VALUES (1, 't', 'pro', 'active', 1769851800000000, 0, 0)"
+            )
+        )
+    await upgrade(writer)
+    async with writer.begin() as conn:
+        prices = await conn.execute(
+            text("SELECT operator_id, key, stripe_price_id FROM plans ORDER BY operator_id, key")
+        )
+        assert [tuple(row) for row in prices] == [
+            (1, "basic", "price_1"),
+            (1, "free", None),
+            (1, "pro", None),
+            (1, "solo", "price_2"),
+            (1, "team", None),
+            (1, "trial", None),
+            (2, "zzz", "price_1"),
+        ]
+        sub = await conn.execute(
+            text("SELECT plan_key, current_period_end, billing_cycle_anchor FROM subscriptions")
+        )
+        assert tuple(sub.one()) == ("pro", 1769851800000000, None)
+    with pytest.raises(IntegrityError):
+        async with writer.begin() as conn:
+            await conn.execute(text(plan), {"operator": 1, "key": "dup", "price": "price_2"})
