@@ -328,3 +328,31 @@ async def test_other_failed_preconditions_are_400(http: httpx.AsyncClient) -> No
     ok(await http.post("/v1/plans/old:archive"))
     response = await http.put("/v1/users/t1/billing/subscription", json={"plan_key": "old"})
     assert error_of(response, 400) == {"code": "plan_archived", "message": "plan 'old' is archived"}
+
+
+async def test_the_readme_plan_change_keeps_the_cycle_and_the_mask_clears_it(
+    http: httpx.AsyncClient,
+) -> None:
+    ok(await http.post("/v1/plans", json={"key": "basic", "name": "Basic", "quotas": {"seo": 3}}))
+    ok(await http.post("/v1/plans", json={"key": "pro", "name": "Pro", "quotas": {"seo": 3}}))
+    path = "/v1/users/u1/billing/subscription"
+    cycle = {
+        "billing_cycle_anchor": "2026-01-31T09:30:00Z",
+        "current_period_end": "2026-06-30T09:30:00Z",
+    }
+    first = ok(await http.put(path, json={"plan_key": "basic", **cycle}))["subscription"]
+
+    kept = ok(await http.put(path, json={"plan_key": "pro"}))["subscription"]
+
+    assert kept["plan_key"] == "pro"
+    assert {k: kept[k] for k in cycle} == cycle
+    assert (kept["period_start"], kept["period_end"]) == (
+        first["period_start"],
+        first["period_end"],
+    )
+    # Protobuf's JSON form of a field mask: comma-separated lowerCamelCase paths.
+    for mask in ("currentPeriodEnd", "billingCycleAnchor,currentPeriodEnd"):
+        cleared = ok(await http.put(path, json={"plan_key": "pro", "update_mask": mask}))
+        assert not set(cycle) & set(cleared["subscription"]), (mask, cleared)
+    refused = await http.put(path, json={"plan_key": "pro", "update_mask": "status"})
+    assert error_of(refused, 400)["code"] == "invalid_argument"

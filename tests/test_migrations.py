@@ -8,6 +8,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing_service.storage.engine import create_engines
@@ -232,7 +233,7 @@ async def test_the_attempts_revision_keeps_attempts_and_gives_up_plain_codes(
     email-change mails queued with their code in plain text are given up and
     cleared; other mail stays queued, unsealed."""
     writer, _ = engines
-    await upgrade(writer, "0009")
+    await upgrade(writer, "0010")
     delivery = (
         "INSERT INTO deliveries (id, operator_id, channel, target, subject, body, created_at,"
         " due_at) VALUES (:id, 1, 'email', 'a@example.com', 's', :body, 7, 7)"
@@ -309,3 +310,61 @@ async def test_the_request_digest_revision_brings_stored_ai_calls_to_one_key(
             (6, "k3#ai_tokens", None, None),
             (7, "k3", None, None),
         ]
+
+
+async def test_the_cycle_anchor_revision_keeps_subscriptions_and_one_plan_per_price(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Revision 0010: subscriptions keep their rows, with no anchor yet (their
+    periods still step from current_period_end); of plans sharing a Stripe
+    price, the smallest key keeps it, as webhooks picked; then a second plan
+    with a linked price is refused by the index."""
+    writer, _ = engines
+    await upgrade(writer, "0009")
+    plan = (
+        "INSERT INTO plans (operator_id, key, name, stripe_price_id, quotas, period,"
+        " archived, created_at, updated_at)"
+        " VALUES (:operator, :key, :key, :price, '{}', 'month', false, 0, 0)"
+    )
+    async with writer.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO operators (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0)")
+        )
+        for operator, key, price in [
+            (1, "pro", "price_1"),
+            (1, "basic", "price_1"),
+            (1, "team", "price_1"),
+            (1, "solo", "price_2"),
+            (1, "free", None),
+            (1, "trial", None),
+            (2, "zzz", "price_1"),
+        ]:
+            await conn.execute(text(plan), {"operator": operator, "key": key, "price": price})
+        await conn.execute(
+            text(
+                "INSERT INTO subscriptions (operator_id, tenant_id, plan_key, status,"
+                " current_period_end, created_at, updated_at)"
+                " VALUES (1, 't', 'pro', 'active', 1769851800000000, 0, 0)"
+            )
+        )
+    await upgrade(writer)
+    async with writer.begin() as conn:
+        prices = await conn.execute(
+            text("SELECT operator_id, key, stripe_price_id FROM plans ORDER BY operator_id, key")
+        )
+        assert [tuple(row) for row in prices] == [
+            (1, "basic", "price_1"),
+            (1, "free", None),
+            (1, "pro", None),
+            (1, "solo", "price_2"),
+            (1, "team", None),
+            (1, "trial", None),
+            (2, "zzz", "price_1"),
+        ]
+        sub = await conn.execute(
+            text("SELECT plan_key, current_period_end, billing_cycle_anchor FROM subscriptions")
+        )
+        assert tuple(sub.one()) == ("pro", 1769851800000000, None)
+    with pytest.raises(IntegrityError):
+        async with writer.begin() as conn:
+            await conn.execute(text(plan), {"operator": 1, "key": "dup", "price": "price_2"})

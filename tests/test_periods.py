@@ -1,12 +1,23 @@
 """Quota period arithmetic: anchors, month-end clamping, leap years,
 roll-forward, and calendar periods in UTC."""
 
-from datetime import datetime, timedelta
+import calendar
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from billing_service.domain.models import Period, Window
+from billing_service.domain.models import (
+    Period,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+    TenantTerms,
+    Window,
+)
 from billing_service.domain.periods import window_at
+from billing_service.domain.policy import enforcement
 
 from .usage_helpers import utc
 
@@ -107,3 +118,51 @@ def test_every_instant_of_a_year_lies_in_its_window(period: Period) -> None:
         assert window.contains(at)
         assert window_at(period, anchor, window.end).start == window.end
         at += timedelta(hours=37)
+
+
+def stripe_period_end(anchor: datetime, cycles: int) -> datetime:
+    """Stripe's rule: the end of the `cycles`-th monthly period from the
+    anchor falls on the anchor's day and time, `cycles` months on, or on the
+    month's last day when the month is shorter; the anchor never moves."""
+    year, month = divmod(anchor.month - 1 + cycles, 12)
+    year += anchor.year
+    day = min(anchor.day, calendar.monthrange(year, month + 1)[1])
+    return anchor.replace(year=year, month=month + 1, day=day)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    year=st.integers(2023, 2029),  # leap years 2024 and 2028
+    month=st.integers(1, 12),
+    day=st.integers(1, 31),
+    time_of_day=st.times(),
+    cycle=st.integers(1, 48),
+    into=st.integers(0, 999_999),  # millionths of the period
+)
+def test_stripe_renewed_periods_are_stripes_for_every_anchor_day(
+    year: int, month: int, day: int, time_of_day: time, cycle: int, into: int
+) -> None:
+    """A subscription as Stripe describes it after `cycle` renewals (its
+    billing_cycle_anchor and the clamped current_period_end) has Stripe's
+    period at every instant of it."""
+    assume(day <= calendar.monthrange(year, month)[1])
+    anchor = datetime.combine(datetime(year, month, day), time_of_day, tzinfo=UTC)
+    start, end = stripe_period_end(anchor, cycle - 1), stripe_period_end(anchor, cycle)
+    at = start + (end - start) * into // 1_000_000
+    subscription = Subscription(
+        tenant_id="t",
+        plan_key="pro",
+        status=SubscriptionStatus.ACTIVE,
+        stripe_customer_id="cus_1",
+        stripe_subscription_id="sub_1",
+        current_period_end=end,
+        account_kit_id=None,
+        created_at=anchor,
+        updated_at=at,
+        billing_cycle_anchor=anchor,
+    )
+    plan = Plan("pro", "Pro", None, "price_pro", {"seo": 3}, Period.MONTH, False, anchor, anchor)
+
+    rule = enforcement(TenantTerms(subscription, plan, None), "seo")
+
+    assert rule.window(at) == Window(start, end)

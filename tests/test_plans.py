@@ -1,5 +1,6 @@
 """PlanService over real gRPC, on SQLite and PostgreSQL."""
 
+import asyncio
 from datetime import timedelta
 
 import grpc
@@ -334,3 +335,46 @@ async def test_a_plan_cannot_use_another_operators_kit(
 
     assert failure.code == grpc.StatusCode.NOT_FOUND
     assert await list_plan_keys(other_client, include_archived=True) == []
+
+
+async def test_a_stripe_price_links_to_one_plan_of_the_operator(
+    client: Client, other_client: Client
+) -> None:
+    await upsert_plan(client, "basic", stripe_price_id="price_x")
+    await upsert_plan(client, "free")
+    await upsert_plan(client, "trial")  # plans without a price: any number
+
+    failure = await refused(upsert_plan(client, "pro", stripe_price_id="price_x"))
+
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION, failure
+    assert failure.reason == "STRIPE_PRICE_LINKED"
+    assert failure.metadata == {"stripe_price_id": "price_x", "plan_key": "basic"}
+    assert "basic" in failure.message
+    await assert_not_found(
+        client.plans.GetPlan(plan_pb2.GetPlanRequest(key="pro"), metadata=client.auth)
+    )
+    failure = await refused(upsert_plan(client, "free", stripe_price_id="price_x"))
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION, failure
+    free = await client.plans.GetPlan(plan_pb2.GetPlanRequest(key="free"), metadata=client.auth)
+    assert free.plan.stripe_price_id == ""
+    # The plan that has it may be upserted again; another operator's plans
+    # are another catalog; a price cleared from its plan is free again.
+    assert (await upsert_plan(client, "basic", stripe_price_id="price_x")).plan.key == "basic"
+    await upsert_plan(other_client, "pro", stripe_price_id="price_x")
+    await upsert_plan(client, "basic")
+    assert (await upsert_plan(client, "pro", stripe_price_id="price_x")).created
+
+
+async def test_concurrent_plans_with_one_price_link_it_once(client: Client) -> None:
+    async def one(key: str) -> str:
+        try:
+            await upsert_plan(client, key, stripe_price_id="price_race")
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
+            return ""
+        return key
+
+    winners = [key for key in await asyncio.gather(*(one(f"p{i}") for i in range(12))) if key]
+
+    assert len(winners) == 1
+    assert await list_plan_keys(client) == winners

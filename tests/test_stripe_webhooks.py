@@ -9,6 +9,7 @@ import grpc
 import httpx
 from billing.v1 import plan_pb2, stripe_pb2, subscription_pb2, usage_pb2
 
+from billing_service.clock import FixedClock
 from billing_service.gateway.server import RunningGateway
 
 from .conftest import Client
@@ -269,3 +270,63 @@ async def test_payment_methods_decide_whether_api_keys_may_be_created(
     await connect(client, api_key_rule=stripe_pb2.API_KEY_RULE_PAYMENT_METHOD_AND_SUBSCRIPTION)
     answer = await can_create()
     assert not answer.can_create and "Subscribe" in answer.reason
+
+
+async def test_a_cycle_anchored_on_the_31st_keeps_stripes_periods_through_short_months(
+    client: Client, fake: FakeStripe, channel: grpc.aio.Channel, clock: FixedClock
+) -> None:
+    """Stripe clamps current_period_end (Jan 31 renews to Feb 28, then Mar
+    31): the service's period is Stripe's, so usage of Jan 29-30 counts
+    against January's period only."""
+    operator, customer = await _setup(client, fake)
+    anchor = datetime(2025, 12, 31, 9, 30, tzinfo=UTC)
+    events, created = Events(), int(time.time())
+
+    async def renewed(now: datetime, start: datetime, end: datetime) -> Any:
+        clock.set(now)
+        item = {
+            "price": {"id": "price_pro"},
+            "current_period_start": int(start.timestamp()),
+            "current_period_end": int(end.timestamp()),
+        }
+        sub = fake.put(
+            {
+                "id": "sub_1",
+                "object": "subscription",
+                "customer": customer,
+                "status": "active",
+                "metadata": {},
+                "billing_cycle_anchor": int(anchor.timestamp()),
+                "items": {"object": "list", "data": [item]},
+            }
+        )
+        payload = events.make("customer.subscription.updated", sub, created + events.count)
+        assert (await deliver(channel, operator, payload)).outcome == (
+            stripe_pb2.STRIPE_EVENT_OUTCOME_APPLIED
+        )
+        got = await _subscription_of(client, "u1")
+        assert (got.period_start.ToDatetime(UTC), got.period_end.ToDatetime(UTC)) == (start, end)
+        return got
+
+    async def consume() -> Any:
+        return await client.usage.ConsumeQuota(
+            usage_pb2.ConsumeQuotaRequest(user_id="u1", primitive="seo"), metadata=client.auth
+        )
+
+    jan_31, feb_28 = (
+        datetime(2026, 1, 31, 9, 30, tzinfo=UTC),
+        datetime(2026, 2, 28, 9, 30, tzinfo=UTC),
+    )
+    await renewed(datetime(2026, 1, 30, tzinfo=UTC), anchor, jan_31)
+    for _ in range(2):  # the quota of 2, used up on Jan 30
+        await consume()
+
+    await renewed(datetime(2026, 2, 10, tzinfo=UTC), jan_31, feb_28)
+    assert (await consume()).standing.used == 1  # a new period, Jan 30 not in it
+
+    mar_31 = datetime(2026, 3, 31, 9, 30, tzinfo=UTC)
+    await renewed(datetime(2026, 3, 10, tzinfo=UTC), feb_28, mar_31)
+    got = await renewed(
+        datetime(2026, 4, 10, tzinfo=UTC), mar_31, datetime(2026, 4, 30, 9, 30, tzinfo=UTC)
+    )
+    assert got.billing_cycle_anchor.ToDatetime(UTC) == anchor

@@ -1,15 +1,17 @@
 """SubscriptionService over real gRPC, on SQLite and PostgreSQL."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2
-from google.protobuf import timestamp_pb2
+from billing.v1 import account_kit_pb2, plan_pb2, subscription_pb2, usage_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from billing_service.clock import FixedClock
 
 from .conftest import Client
 from .rpc_errors import assert_invalid_argument, assert_not_found, refused
+from .usage_helpers import subscribe as usage_subscribe
 
 
 def ts(at: datetime) -> timestamp_pb2.Timestamp:
@@ -405,3 +407,127 @@ async def test_the_same_tenant_id_under_two_operators_is_two_tenants(
     assert (await get_subscription(other_client, "t")).plan_key == "basic"
     assert await list_tenants(client) == ["t"]
     assert await list_tenants(other_client) == ["t"]
+
+
+async def _consume(client: Client, tenant_id: str) -> usage_pb2.ConsumeQuotaResponse:
+    response: usage_pb2.ConsumeQuotaResponse = await client.usage.ConsumeQuota(
+        usage_pb2.ConsumeQuotaRequest(tenant_id=tenant_id, primitive="seo"), metadata=client.auth
+    )
+    return response
+
+
+async def test_a_plan_change_without_a_cycle_keeps_the_subscriptions_cycle(
+    client: Client, clock: FixedClock
+) -> None:
+    """The README's one-liner on an anchored tenant: its period, and the
+    usage counted in it, stay; a quota used up stays used up."""
+    may_28 = datetime(2026, 5, 28, 9, tzinfo=UTC)
+    clock.set(datetime(2026, 5, 30, tzinfo=UTC))
+    await usage_subscribe(client, "t", {"seo": 3}, plan_key="basic", anchor=may_28)
+    await usage_subscribe(client, "other", {"seo": 3}, plan_key="pro")
+    for _ in range(3):
+        await _consume(client, "t")
+    clock.set(datetime(2026, 6, 15, tzinfo=UTC))
+
+    changed = await subscribe(client, "t", "pro")
+
+    assert changed.plan_key == "pro"
+    assert utc(changed.current_period_end) == may_28
+    assert (utc(changed.period_start), utc(changed.period_end)) == (
+        may_28,
+        datetime(2026, 6, 28, 9, tzinfo=UTC),
+    )
+    failure = await refused(_consume(client, "t"))
+    assert failure.code == grpc.StatusCode.RESOURCE_EXHAUSTED, failure
+
+
+async def test_the_update_mask_sets_the_cycle_as_given_even_unset(
+    client: Client, clock: FixedClock
+) -> None:
+    await add_plan(client, "pro")
+    anchor = datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
+    feb_28 = datetime(2026, 2, 28, 9, 30, tzinfo=UTC)
+    clock.set(datetime(2026, 2, 10, tzinfo=UTC))
+    first = await subscribe(
+        client, "t", "pro", billing_cycle_anchor=ts(anchor), current_period_end=ts(feb_28)
+    )
+    assert (utc(first.period_start), utc(first.period_end)) == (anchor, feb_28)
+    assert utc(first.billing_cycle_anchor) == anchor
+
+    # Either field given replaces the whole cycle.
+    mar_5 = datetime(2026, 3, 5, tzinfo=UTC)
+    moved = await subscribe(client, "t", "pro", current_period_end=ts(mar_5))
+    assert not moved.HasField("billing_cycle_anchor")
+    assert (utc(moved.period_start), utc(moved.period_end)) == (
+        datetime(2026, 2, 5, tzinfo=UTC),
+        mar_5,
+    )
+
+    cleared = await subscribe(
+        client, "t", "pro", update_mask=field_mask_pb2.FieldMask(paths=["current_period_end"])
+    )
+    assert not cleared.HasField("current_period_end")
+    assert not cleared.HasField("billing_cycle_anchor")
+    assert (utc(cleared.period_start), utc(cleared.period_end)) == (
+        datetime(2026, 2, 1, tzinfo=UTC),
+        datetime(2026, 3, 1, tzinfo=UTC),
+    )
+
+    await assert_invalid_argument(
+        client.subscriptions.SetSubscription(
+            subscription_pb2.SetSubscriptionRequest(
+                tenant_id="t",
+                plan_key="pro",
+                update_mask=field_mask_pb2.FieldMask(paths=["plan_key"]),
+            ),
+            metadata=client.auth,
+        ),
+        "update_mask",
+    )
+    await assert_invalid_argument(
+        client.subscriptions.SetSubscription(
+            subscription_pb2.SetSubscriptionRequest(
+                tenant_id="t",
+                plan_key="pro",
+                billing_cycle_anchor=timestamp_pb2.Timestamp(seconds=2**40),
+            ),
+            metadata=client.auth,
+        ),
+        "billing_cycle_anchor",
+    )
+    assert await get_subscription(client, "t") == cleared
+
+
+async def test_concurrent_first_calls_for_one_owner_all_succeed_and_the_last_wins(
+    client: Client,
+) -> None:
+    """Stripe sends checkout.session.completed and
+    customer.subscription.created together: many first writes race."""
+    await add_plan(client, "basic")
+    await add_plan(client, "pro")
+    owners, calls = 30, 8
+
+    async def one(owner: int, call: int) -> subscription_pb2.Subscription:
+        plan = ("basic", "pro")[call % 2]
+        return await subscribe(
+            client,
+            f"owner-{owner}",
+            plan,
+            stripe_customer_id=f"cus_{owner}",
+            stripe_subscription_id=f"sub_{plan}_{call}",
+        )
+
+    answers = await asyncio.gather(
+        *(one(owner, call) for owner in range(owners) for call in range(calls))
+    )
+
+    assert len(answers) == owners * calls
+    tenants = await list_tenants(client)
+    assert sorted(tenants) == sorted(f"owner-{owner}" for owner in range(owners))
+    for tenant in tenants:
+        stored = await get_subscription(client, tenant)
+        # One request's fields, whole: never a mix of two writes.
+        plan, call = stored.stripe_subscription_id.split("_")[1:]
+        assert stored.plan_key == plan == ("basic", "pro")[int(call) % 2]
+        assert stored.stripe_customer_id == f"cus_{tenant.split('-')[1]}"
+        assert stored.create_time.ToDatetime() <= stored.update_time.ToDatetime()

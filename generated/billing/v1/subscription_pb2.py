@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from billing.v1 import plan_pb2 as billing_dot_v1_dot_plan__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62illing/v1/subscription.proto\x12\nbilling.v1\x1a\x15\x62illing/v1/plan.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x04\n\x0cSubscription\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08plan_key\x18\x02 \x01(\t\x12.\n\x06status\x18\x03 \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\x12\x1a\n\x12stripe_customer_id\x18\x04 \x01(\t\x12\x1e\n\x16stripe_subscription_id\x18\x05 \x01(\t\x12\x36\n\x12\x63urrent_period_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x06period\x18\x07 \x01(\x0e\x32\x12.billing.v1.Period\x12\x30\n\x0cperiod_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61\x63\x63ount_kit_id\x18\n \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x0f\n\x07user_id\x18\r \x01(\t\x12\x17\n\x0forganization_id\x18\x0e \x01(\t\"\xb9\x02\n\x16SetSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x16\n\x08plan_key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x06status\x18\x03 \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\x12\x1a\n\x12stripe_customer_id\x18\x04 \x01(\t\x12\x1e\n\x16stripe_subscription_id\x18\x05 \x01(\t\x12\x36\n\x12\x63urrent_period_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\nassign_kit\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x0f\n\x07user_id\x18\x08 \x01(\t\x12\x17\n\x0forganization_id\x18\t \x01(\tB\r\n\x0b_assign_kit\"I\n\x17SetSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\"U\n\x16GetSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\"I\n\x17GetSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\"S\n\x18ListSubscriptionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08plan_key\x18\x03 \x01(\t\"e\n\x19ListSubscriptionsResponse\x12/\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x18.billing.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xcf\x02\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x01\x12 \n\x1cSUBSCRIPTION_STATUS_TRIALING\x10\x02\x12 \n\x1cSUBSCRIPTION_STATUS_PAST_DUE\x10\x03\x12 \n\x1cSUBSCRIPTION_STATUS_CANCELED\x10\x04\x12\x1e\n\x1aSUBSCRIPTION_STATUS_UNPAID\x10\x05\x12\"\n\x1eSUBSCRIPTION_STATUS_INCOMPLETE\x10\x06\x12*\n&SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED\x10\x07\x12\x1e\n\x1aSUBSCRIPTION_STATUS_PAUSED\x10\x08\x32\xb2\x04\n\x13SubscriptionService\x12\xd0\x01\n\x0fSetSubscription\x12\".billing.v1.SetSubscriptionRequest\x1a#.billing.v1.SetSubscriptionResponse\"t\x82\xd3\xe4\x93\x02n\x1a*/v1/users/{tenant_id}/billing/subscription:\x01*Z=\x1a\x38/v1/organizations/{organization_id}/billing/subscription:\x01*\x12\xca\x01\n\x0fGetSubscription\x12\".billing.v1.GetSubscriptionRequest\x1a#.billing.v1.GetSubscriptionResponse\"n\x82\xd3\xe4\x93\x02h\x12*/v1/users/{tenant_id}/billing/subscriptionZ:\x12\x38/v1/organizations/{organization_id}/billing/subscription\x12{\n\x11ListSubscriptions\x12$.billing.v1.ListSubscriptionsRequest\x1a%.billing.v1.ListSubscriptionsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/subscriptionsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62illing/v1/subscription.proto\x12\nbilling.v1\x1a\x15\x62illing/v1/plan.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x04\n\x0cSubscription\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08plan_key\x18\x02 \x01(\t\x12.\n\x06status\x18\x03 \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\x12\x1a\n\x12stripe_customer_id\x18\x04 \x01(\t\x12\x1e\n\x16stripe_subscription_id\x18\x05 \x01(\t\x12\x36\n\x12\x63urrent_period_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x06period\x18\x07 \x01(\x0e\x32\x12.billing.v1.Period\x12\x30\n\x0cperiod_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61\x63\x63ount_kit_id\x18\n \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x0f\n\x07user_id\x18\r \x01(\t\x12\x17\n\x0forganization_id\x18\x0e \x01(\t\x12\x38\n\x14\x62illing_cycle_anchor\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x03\n\x16SetSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x16\n\x08plan_key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12.\n\x06status\x18\x03 \x01(\x0e\x32\x1e.billing.v1.SubscriptionStatus\x12\x1a\n\x12stripe_customer_id\x18\x04 \x01(\t\x12\x1e\n\x16stripe_subscription_id\x18\x05 \x01(\t\x12\x36\n\x12\x63urrent_period_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\nassign_kit\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x0f\n\x07user_id\x18\x08 \x01(\t\x12\x17\n\x0forganization_id\x18\t \x01(\t\x12\x38\n\x14\x62illing_cycle_anchor\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_mask\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\r\n\x0b_assign_kit\"I\n\x17SetSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\"U\n\x16GetSubscriptionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\"I\n\x17GetSubscriptionResponse\x12.\n\x0csubscription\x18\x01 \x01(\x0b\x32\x18.billing.v1.Subscription\"S\n\x18ListSubscriptionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08plan_key\x18\x03 \x01(\t\"e\n\x19ListSubscriptionsResponse\x12/\n\rsubscriptions\x18\x01 \x03(\x0b\x32\x18.billing.v1.Subscription\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xcf\x02\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x01\x12 \n\x1cSUBSCRIPTION_STATUS_TRIALING\x10\x02\x12 \n\x1cSUBSCRIPTION_STATUS_PAST_DUE\x10\x03\x12 \n\x1cSUBSCRIPTION_STATUS_CANCELED\x10\x04\x12\x1e\n\x1aSUBSCRIPTION_STATUS_UNPAID\x10\x05\x12\"\n\x1eSUBSCRIPTION_STATUS_INCOMPLETE\x10\x06\x12*\n&SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED\x10\x07\x12\x1e\n\x1aSUBSCRIPTION_STATUS_PAUSED\x10\x08\x32\xb2\x04\n\x13SubscriptionService\x12\xd0\x01\n\x0fSetSubscription\x12\".billing.v1.SetSubscriptionRequest\x1a#.billing.v1.SetSubscriptionResponse\"t\x82\xd3\xe4\x93\x02n\x1a*/v1/users/{tenant_id}/billing/subscription:\x01*Z=\x1a\x38/v1/organizations/{organization_id}/billing/subscription:\x01*\x12\xca\x01\n\x0fGetSubscription\x12\".billing.v1.GetSubscriptionRequest\x1a#.billing.v1.GetSubscriptionResponse\"n\x82\xd3\xe4\x93\x02h\x12*/v1/users/{tenant_id}/billing/subscriptionZ:\x12\x38/v1/organizations/{organization_id}/billing/subscription\x12{\n\x11ListSubscriptions\x12$.billing.v1.ListSubscriptionsRequest\x1a%.billing.v1.ListSubscriptionsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/subscriptionsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,22 +48,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['GetSubscription']._serialized_options = b'\202\323\344\223\002h\022*/v1/users/{tenant_id}/billing/subscriptionZ:\0228/v1/organizations/{organization_id}/billing/subscription'
   _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ListSubscriptions']._loaded_options = None
   _globals['_SUBSCRIPTIONSERVICE'].methods_by_name['ListSubscriptions']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/subscriptions'
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=1434
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=1769
-  _globals['_SUBSCRIPTION']._serialized_start=165
-  _globals['_SUBSCRIPTION']._serialized_end=690
-  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_start=693
-  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_end=1006
-  _globals['_SETSUBSCRIPTIONRESPONSE']._serialized_start=1008
-  _globals['_SETSUBSCRIPTIONRESPONSE']._serialized_end=1081
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1083
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1168
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1170
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1243
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=1245
-  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=1328
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=1330
-  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=1431
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=1772
-  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=2334
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=1633
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=1968
+  _globals['_SUBSCRIPTION']._serialized_start=199
+  _globals['_SUBSCRIPTION']._serialized_end=782
+  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_start=785
+  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_end=1205
+  _globals['_SETSUBSCRIPTIONRESPONSE']._serialized_start=1207
+  _globals['_SETSUBSCRIPTIONRESPONSE']._serialized_end=1280
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1282
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1367
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1369
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1442
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_start=1444
+  _globals['_LISTSUBSCRIPTIONSREQUEST']._serialized_end=1527
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_start=1529
+  _globals['_LISTSUBSCRIPTIONSRESPONSE']._serialized_end=1630
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_start=1971
+  _globals['_SUBSCRIPTIONSERVICE']._serialized_end=2533
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from billing.v1 import plan_pb2 as _plan_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -35,7 +36,7 @@ SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED: SubscriptionStatus
 SUBSCRIPTION_STATUS_PAUSED: SubscriptionStatus
 
 class Subscription(_message.Message):
-    __slots__ = ("tenant_id", "plan_key", "status", "stripe_customer_id", "stripe_subscription_id", "current_period_end", "period", "period_start", "period_end", "account_kit_id", "create_time", "update_time", "user_id", "organization_id")
+    __slots__ = ("tenant_id", "plan_key", "status", "stripe_customer_id", "stripe_subscription_id", "current_period_end", "period", "period_start", "period_end", "account_kit_id", "create_time", "update_time", "user_id", "organization_id", "billing_cycle_anchor")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_KEY_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +51,7 @@ class Subscription(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BILLING_CYCLE_ANCHOR_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     plan_key: str
     status: SubscriptionStatus
@@ -64,10 +66,11 @@ class Subscription(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     user_id: str
     organization_id: str
-    def __init__(self, tenant_id: _Optional[str] = ..., plan_key: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period: _Optional[_Union[_plan_pb2.Period, str]] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_kit_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
+    billing_cycle_anchor: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., plan_key: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period: _Optional[_Union[_plan_pb2.Period, str]] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_kit_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., billing_cycle_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SetSubscriptionRequest(_message.Message):
-    __slots__ = ("tenant_id", "plan_key", "status", "stripe_customer_id", "stripe_subscription_id", "current_period_end", "assign_kit", "user_id", "organization_id")
+    __slots__ = ("tenant_id", "plan_key", "status", "stripe_customer_id", "stripe_subscription_id", "current_period_end", "assign_kit", "user_id", "organization_id", "billing_cycle_anchor", "update_mask")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_KEY_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +80,8 @@ class SetSubscriptionRequest(_message.Message):
     ASSIGN_KIT_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BILLING_CYCLE_ANCHOR_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     plan_key: str
     status: SubscriptionStatus
@@ -86,7 +91,9 @@ class SetSubscriptionRequest(_message.Message):
     assign_kit: bool
     user_id: str
     organization_id: str
-    def __init__(self, tenant_id: _Optional[str] = ..., plan_key: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assign_kit: _Optional[bool] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ...) -> None: ...
+    billing_cycle_anchor: _timestamp_pb2.Timestamp
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, tenant_id: _Optional[str] = ..., plan_key: _Optional[str] = ..., status: _Optional[_Union[SubscriptionStatus, str]] = ..., stripe_customer_id: _Optional[str] = ..., stripe_subscription_id: _Optional[str] = ..., current_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assign_kit: _Optional[bool] = ..., user_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., billing_cycle_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class SetSubscriptionResponse(_message.Message):
     __slots__ = ("subscription",)

@@ -63,7 +63,13 @@ class SubscriptionServiceServicer:
         (the default) the plan's account kit becomes the tenant's kit in the same
         transaction. The plan must exist and not be archived (NOT_FOUND /
         FAILED_PRECONDITION). Usage of the current period is kept across plan
-        changes; the new plan's limits apply at once.
+        changes; the new plan's limits apply at once, and a tenant they put at or
+        past 80 % or 100 % of a quota gets that usage alert, once per period, as
+        a write crossing it would raise. The billing cycle (billing_cycle_anchor
+        and current_period_end) is kept when the request sets neither field and
+        its update_mask names neither, as Stripe keeps a subscription's cycle
+        across plan changes; otherwise both are replaced by the request's.
+        Concurrent first calls for one tenant all succeed: the last one wins.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

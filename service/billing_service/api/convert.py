@@ -168,7 +168,7 @@ def plan_to_proto(plan: Plan) -> plan_pb2.Plan:
 def subscription_to_proto(terms: TenantTerms, now: datetime) -> subscription_pb2.Subscription:
     sub, plan = terms.subscription, terms.plan
     assert sub is not None and plan is not None
-    window = window_at(plan.period, sub.current_period_end, now)
+    window = window_at(plan.period, sub.cycle_anchor, now)
     message = subscription_pb2.Subscription(
         plan_key=sub.plan_key,
         status=STATUS_TO_PROTO[sub.status],
@@ -184,6 +184,8 @@ def subscription_to_proto(terms: TenantTerms, now: datetime) -> subscription_pb2
     set_owner(message, sub.tenant_id)
     if sub.current_period_end is not None:
         message.current_period_end.CopyFrom(timestamp(sub.current_period_end))
+    if sub.billing_cycle_anchor is not None:
+        message.billing_cycle_anchor.CopyFrom(timestamp(sub.billing_cycle_anchor))
     return message
 
 

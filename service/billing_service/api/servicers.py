@@ -124,6 +124,8 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             request.stripe_subscription_id,
             c.optional_datetime("current_period_end", request, "current_period_end"),
             request.assign_kit if request.HasField("assign_kit") else True,
+            c.optional_datetime("billing_cycle_anchor", request, "billing_cycle_anchor"),
+            list(request.update_mask.paths),
         )
         return subscription_pb2.SetSubscriptionResponse(
             subscription=c.subscription_to_proto(terms, self._clock.now())

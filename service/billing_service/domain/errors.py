@@ -127,6 +127,19 @@ class FailedPrecondition(DomainError):
     reason = "FAILED_PRECONDITION"
 
 
+class StripePriceLinked(FailedPrecondition):
+    """A Stripe price links to one plan: webhooks name the plan by its price."""
+
+    reason = "STRIPE_PRICE_LINKED"
+
+    def __init__(self, price_id: str, plan_key: str) -> None:
+        super().__init__(
+            f"Stripe price '{price_id}' is already the price of plan '{plan_key}':"
+            " clear it there first",
+            {"stripe_price_id": price_id, "plan_key": plan_key},
+        )
+
+
 class SecretsKeyMissing(FailedPrecondition):
     reason = "SECRETS_KEY_MISSING"
 

@@ -113,6 +113,23 @@ class Subscription:
     account_kit_id: str | None
     created_at: datetime
     updated_at: datetime
+    # Stripe's billing_cycle_anchor: unlike current_period_end, never clamped
+    # to a short month's last day.
+    billing_cycle_anchor: datetime | None = None
+
+    @property
+    def cycle_anchor(self) -> datetime | None:
+        """The instant the quota periods step from; None: calendar periods."""
+        return self.billing_cycle_anchor or self.current_period_end
+
+
+@dataclass(frozen=True, slots=True)
+class BillingCycle:
+    """A subscription's cycle as Stripe gives it: its anchor and the current
+    period's end (both None: calendar periods)."""
+
+    anchor: datetime | None
+    period_end: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,12 @@
 """Quota period arithmetic.
 
-A subscription with an anchor (Stripe's current_period_end) has periods whose
-boundaries are the anchor stepped by whole periods, backwards and forwards;
-month and year steps clamp the day to the month's length, always from the
-anchor's own day (an anchor on Jan 31 gives Feb 28, then Mar 31). Without an
-anchor, periods are calendar periods in UTC (weeks start on Monday).
+A subscription with an anchor (Stripe's billing_cycle_anchor, else its
+current_period_end) has periods whose boundaries are the anchor stepped by
+whole periods, backwards and forwards; month and year steps clamp the day to
+the month's length, always from the anchor's own day (an anchor on Jan 31
+gives Feb 28, then Mar 31): Stripe's rule, so the periods are Stripe's. The
+instant is the caller's clock's. Without an anchor, periods are calendar
+periods in UTC (weeks start on Monday).
 """
 
 import calendar

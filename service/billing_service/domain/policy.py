@@ -43,7 +43,7 @@ def enforcement(terms: TenantTerms, primitive: str) -> Enforcement:
         denial,
         None if limit is None else micro(limit),
         plan.period,
-        sub.current_period_end,
+        sub.cycle_anchor,
         plan.key,
         sub.status,
         sub.account_kit_id,

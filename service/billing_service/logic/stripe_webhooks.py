@@ -130,6 +130,8 @@ class StripeWebhooks:
         if await self._another_serving(operator_id, owner, subscription_id, status):
             return EventOutcome.IGNORED, f"{subscription_id}: the owner has another subscription"
         period_end = item.get("current_period_end") or sub.get("current_period_end")
+        # The cycle's own anchor: current_period_end is clamped in short months.
+        anchor = sub.get("billing_cycle_anchor") or item.get("current_period_start")
         await self._subscriptions.set(
             operator_id,
             owner,
@@ -139,6 +141,7 @@ class StripeWebhooks:
             subscription_id,
             datetime.fromtimestamp(int(period_end), UTC) if period_end else None,
             assign_kit=True,
+            billing_cycle_anchor=datetime.fromtimestamp(int(anchor), UTC) if anchor else None,
         )
         return EventOutcome.APPLIED, f"{subscription_id}: {plan_key} {status.value}"
 

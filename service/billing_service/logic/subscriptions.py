@@ -1,14 +1,18 @@
 """Tenants' subscriptions to plans."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from ..clock import Clock
 from ..domain import validation as v
-from ..domain.errors import NotFound
-from ..domain.models import Page, SubscriptionStatus, TenantTerms
+from ..domain.errors import InvalidArgument, NotFound
+from ..domain.models import BillingCycle, Page, SubscriptionStatus, TenantTerms
 from ..domain.owners import Owner
 from ..storage.store import Store
 from . import pagination
+
+# The fields of a subscription's billing cycle, as SetSubscription names them.
+CYCLE_FIELDS = ("billing_cycle_anchor", "current_period_end")
 
 
 class Subscriptions:
@@ -26,10 +30,23 @@ class Subscriptions:
         stripe_subscription_id: str,
         current_period_end: datetime | None,
         assign_kit: bool,
+        billing_cycle_anchor: datetime | None = None,
+        update_mask: Sequence[str] = (),
     ) -> TenantTerms:
+        """Create or replace the subscription. The cycle (anchor and period
+        end) is replaced when either is given or `update_mask` names one,
+        else kept, as Stripe keeps it across plan changes."""
         now = self._clock.now()
+        for path in update_mask:
+            if path not in CYCLE_FIELDS:
+                raise InvalidArgument(
+                    "update_mask", f"may name only {' and '.join(CYCLE_FIELDS)}, not {path!r}"
+                )
         if current_period_end is not None:
             v.instant("current_period_end", current_period_end, now)
+        if billing_cycle_anchor is not None:
+            v.instant("billing_cycle_anchor", billing_cycle_anchor, now)
+        given = current_period_end is not None or billing_cycle_anchor is not None
         return await self._store.set_subscription(
             operator_id,
             owner.key,
@@ -37,7 +54,11 @@ class Subscriptions:
             status or SubscriptionStatus.ACTIVE,
             v.external_id("stripe_customer_id", stripe_customer_id),
             v.external_id("stripe_subscription_id", stripe_subscription_id),
-            current_period_end,
+            (
+                BillingCycle(billing_cycle_anchor, current_period_end)
+                if given or update_mask
+                else None
+            ),
             assign_kit,
             now,
         )

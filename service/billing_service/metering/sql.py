@@ -15,6 +15,7 @@ SELECT s.tenant_id AS s_tenant_id, s.plan_key AS s_plan_key, s.status AS s_statu
     s.stripe_customer_id AS s_stripe_customer_id,
     s.stripe_subscription_id AS s_stripe_subscription_id,
     s.current_period_end AS s_current_period_end, s.account_kit_id AS s_account_kit_id,
+    s.billing_cycle_anchor AS s_billing_cycle_anchor,
     s.created_at AS s_created_at, s.updated_at AS s_updated_at,
     p.key AS p_key, p.name AS p_name, p.account_kit_id AS p_account_kit_id,
     p.stripe_price_id AS p_stripe_price_id, p.quotas AS p_quotas, p.period AS p_period,

@@ -1,5 +1,5 @@
-"""Storage of usage alerts (raised by a trigger, migration 0006), their
-dispatch into in-app notifications and deliveries, the operators' alert
+"""Storage of usage alerts (raised by a trigger, migration 0006, and by
+changes of limit), their dispatch into in-app notifications and deliveries, the operators' alert
 webhooks, and the delivery outbox the senders work from."""
 
 from collections.abc import Callable, Sequence
@@ -8,12 +8,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, RowMapping, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.instants import from_micros, to_micros
+from ..domain.models import Plan, Subscription
 from ..domain.owners import Owner, OwnerKind
+from ..domain.periods import window_at
+from ..domain.quantities import micro
 from ..domain.users import Channel, EndUser, Notification, PushPlatform, UsageAlert
+from ..metering.decide import THRESHOLDS
 from .push_tokens import tokens_of
+from .schema import usage_events
 from .settling import Settlement, settle_statements
 from .transactions import Transactions
 from .user_schema import (
@@ -78,6 +84,67 @@ def queue_delivery(delivery: NewDelivery, now: datetime) -> Any:
         created_at=to_micros(now),
         due_at=to_micros(now),
     )
+
+
+def changed_limits(old: Plan | None, new: Plan) -> dict[str, int]:
+    """The new plan's positive limits (micro-units) that differ from the old
+    plan's (None: no limit was in force), by primitive."""
+    before = {} if old is None else old.quotas
+    return {
+        primitive: micro(limit)
+        for primitive, limit in new.quotas.items()
+        if limit > 0 and before.get(primitive) != limit
+    }
+
+
+async def raise_reached_alerts(
+    conn: AsyncConnection,
+    operator_id: int,
+    subscription: Subscription,
+    plan: Plan,
+    limits: dict[str, int],
+    now: datetime,
+) -> None:
+    """After a change of `limits` (micro-units, by primitive) in the
+    subscription's transaction: raise each threshold its usage of the
+    current period has reached, as a write crossing it would have (once per
+    period: the trigger's unique key, so a later write raises none again)."""
+    if not limits or not subscription.status.enforces_plan:
+        return
+    window = window_at(plan.period, subscription.cycle_anchor, now)
+    e = usage_events
+    used_query = (
+        select(e.c.primitive, func.sum(e.c.quantity))
+        .where(
+            e.c.operator_id == operator_id,
+            e.c.tenant_id == subscription.tenant_id,
+            e.c.primitive.in_(list(limits)),
+            e.c.occurred_at >= to_micros(window.start),
+            e.c.occurred_at < to_micros(window.end),
+            e.c.refunded_at.is_(None),
+        )
+        .group_by(e.c.primitive)
+    )
+    used = {primitive: int(total) for primitive, total in await conn.execute(used_query)}
+    reached = [
+        {
+            "operator_id": operator_id,
+            "tenant_id": subscription.tenant_id,
+            "primitive": primitive,
+            "window_start": to_micros(window.start),
+            "window_end": to_micros(window.end),
+            "threshold": percent,
+            "used": used[primitive],
+            "quota_limit": limit,
+            "created_at": to_micros(now),
+        }
+        for primitive, limit in limits.items()
+        for percent in THRESHOLDS
+        if primitive in used and used[primitive] * 100 >= percent * limit
+    ]
+    if reached:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        await conn.execute(insert(usage_alerts).values(reached).on_conflict_do_nothing())
 
 
 class AlertsStore(Transactions):

@@ -74,4 +74,7 @@ def subscription_from_row(row: Any) -> Subscription:
         account_kit_id=row.account_kit_id,
         created_at=from_micros(row.created_at),
         updated_at=from_micros(row.updated_at),
+        billing_cycle_anchor=(
+            None if row.billing_cycle_anchor is None else from_micros(row.billing_cycle_anchor)
+        ),
     )

@@ -81,6 +81,15 @@ plans = Table(
     Column("currency", String(3), nullable=False, server_default="usd"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # A Stripe price names one plan of the operator (migration 0010).
+    Index(
+        "uq_plans_stripe_price",
+        "operator_id",
+        "stripe_price_id",
+        unique=True,
+        sqlite_where=text("stripe_price_id IS NOT NULL"),
+        postgresql_where=text("stripe_price_id IS NOT NULL"),
+    ),
 )
 
 subscriptions = Table(
@@ -94,6 +103,9 @@ subscriptions = Table(
     Column("stripe_customer_id", String(255), nullable=True),
     Column("stripe_subscription_id", String(255), nullable=True),
     Column("current_period_end", BigInteger, nullable=True),
+    # Stripe's billing_cycle_anchor (migration 0010): the quota periods step
+    # from it when set, as current_period_end is clamped in short months.
+    Column("billing_cycle_anchor", BigInteger, nullable=True),
     # The tenant's assigned account kit (set by SetSubscription with assign_kit).
     Column("account_kit_id", String(63), nullable=True),
     Column("created_at", BigInteger, nullable=False),

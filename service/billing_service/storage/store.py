@@ -10,17 +10,21 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.errors import (
     AlreadyExists,
     NotFound,
     PlanArchived,
+    StorageUnavailable,
+    StripePriceLinked,
 )
 from ..domain.instants import from_micros, to_micros
 from ..domain.models import (
     AccountKit,
     ApiKeyInfo,
+    BillingCycle,
     Operator,
     Page,
     Period,
@@ -30,6 +34,7 @@ from ..domain.models import (
     TenantTerms,
     Window,
 )
+from .alerts import changed_limits, raise_reached_alerts
 from .rows import (
     kit_from_row,
     plan_from_row,
@@ -47,6 +52,8 @@ from .schema import (
 from .transactions import Transactions
 
 T = TypeVar("T")
+
+_FIRST_WRITE_ATTEMPTS = 3
 
 
 class Store(Transactions):
@@ -235,21 +242,60 @@ class Store(Transactions):
         async def work(conn: AsyncConnection) -> tuple[Plan, bool]:
             if account_kit_id is not None:
                 await self._require_kit(conn, operator_id, account_kit_id)
+            if stripe_price_id is not None:
+                await self._require_price_free(conn, operator_id, key, stripe_price_id)
+            before = (await conn.execute(select(plans).where(*where))).first()
             created = (
                 await conn.execute(
                     self._insert(plans)
                     .values(operator_id=operator_id, key=key, created_at=to_micros(now), **values)
-                    .on_conflict_do_nothing()
+                    # Only the key: a price another plan has must fail.
+                    .on_conflict_do_nothing(index_elements=["operator_id", "key"])
                     .returning(plans.c.key)
                 )
             ).first() is not None
             if not created:
                 await conn.execute(update(plans).where(*where).values(**values))
             await self._bump_terms_version(conn, operator_id)
-            row = (await conn.execute(select(plans).where(*where))).one()
-            return plan_from_row(row), created
+            plan = plan_from_row((await conn.execute(select(plans).where(*where))).one())
+            old = plan_from_row(before) if before is not None else None
+            await self._raise_subscribers_alerts(conn, operator_id, old, plan, now)
+            return plan, created
 
-        return await self._write(work)
+        try:
+            return await self._write(work)
+        except IntegrityError:
+            # A concurrent upsert linked the price first: run again, now
+            # refused by the check above with the plan that has it.
+            return await self._write(work)
+
+    async def _require_price_free(
+        self, conn: AsyncConnection, operator_id: int, key: str, price_id: str
+    ) -> None:
+        holder = (
+            await conn.execute(
+                select(plans.c.key).where(
+                    plans.c.operator_id == operator_id,
+                    plans.c.stripe_price_id == price_id,
+                    plans.c.key != key,
+                )
+            )
+        ).scalar()
+        if holder is not None:
+            raise StripePriceLinked(price_id, holder)
+
+    async def _raise_subscribers_alerts(
+        self, conn: AsyncConnection, operator_id: int, old: Plan | None, plan: Plan, now: datetime
+    ) -> None:
+        """The alerts a change of the plan's limits raises for its subscribers."""
+        limits = changed_limits(old, plan)
+        if not limits:
+            return
+        query = _terms_query(operator_id).where(subscriptions.c.plan_key == plan.key)
+        for row in (await conn.execute(query)).all():
+            terms = _terms(row)
+            assert terms.subscription is not None
+            await raise_reached_alerts(conn, operator_id, terms.subscription, plan, limits, now)
 
     async def _require_kit(self, conn: AsyncConnection, operator_id: int, kit_id: str) -> None:
         found = (
@@ -318,57 +364,64 @@ class Store(Transactions):
         status: SubscriptionStatus,
         stripe_customer_id: str | None,
         stripe_subscription_id: str | None,
-        current_period_end: datetime | None,
+        cycle: BillingCycle | None,
         assign_kit: bool,
         now: datetime,
     ) -> TenantTerms:
+        """Create or replace the tenant's subscription; `cycle` None keeps
+        the subscription's cycle (none for a new one)."""
         where = (subscriptions.c.operator_id == operator_id, subscriptions.c.tenant_id == tenant_id)
+        current_query = _terms_query(operator_id).where(subscriptions.c.tenant_id == tenant_id)
+        if self._postgres:
+            current_query = current_query.with_for_update(of=subscriptions)
 
         async def work(conn: AsyncConnection) -> TenantTerms:
-            plan_row = (
-                await conn.execute(
-                    select(plans).where(plans.c.operator_id == operator_id, plans.c.key == plan_key)
-                )
-            ).first()
-            if plan_row is None:
-                raise NotFound("plan", plan_key)
-            plan = plan_from_row(plan_row)
-            current = (await conn.execute(select(subscriptions).where(*where))).first()
-            # An archived plan takes no new tenants, but a tenant already on it
-            # keeps receiving its webhooks' updates.
-            if plan.archived and (current is None or current.plan_key != plan_key):
-                raise PlanArchived(plan_key)
-            if assign_kit:
-                kit_id = plan.account_kit_id
-            else:
-                kit_id = current.account_kit_id if current is not None else None
-            values = {
-                "plan_key": plan_key,
-                "status": status.value,
-                "stripe_customer_id": stripe_customer_id,
-                "stripe_subscription_id": stripe_subscription_id,
-                "current_period_end": (
-                    None if current_period_end is None else to_micros(current_period_end)
-                ),
-                "account_kit_id": kit_id,
-                "updated_at": to_micros(now),
-            }
-            if current is None:
-                await conn.execute(
-                    subscriptions.insert().values(
+            plan = await self._plan_in(conn, operator_id, plan_key)
+            # Concurrent first calls for one tenant: the ones whose insert
+            # finds the row a competitor committed meanwhile update it.
+            for _ in range(_FIRST_WRITE_ATTEMPTS):
+                found = (await conn.execute(current_query)).first()
+                current = _terms(found) if found is not None else None
+                values = _subscription_values(plan, current, status, cycle, assign_kit, now)
+                values |= {
+                    "stripe_customer_id": stripe_customer_id,
+                    "stripe_subscription_id": stripe_subscription_id,
+                }
+                if current is not None:
+                    await conn.execute(update(subscriptions).where(*where).values(**values))
+                    break
+                inserted = await conn.execute(
+                    self._insert(subscriptions)
+                    .values(
                         operator_id=operator_id,
                         tenant_id=tenant_id,
                         created_at=to_micros(now),
                         **values,
                     )
+                    .on_conflict_do_nothing(index_elements=["operator_id", "tenant_id"])
+                    .returning(subscriptions.c.tenant_id)
                 )
+                if inserted.first() is not None:
+                    break
             else:
-                await conn.execute(update(subscriptions).where(*where).values(**values))
+                raise StorageUnavailable("the subscription kept changing; try again")
             await self._bump_terms_version(conn, operator_id)
-            query = _terms_query(operator_id).where(subscriptions.c.tenant_id == tenant_id)
-            return _terms((await conn.execute(query)).one())
+            terms = _terms((await conn.execute(current_query)).one())
+            assert terms.subscription is not None
+            old_plan = current.plan if current is not None and _enforces(current) else None
+            await raise_reached_alerts(
+                conn, operator_id, terms.subscription, plan, changed_limits(old_plan, plan), now
+            )
+            return terms
 
         return await self._write(work)
+
+    async def _plan_in(self, conn: AsyncConnection, operator_id: int, key: str) -> Plan:
+        query = select(plans).where(plans.c.operator_id == operator_id, plans.c.key == key)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound("plan", key)
+        return plan_from_row(row)
 
     async def get_terms(self, operator_id: int, tenant_id: str) -> TenantTerms:
         """The tenant's subscription, plan and kit, in one query."""
@@ -423,6 +476,40 @@ class Store(Transactions):
             return {primitive: int(total) for primitive, total in rows}
 
         return await self._read(work)
+
+
+def _subscription_values(
+    plan: Plan,
+    current: TenantTerms | None,
+    status: SubscriptionStatus,
+    cycle: BillingCycle | None,
+    assign_kit: bool,
+    now: datetime,
+) -> dict[str, Any]:
+    """A subscription's new columns but its Stripe ids, from the request and
+    the current subscription (None: a new one)."""
+    sub = current.subscription if current is not None else None
+    # An archived plan takes no new tenants, but a tenant already on it
+    # keeps receiving its webhooks' updates.
+    if plan.archived and (sub is None or sub.plan_key != plan.key):
+        raise PlanArchived(plan.key)
+    if cycle is None:  # kept across plan changes, as Stripe keeps it
+        cycle = BillingCycle(
+            sub.billing_cycle_anchor if sub else None, sub.current_period_end if sub else None
+        )
+    kept_kit = sub.account_kit_id if sub is not None else None
+    return {
+        "plan_key": plan.key,
+        "status": status.value,
+        "billing_cycle_anchor": None if cycle.anchor is None else to_micros(cycle.anchor),
+        "current_period_end": None if cycle.period_end is None else to_micros(cycle.period_end),
+        "account_kit_id": plan.account_kit_id if assign_kit else kept_kit,
+        "updated_at": to_micros(now),
+    }
+
+
+def _enforces(terms: TenantTerms) -> bool:
+    return terms.subscription is not None and terms.subscription.status.enforces_plan
 
 
 def _terms_query(operator_id: int) -> Any:
