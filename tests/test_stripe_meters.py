@@ -27,6 +27,7 @@ from billing_service.payments.stripe_api import MeterEvent, StripeApi
 from .cli_subprocess import BILLING_SERVICE, ServeProcess, serve, service_env
 from .conftest import Client, create_operator_key, make_client
 from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, running_fake
+from .rpc_errors import refused
 from .stripe_fixtures import SECRETS_KEY, connect, fake_fixture, settings_fixture, stripe_stub
 
 __all__ = ["fake_fixture", "settings_fixture"]
@@ -378,3 +379,28 @@ async def test_the_direct_meter_stream_sends_what_the_library_sends(
     assert received[0] == received[1]
     assert failures[0] == failures[1] == ["StripeUnavailable", "StripeUnavailable", "StripeRefused"]
     assert received[0][0]["usage_1"]["payload"] == {"stripe_customer_id": "cus_1", "value": "2.5"}
+
+
+async def test_a_max_meter_cannot_be_linked_to_a_stripe_meter(
+    client: Client, fake: FakeStripe
+) -> None:
+    """Stripe sums, counts or keeps the last value: a max meter's readings
+    5, 9 and 3 would be billed as 17 where the summary prices 9."""
+    await _sent_meter(client)
+
+    def upsert(aggregation: int, key: str = "disk") -> Any:
+        return client.meters.UpsertMeter(
+            meter_pb2.UpsertMeterRequest(
+                key=key, display_name="Disk", unit="GB", scale=0,
+                aggregation=aggregation, stripe_event_name="disk_gb",
+            ),
+            metadata=client.auth,
+        )  # fmt: skip
+
+    failure = await refused(upsert(meter_pb2.AGGREGATION_MAX))
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION, failure
+    assert "sum or last" in failure.message
+    meters = await client.meters.ListMeters(meter_pb2.ListMetersRequest(), metadata=client.auth)
+    assert "disk" not in {m.key for m in meters.meters}  # nothing written
+    last = await upsert(meter_pb2.AGGREGATION_LAST, key="disk_last")
+    assert last.meter.stripe_event_name == "disk_gb"

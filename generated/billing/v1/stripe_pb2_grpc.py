@@ -29,7 +29,8 @@ class StripeServiceStub:
     """StripeService connects the operator's own Stripe account and makes the
     calls a billing page needs: one Stripe customer per owner, Checkout and
     Billing Portal sessions, the owner's billing status, and usage as Stripe's
-    meters count it.
+    meters count it. Usage goes to Stripe's meters from sum and last meters
+    only (MeterService.UpsertMeter refuses a max meter's stripe_event_name).
 
     Stripe's refusals are FAILED_PRECONDITION with Stripe's message, and its
     request id and error code in the ErrorInfo metadata (`stripe_request_id`,
@@ -106,7 +107,8 @@ class StripeServiceServicer:
     """StripeService connects the operator's own Stripe account and makes the
     calls a billing page needs: one Stripe customer per owner, Checkout and
     Billing Portal sessions, the owner's billing status, and usage as Stripe's
-    meters count it.
+    meters count it. Usage goes to Stripe's meters from sum and last meters
+    only (MeterService.UpsertMeter refuses a max meter's stripe_event_name).
 
     Stripe's refusals are FAILED_PRECONDITION with Stripe's message, and its
     request id and error code in the ErrorInfo metadata (`stripe_request_id`,
@@ -278,7 +280,8 @@ class StripeService:
     """StripeService connects the operator's own Stripe account and makes the
     calls a billing page needs: one Stripe customer per owner, Checkout and
     Billing Portal sessions, the owner's billing status, and usage as Stripe's
-    meters count it.
+    meters count it. Usage goes to Stripe's meters from sum and last meters
+    only (MeterService.UpsertMeter refuses a max meter's stripe_event_name).
 
     Stripe's refusals are FAILED_PRECONDITION with Stripe's message, and its
     request id and error code in the ErrorInfo metadata (`stripe_request_id`,
