@@ -44,6 +44,9 @@ class FakeStripeState:
     cancels: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     meter_event_delay: float = 0.0
+    # While set, object reads (GET) wait until the event is set (or 30 s):
+    # a test holds a handler inside its Stripe call.
+    hold_reads: threading.Event | None = None
     # The benchmark sends millions of events: it counts them only, so that the
     # fake's memory (and its collector's passes over it) stays flat.
     keep_meter_events: bool = True
@@ -121,6 +124,9 @@ class FakeStripe:
 
     def serve(self, method: str, path: str, form: dict[str, Any], headers: Any) -> Any:
         """(status, body) of one request, failures aside."""
+        gate = self.state.hold_reads
+        if method == "GET" and gate is not None:
+            gate.wait(30)
         if path == "/v2/billing/meter_event_stream":
             token = headers.get("Authorization", "").removeprefix("Bearer ")
             if token not in self.state.stream_tokens:

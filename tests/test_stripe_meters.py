@@ -388,7 +388,7 @@ async def test_a_max_meter_cannot_be_linked_to_a_stripe_meter(
     5, 9 and 3 would be billed as 17 where the summary prices 9."""
     await _sent_meter(client)
 
-    def upsert(aggregation: int, key: str = "disk") -> Any:
+    def upsert(aggregation: meter_pb2.Aggregation, key: str = "disk") -> Any:
         return client.meters.UpsertMeter(
             meter_pb2.UpsertMeterRequest(
                 key=key, display_name="Disk", unit="GB", scale=0,

@@ -34,6 +34,7 @@ class StripeEventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRIPE_EVENT_OUTCOME_IGNORED: _ClassVar[StripeEventOutcome]
     STRIPE_EVENT_OUTCOME_UNKNOWN_PRICE: _ClassVar[StripeEventOutcome]
     STRIPE_EVENT_OUTCOME_UNKNOWN_CUSTOMER: _ClassVar[StripeEventOutcome]
+    STRIPE_EVENT_OUTCOME_HANDLING: _ClassVar[StripeEventOutcome]
 API_KEY_RULE_UNSPECIFIED: ApiKeyRule
 API_KEY_RULE_PAYMENT_METHOD: ApiKeyRule
 API_KEY_RULE_PAYMENT_METHOD_AND_SUBSCRIPTION: ApiKeyRule
@@ -46,6 +47,7 @@ STRIPE_EVENT_OUTCOME_STALE: StripeEventOutcome
 STRIPE_EVENT_OUTCOME_IGNORED: StripeEventOutcome
 STRIPE_EVENT_OUTCOME_UNKNOWN_PRICE: StripeEventOutcome
 STRIPE_EVENT_OUTCOME_UNKNOWN_CUSTOMER: StripeEventOutcome
+STRIPE_EVENT_OUTCOME_HANDLING: StripeEventOutcome
 
 class StripeAccount(_message.Message):
     __slots__ = ("livemode", "webhook_path", "api_key_rule", "create_time", "update_time")

@@ -622,8 +622,17 @@ class StripeWebhookServiceServicer:
         """Verifies and applies one webhook event. INVALID_ARGUMENT (HTTP 400) for
         a bad, missing or stale signature, and nothing changes; NOT_FOUND for an
         operator without a connected account. A duplicate event answers with
-        duplicate=true and changes nothing. UNAVAILABLE when Stripe could not be
-        asked for the object's current state: Stripe sends the event again.
+        duplicate=true and changes nothing; so does a second delivery of an
+        event while the first is being handled (one delivery claims the event
+        id; a handler that fails releases it). UNAVAILABLE when Stripe could not
+        be asked for the object's current state: Stripe sends the event again.
+        A signed event with a malformed field (a `created` more than 31 days old
+        or 5 minutes ahead, an object without its id, a field of the wrong type,
+        too long or with control characters) changes nothing, is recorded as
+        STRIPE_EVENT_OUTCOME_IGNORED with the reason in `detail`, and answered
+        (HTTP 200) so Stripe stops sending it; only an event whose id is not 1 to
+        255 printable ASCII characters is INVALID_ARGUMENT, as it cannot be
+        recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -21,6 +21,7 @@ class EventOutcome(enum.StrEnum):
     IGNORED = "ignored"
     UNKNOWN_PRICE = "unknown_price"
     UNKNOWN_CUSTOMER = "unknown_customer"
+    HANDLING = "handling"  # claimed by a delivery whose handler is running
 
 
 @dataclass(frozen=True, slots=True)
