@@ -223,3 +223,58 @@ async def test_the_cursor_revision_keeps_queued_reports_and_queues_no_more(
         assert list(stamped.scalars()) == ([2] if backend == "postgres" else [])
         cursor = (await conn.execute(text("SELECT xact, event_id FROM stripe_meter_cursor"))).one()
         assert tuple(cursor) == (0, 1)  # SQLite reads only events after it
+
+
+async def test_the_holds_revision_holds_usage_passed_over_and_cancels_every_refund(
+    engines: tuple[AsyncEngine, AsyncEngine], backend: str
+) -> None:
+    """Revision 0011: usage the cursor passed over for want of a Stripe
+    customer (not refunded) is held in the outbox; a refund of usage sent to
+    Stripe queues its cancel however old the usage is (the sender decides
+    whether Stripe can still cancel it)."""
+    writer, _ = engines
+    await upgrade(writer, "0008")
+    event = (
+        "INSERT INTO usage_events (operator_id, tenant_id, primitive, quantity, occurred_at,"
+        " recorded_at, used_after, window_start, window_end)"
+        " VALUES (1, :tenant, 'seo', 1000000, 0, 0, 0, 0, 1)"
+    )
+    async with writer.begin() as conn:
+        await conn.execute(text("INSERT INTO operators (id, name, created_at) VALUES (1, 'a', 0)"))
+        await conn.execute(
+            text(
+                "INSERT INTO meters (operator_id, key, display_name, unit, aggregation, scale,"
+                " created_at, updated_at, stripe_event_name)"
+                " VALUES (1, 'seo', 'SEO', 'call', 'sum', 1, 0, 0, 'seo_calls')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO stripe_customers (operator_id, tenant_id, customer_id, created_at,"
+                " updated_at) VALUES (1, 'paid', 'cus_1', 0, 0)"
+            )
+        )
+        for tenant in ("paid", "trial", "trial"):  # ids 1, 2, 3
+            await conn.execute(text(event), {"tenant": tenant})
+        await conn.execute(text("UPDATE usage_events SET refunded_at = 1 WHERE id = 3"))
+    async with writer.begin() as conn:  # the cursor passed all three
+        await conn.execute(
+            text(
+                "UPDATE stripe_meter_cursor SET event_id = 3, xact ="
+                " (SELECT COALESCE(MAX(stripe_xact), 0) FROM usage_events)"
+            )
+        )
+    await upgrade(writer)
+    async with writer.begin() as conn:
+        held = await conn.execute(
+            text("SELECT event_id, action FROM stripe_meter_outbox WHERE held_at IS NOT NULL")
+        )
+        assert [tuple(row) for row in held] == [(2, "report")]
+        three_days = 3 * 86_400 * 1_000_000
+        await conn.execute(
+            text("UPDATE usage_events SET refunded_at = :at WHERE id = 1"), {"at": three_days}
+        )
+        cancels = await conn.execute(
+            text("SELECT event_id FROM stripe_meter_outbox WHERE action = 'cancel'")
+        )
+        assert list(cancels.scalars()) == [1]

@@ -191,16 +191,17 @@ async def test_stripe_down_then_back_delivers_everything_once(
     assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
 
 
-async def test_a_refusal_is_shown_and_an_owner_without_a_customer_is_not_sent(
+async def test_a_refusal_is_shown_and_an_owner_without_a_customer_is_held(
     client: Client, fake: FakeStripe
 ) -> None:
     await _sent_meter(client)
     fake.fail(400, times=1, path_prefix="/v2/billing/meter_event_stream")
     refused = await _consume(client)
-    await _consume(client, user="nobody")  # no Stripe customer: not queued
+    await _consume(client, user="nobody")  # no Stripe customer: held for one
 
     async def failed() -> bool:
-        return bool(len((await _outbox(client)).failed) == 1)
+        outbox = await _outbox(client)
+        return bool(len(outbox.failed) == 1 and outbox.held == 1)
 
     await _eventually(failed)
     outbox = await _outbox(client)

@@ -270,24 +270,28 @@ class GetMeterOutboxRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class FailedMeterEvent(_message.Message):
-    __slots__ = ("identifier", "action", "error")
+    __slots__ = ("identifier", "action", "error", "needs_credit")
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_CREDIT_FIELD_NUMBER: _ClassVar[int]
     identifier: str
     action: str
     error: str
-    def __init__(self, identifier: _Optional[str] = ..., action: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    needs_credit: bool
+    def __init__(self, identifier: _Optional[str] = ..., action: _Optional[str] = ..., error: _Optional[str] = ..., needs_credit: _Optional[bool] = ...) -> None: ...
 
 class GetMeterOutboxResponse(_message.Message):
-    __slots__ = ("pending", "oldest_pending_time", "failed")
+    __slots__ = ("pending", "oldest_pending_time", "failed", "held")
     PENDING_FIELD_NUMBER: _ClassVar[int]
     OLDEST_PENDING_TIME_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
     pending: int
     oldest_pending_time: _timestamp_pb2.Timestamp
     failed: _containers.RepeatedCompositeFieldContainer[FailedMeterEvent]
-    def __init__(self, pending: _Optional[int] = ..., oldest_pending_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failed: _Optional[_Iterable[_Union[FailedMeterEvent, _Mapping]]] = ...) -> None: ...
+    held: int
+    def __init__(self, pending: _Optional[int] = ..., oldest_pending_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failed: _Optional[_Iterable[_Union[FailedMeterEvent, _Mapping]]] = ..., held: _Optional[int] = ...) -> None: ...
 
 class HandleStripeWebhookRequest(_message.Message):
     __slots__ = ("operator_id", "payload", "signature")

@@ -204,7 +204,11 @@ class StripeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMeterOutbox(self, request, context):
-        """The meter events waiting for Stripe, and those Stripe refused for good.
+        """The meter events waiting for Stripe (pending, or held for the owner's
+        Stripe customer), and those that will not reach it: refused for good,
+        too old, or refunds Stripe could no longer cancel (needs_credit). A
+        refund's cancel is sent within 24 hours of Stripe receiving the event,
+        the window in which Stripe cancels meter events.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -172,9 +172,13 @@ class StripeServicer(stripe_pb2_grpc.StripeServiceServicer):
         status = await self._payments.outbox(current_operator())
         response = stripe_pb2.GetMeterOutboxResponse(
             pending=status.pending,
+            held=status.held,
             failed=[
                 stripe_pb2.FailedMeterEvent(
-                    identifier=f.identifier, action=f.action.value, error=f.error
+                    identifier=f.identifier,
+                    action=f.action.value,
+                    error=f.error,
+                    needs_credit=f.needs_credit,
                 )
                 for f in status.failed
             ],

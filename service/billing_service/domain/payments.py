@@ -96,6 +96,8 @@ class OutboxItem:
     quantity: int  # micro-units
     occurred_at: datetime
     customer_id: str | None
+    # A cancel's: when Stripe received its meter event, at the earliest.
+    received_by_stripe: datetime | None = None
 
     @property
     def identifier(self) -> str:
@@ -113,12 +115,19 @@ class FailedDelivery:
     action: OutboxAction
     error: str
 
+    @property
+    def needs_credit(self) -> bool:
+        """A refund Stripe did not cancel: Stripe bills the usage, which
+        the operator credits to the customer."""
+        return self.action is OutboxAction.CANCEL
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxStatus:
     pending: int
     oldest_pending: datetime | None
     failed: list[FailedDelivery]
+    held: int = 0  # reports of owners without a Stripe customer yet
 
 
 SECRET_KEY_RE = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]{8,240}")

@@ -17,6 +17,7 @@ from ..domain.payments import (
     StripeAccount,
     StripeEventRecord,
 )
+from .outbox import release_held
 from .schema import (
     plans,
     stripe_accounts,
@@ -115,6 +116,9 @@ class PaymentsStore(Transactions):
                     .returning(stripe_customers.c.tenant_id)
                 )
             ).first() is not None
+            if linked:
+                for statement in release_held(operator_id, owner_key, now):
+                    await conn.execute(statement)
             query = select(stripe_customers).where(
                 stripe_customers.c.operator_id == operator_id,
                 stripe_customers.c.tenant_id == owner_key,
