@@ -211,6 +211,20 @@ async def test_a_refusal_is_shown_and_an_owner_without_a_customer_is_held(
     assert "Stripe refused" in outbox.failed[0].error
     assert fake.delivered() == {}
 
+    await client.usage.RefundUsage(  # Stripe has nothing to cancel
+        usage_pb2.RefundUsageRequest(usage_event_id=refused), metadata=client.auth
+    )
+
+    async def settled() -> bool:
+        return (await _outbox(client)).pending == 0 and any(
+            path == "/v2/billing/meter_event_stream" for _, path in fake.state.requests
+        )
+
+    await _eventually(settled)
+    assert [f.identifier for f in (await _outbox(client)).failed] == [f"usage_{refused}"]
+    assert fake.state.cancels == []
+    assert not any("adjustments" in path for _, path in fake.state.requests)
+
 
 async def test_usage_from_meters_reads_stripes_summaries(
     client: Client, fake: FakeStripe, clock: FixedClock

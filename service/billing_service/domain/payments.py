@@ -98,6 +98,7 @@ class OutboxItem:
     customer_id: str | None
     # A cancel's: when Stripe received its meter event, at the earliest.
     received_by_stripe: datetime | None = None
+    report_failed: bool = False  # a cancel's: its report never reached Stripe
 
     @property
     def identifier(self) -> str:

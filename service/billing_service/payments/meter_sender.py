@@ -171,6 +171,8 @@ class MeterSender:
         unsent = Unsent()
         sendable: list[OutboxItem] = []
         for item in items:
+            if item.report_failed:
+                continue  # nothing at Stripe to cancel: settled as done
             problem = self._unsendable(item, secrets[item.operator_id])
             ahead = item.occurred_at - MAX_AHEAD
             if problem is None and item.action is OutboxAction.REPORT and ahead > self._clock.now():

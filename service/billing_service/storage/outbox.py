@@ -67,6 +67,7 @@ class OutboxStore(Transactions):
                     usage_events.c.occurred_at,
                     stripe_customers.c.customer_id,
                     _received_by_stripe(),
+                    _report_failed(),
                 )
                 .join(usage_events, usage_events.c.id == _o.c.event_id)
                 .outerjoin(
@@ -221,6 +222,17 @@ def _received_by_stripe() -> Any:
     return func.coalesce(delivered, usage_events.c.recorded_at).label("received_by_stripe")
 
 
+def _report_failed() -> Any:
+    """Whether a cancel's report failed here: Stripe has nothing to cancel."""
+    report = _o.alias("report")
+    failed = exists().where(
+        report.c.event_id == _o.c.event_id,
+        report.c.action == OutboxAction.REPORT.value,
+        report.c.failed_at.is_not(None),
+    )
+    return failed.label("report_failed")
+
+
 def _item(row: Row[Any]) -> OutboxItem:
     return OutboxItem(
         id=row.id,
@@ -233,4 +245,5 @@ def _item(row: Row[Any]) -> OutboxItem:
         occurred_at=from_micros(row.occurred_at),
         customer_id=row.customer_id,
         received_by_stripe=from_micros(row.received_by_stripe),
+        report_failed=bool(row.report_failed),
     )
