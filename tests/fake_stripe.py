@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 SECRET_KEY = "sk_test_" + "F4ke" * 6
 WEBHOOK_SECRET = "whsec_" + "S3cr3t" * 5
+CANCEL_WINDOW = 24 * 3600.0
 
 
 @dataclass
@@ -42,8 +43,13 @@ class FakeStripeState:
     meter_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # identifier ->
     meter_event_posts: Counter[str] = field(default_factory=Counter)  # identifier -> tries
     cancels: list[str] = field(default_factory=list)
+    # identifier -> when the fake received it (time.time(); see age_meter_events)
+    meter_event_received: dict[str, float] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     meter_event_delay: float = 0.0
+    # While set, object reads (GET) wait until the event is set (or 30 s):
+    # a test holds a handler inside its Stripe call.
+    hold_reads: threading.Event | None = None
     # The benchmark sends millions of events: it counts them only, so that the
     # fake's memory (and its collector's passes over it) stays flat.
     keep_meter_events: bool = True
@@ -102,6 +108,12 @@ class FakeStripe:
         with self.lock:
             self.state.failures.clear()
 
+    def age_meter_events(self, seconds: float) -> None:
+        """As if every meter event had been received `seconds` earlier."""
+        with self.lock:
+            for identifier in self.state.meter_event_received:
+                self.state.meter_event_received[identifier] -= seconds
+
     def delivered(self) -> dict[str, dict[str, Any]]:
         with self.lock:
             return dict(self.state.meter_events)
@@ -121,6 +133,9 @@ class FakeStripe:
 
     def serve(self, method: str, path: str, form: dict[str, Any], headers: Any) -> Any:
         """(status, body) of one request, failures aside."""
+        gate = self.state.hold_reads
+        if method == "GET" and gate is not None:
+            gate.wait(30)
         if path == "/v2/billing/meter_event_stream":
             token = headers.get("Authorization", "").removeprefix("Bearer ")
             if token not in self.state.stream_tokens:
@@ -210,7 +225,9 @@ class FakeStripe:
             for event in body["events"]:
                 identifier = event["identifier"]
                 self.state.meter_event_posts[identifier] += 1
-                self.state.meter_events.setdefault(identifier, event)
+                if identifier not in self.state.meter_events:
+                    self.state.meter_events[identifier] = event
+                    self.state.meter_event_received[identifier] = time.time()
         return 200, {}
 
     def _cancel(self, form: dict[str, Any]) -> tuple[int, Any]:
@@ -218,6 +235,10 @@ class FakeStripe:
         with self.lock:
             if identifier not in self.state.meter_events:
                 return 400, _error("invalid_request_error", f"No meter event {identifier}")
+            # Stripe cancels a meter event only within 24 hours of receiving it.
+            if time.time() - self.state.meter_event_received[identifier] > CANCEL_WINDOW:
+                message = f"Meter event {identifier} can no longer be cancelled"
+                return 400, _error("invalid_request_error", message)
             self.state.cancels.append(identifier)
         return 200, {"object": "billing.meter_event_adjustment", "status": "pending", **form}
 

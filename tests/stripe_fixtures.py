@@ -31,6 +31,11 @@ def fake_fixture() -> Iterator[FakeStripe]:
 
 @pytest.fixture(name="settings")
 def settings_fixture(database_url: str, fake: FakeStripe) -> Settings:
+    return stripe_settings(database_url, fake)
+
+
+def stripe_settings(database_url: str, fake: FakeStripe) -> Settings:
+    """The service's settings with Stripe calls going to the fake."""
     return Settings(
         database_url=database_url,
         auth_cache_seconds=0,

@@ -233,7 +233,7 @@ async def test_the_attempts_revision_keeps_attempts_and_gives_up_plain_codes(
     email-change mails queued with their code in plain text are given up and
     cleared; other mail stays queued, unsealed."""
     writer, _ = engines
-    await upgrade(writer, "0010")
+    await upgrade(writer, "0011")
     delivery = (
         "INSERT INTO deliveries (id, operator_id, channel, target, subject, body, created_at,"
         " due_at) VALUES (:id, 1, 'email', 'a@example.com', 's', :body, 7, 7)"
@@ -345,6 +345,45 @@ async def test_the_cycle_anchor_revision_keeps_subscriptions_and_one_plan_per_pr
                 "INSERT INTO subscriptions (operator_id, tenant_id, plan_key, status,"
                 " current_period_end, created_at, updated_at)"
                 " VALUES (1, 't', 'pro', 'active', 1769851800000000, 0, 0)"
+
+
+async def test_the_holds_revision_holds_usage_passed_over_and_cancels_every_refund(
+    engines: tuple[AsyncEngine, AsyncEngine], backend: str
+) -> None:
+    """Revision 0011: usage the cursor passed over for want of a Stripe
+    customer (not refunded) is held in the outbox; a refund of usage sent to
+    Stripe queues its cancel however old the usage is (the sender decides
+    whether Stripe can still cancel it)."""
+    writer, _ = engines
+    await upgrade(writer, "0010")
+    event = (
+        "INSERT INTO usage_events (operator_id, tenant_id, primitive, quantity, occurred_at,"
+        " recorded_at, used_after, window_start, window_end)"
+        " VALUES (1, :tenant, 'seo', 1000000, 0, 0, 0, 0, 1)"
+    )
+    async with writer.begin() as conn:
+        await conn.execute(text("INSERT INTO operators (id, name, created_at) VALUES (1, 'a', 0)"))
+        await conn.execute(
+            text(
+                "INSERT INTO meters (operator_id, key, display_name, unit, aggregation, scale,"
+                " created_at, updated_at, stripe_event_name)"
+                " VALUES (1, 'seo', 'SEO', 'call', 'sum', 1, 0, 0, 'seo_calls')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO stripe_customers (operator_id, tenant_id, customer_id, created_at,"
+                " updated_at) VALUES (1, 'paid', 'cus_1', 0, 0)"
+            )
+        )
+        for tenant in ("paid", "trial", "trial"):  # ids 1, 2, 3
+            await conn.execute(text(event), {"tenant": tenant})
+        await conn.execute(text("UPDATE usage_events SET refunded_at = 1 WHERE id = 3"))
+    async with writer.begin() as conn:  # the cursor passed all three
+        await conn.execute(
+            text(
+                "UPDATE stripe_meter_cursor SET event_id = 3, xact ="
+                " (SELECT COALESCE(MAX(stripe_xact), 0) FROM usage_events)"
             )
         )
     await upgrade(writer)
@@ -368,3 +407,17 @@ async def test_the_cycle_anchor_revision_keeps_subscriptions_and_one_plan_per_pr
     with pytest.raises(IntegrityError):
         async with writer.begin() as conn:
             await conn.execute(text(plan), {"operator": 1, "key": "dup", "price": "price_2"})
+
+
+        held = await conn.execute(
+            text("SELECT event_id, action FROM stripe_meter_outbox WHERE held_at IS NOT NULL")
+        )
+        assert [tuple(row) for row in held] == [(2, "report")]
+        three_days = 3 * 86_400 * 1_000_000
+        await conn.execute(
+            text("UPDATE usage_events SET refunded_at = :at WHERE id = 1"), {"at": three_days}
+        )
+        cancels = await conn.execute(
+            text("SELECT event_id FROM stripe_meter_outbox WHERE action = 'cancel'")
+        )
+        assert list(cancels.scalars()) == [1]

@@ -27,6 +27,7 @@ from billing_service.payments.stripe_api import MeterEvent, StripeApi
 from .cli_subprocess import BILLING_SERVICE, ServeProcess, serve, service_env
 from .conftest import Client, create_operator_key, make_client
 from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, running_fake
+from .rpc_errors import refused
 from .stripe_fixtures import SECRETS_KEY, connect, fake_fixture, settings_fixture, stripe_stub
 
 __all__ = ["fake_fixture", "settings_fixture"]
@@ -190,16 +191,17 @@ async def test_stripe_down_then_back_delivers_everything_once(
     assert set(fake.delivered()) == {f"usage_{i}" for i in ids}
 
 
-async def test_a_refusal_is_shown_and_an_owner_without_a_customer_is_not_sent(
+async def test_a_refusal_is_shown_and_an_owner_without_a_customer_is_held(
     client: Client, fake: FakeStripe
 ) -> None:
     await _sent_meter(client)
     fake.fail(400, times=1, path_prefix="/v2/billing/meter_event_stream")
     refused = await _consume(client)
-    await _consume(client, user="nobody")  # no Stripe customer: not queued
+    await _consume(client, user="nobody")  # no Stripe customer: held for one
 
     async def failed() -> bool:
-        return bool(len((await _outbox(client)).failed) == 1)
+        outbox = await _outbox(client)
+        return bool(len(outbox.failed) == 1 and outbox.held == 1)
 
     await _eventually(failed)
     outbox = await _outbox(client)
@@ -208,6 +210,20 @@ async def test_a_refusal_is_shown_and_an_owner_without_a_customer_is_not_sent(
     assert outbox.failed[0].action == "report"
     assert "Stripe refused" in outbox.failed[0].error
     assert fake.delivered() == {}
+
+    await client.usage.RefundUsage(  # Stripe has nothing to cancel
+        usage_pb2.RefundUsageRequest(usage_event_id=refused), metadata=client.auth
+    )
+
+    async def settled() -> bool:
+        return (await _outbox(client)).pending == 0 and any(
+            path == "/v2/billing/meter_event_stream" for _, path in fake.state.requests
+        )
+
+    await _eventually(settled)
+    assert [f.identifier for f in (await _outbox(client)).failed] == [f"usage_{refused}"]
+    assert fake.state.cancels == []
+    assert not any("adjustments" in path for _, path in fake.state.requests)
 
 
 async def test_usage_from_meters_reads_stripes_summaries(
@@ -378,3 +394,28 @@ async def test_the_direct_meter_stream_sends_what_the_library_sends(
     assert received[0] == received[1]
     assert failures[0] == failures[1] == ["StripeUnavailable", "StripeUnavailable", "StripeRefused"]
     assert received[0][0]["usage_1"]["payload"] == {"stripe_customer_id": "cus_1", "value": "2.5"}
+
+
+async def test_a_max_meter_cannot_be_linked_to_a_stripe_meter(
+    client: Client, fake: FakeStripe
+) -> None:
+    """Stripe sums, counts or keeps the last value: a max meter's readings
+    5, 9 and 3 would be billed as 17 where the summary prices 9."""
+    await _sent_meter(client)
+
+    def upsert(aggregation: meter_pb2.Aggregation, key: str = "disk") -> Any:
+        return client.meters.UpsertMeter(
+            meter_pb2.UpsertMeterRequest(
+                key=key, display_name="Disk", unit="GB", scale=0,
+                aggregation=aggregation, stripe_event_name="disk_gb",
+            ),
+            metadata=client.auth,
+        )  # fmt: skip
+
+    failure = await refused(upsert(meter_pb2.AGGREGATION_MAX))
+    assert failure.code == grpc.StatusCode.FAILED_PRECONDITION, failure
+    assert "sum or last" in failure.message
+    meters = await client.meters.ListMeters(meter_pb2.ListMetersRequest(), metadata=client.auth)
+    assert "disk" not in {m.key for m in meters.meters}  # nothing written
+    last = await upsert(meter_pb2.AGGREGATION_LAST, key="disk_last")
+    assert last.meter.stripe_event_name == "disk_gb"

@@ -34,6 +34,7 @@ class StripeEventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRIPE_EVENT_OUTCOME_IGNORED: _ClassVar[StripeEventOutcome]
     STRIPE_EVENT_OUTCOME_UNKNOWN_PRICE: _ClassVar[StripeEventOutcome]
     STRIPE_EVENT_OUTCOME_UNKNOWN_CUSTOMER: _ClassVar[StripeEventOutcome]
+    STRIPE_EVENT_OUTCOME_HANDLING: _ClassVar[StripeEventOutcome]
 API_KEY_RULE_UNSPECIFIED: ApiKeyRule
 API_KEY_RULE_PAYMENT_METHOD: ApiKeyRule
 API_KEY_RULE_PAYMENT_METHOD_AND_SUBSCRIPTION: ApiKeyRule
@@ -46,6 +47,7 @@ STRIPE_EVENT_OUTCOME_STALE: StripeEventOutcome
 STRIPE_EVENT_OUTCOME_IGNORED: StripeEventOutcome
 STRIPE_EVENT_OUTCOME_UNKNOWN_PRICE: StripeEventOutcome
 STRIPE_EVENT_OUTCOME_UNKNOWN_CUSTOMER: StripeEventOutcome
+STRIPE_EVENT_OUTCOME_HANDLING: StripeEventOutcome
 
 class StripeAccount(_message.Message):
     __slots__ = ("livemode", "webhook_path", "api_key_rule", "create_time", "update_time")
@@ -268,24 +270,28 @@ class GetMeterOutboxRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class FailedMeterEvent(_message.Message):
-    __slots__ = ("identifier", "action", "error")
+    __slots__ = ("identifier", "action", "error", "needs_credit")
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_CREDIT_FIELD_NUMBER: _ClassVar[int]
     identifier: str
     action: str
     error: str
-    def __init__(self, identifier: _Optional[str] = ..., action: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    needs_credit: bool
+    def __init__(self, identifier: _Optional[str] = ..., action: _Optional[str] = ..., error: _Optional[str] = ..., needs_credit: _Optional[bool] = ...) -> None: ...
 
 class GetMeterOutboxResponse(_message.Message):
-    __slots__ = ("pending", "oldest_pending_time", "failed")
+    __slots__ = ("pending", "oldest_pending_time", "failed", "held")
     PENDING_FIELD_NUMBER: _ClassVar[int]
     OLDEST_PENDING_TIME_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
     pending: int
     oldest_pending_time: _timestamp_pb2.Timestamp
     failed: _containers.RepeatedCompositeFieldContainer[FailedMeterEvent]
-    def __init__(self, pending: _Optional[int] = ..., oldest_pending_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failed: _Optional[_Iterable[_Union[FailedMeterEvent, _Mapping]]] = ...) -> None: ...
+    held: int
+    def __init__(self, pending: _Optional[int] = ..., oldest_pending_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failed: _Optional[_Iterable[_Union[FailedMeterEvent, _Mapping]]] = ..., held: _Optional[int] = ...) -> None: ...
 
 class HandleStripeWebhookRequest(_message.Message):
     __slots__ = ("operator_id", "payload", "signature")

@@ -29,7 +29,8 @@ class StripeServiceStub:
     """StripeService connects the operator's own Stripe account and makes the
     calls a billing page needs: one Stripe customer per owner, Checkout and
     Billing Portal sessions, the owner's billing status, and usage as Stripe's
-    meters count it.
+    meters count it. Usage goes to Stripe's meters from sum and last meters
+    only (MeterService.UpsertMeter refuses a max meter's stripe_event_name).
 
     Stripe's refusals are FAILED_PRECONDITION with Stripe's message, and its
     request id and error code in the ErrorInfo metadata (`stripe_request_id`,
@@ -106,7 +107,8 @@ class StripeServiceServicer:
     """StripeService connects the operator's own Stripe account and makes the
     calls a billing page needs: one Stripe customer per owner, Checkout and
     Billing Portal sessions, the owner's billing status, and usage as Stripe's
-    meters count it.
+    meters count it. Usage goes to Stripe's meters from sum and last meters
+    only (MeterService.UpsertMeter refuses a max meter's stripe_event_name).
 
     Stripe's refusals are FAILED_PRECONDITION with Stripe's message, and its
     request id and error code in the ErrorInfo metadata (`stripe_request_id`,
@@ -202,7 +204,11 @@ class StripeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMeterOutbox(self, request, context):
-        """The meter events waiting for Stripe, and those Stripe refused for good.
+        """The meter events waiting for Stripe (pending, or held for the owner's
+        Stripe customer), and those that will not reach it: refused for good,
+        too old, or refunds Stripe could no longer cancel (needs_credit). A
+        refund's cancel is sent within 24 hours of Stripe receiving the event,
+        the window in which Stripe cancels meter events.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -278,7 +284,8 @@ class StripeService:
     """StripeService connects the operator's own Stripe account and makes the
     calls a billing page needs: one Stripe customer per owner, Checkout and
     Billing Portal sessions, the owner's billing status, and usage as Stripe's
-    meters count it.
+    meters count it. Usage goes to Stripe's meters from sum and last meters
+    only (MeterService.UpsertMeter refuses a max meter's stripe_event_name).
 
     Stripe's refusals are FAILED_PRECONDITION with Stripe's message, and its
     request id and error code in the ErrorInfo metadata (`stripe_request_id`,
@@ -619,8 +626,17 @@ class StripeWebhookServiceServicer:
         """Verifies and applies one webhook event. INVALID_ARGUMENT (HTTP 400) for
         a bad, missing or stale signature, and nothing changes; NOT_FOUND for an
         operator without a connected account. A duplicate event answers with
-        duplicate=true and changes nothing. UNAVAILABLE when Stripe could not be
-        asked for the object's current state: Stripe sends the event again.
+        duplicate=true and changes nothing; so does a second delivery of an
+        event while the first is being handled (one delivery claims the event
+        id; a handler that fails releases it). UNAVAILABLE when Stripe could not
+        be asked for the object's current state: Stripe sends the event again.
+        A signed event with a malformed field (a `created` more than 31 days old
+        or 5 minutes ahead, an object without its id, a field of the wrong type,
+        too long or with control characters) changes nothing, is recorded as
+        STRIPE_EVENT_OUTCOME_IGNORED with the reason in `detail`, and answered
+        (HTTP 200) so Stripe stops sending it; only an event whose id is not 1 to
+        255 printable ASCII characters is INVALID_ARGUMENT, as it cannot be
+        recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

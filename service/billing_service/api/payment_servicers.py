@@ -33,6 +33,7 @@ OUTCOME_TO_PROTO = {
     EventOutcome.IGNORED: stripe_pb2.STRIPE_EVENT_OUTCOME_IGNORED,
     EventOutcome.UNKNOWN_PRICE: stripe_pb2.STRIPE_EVENT_OUTCOME_UNKNOWN_PRICE,
     EventOutcome.UNKNOWN_CUSTOMER: stripe_pb2.STRIPE_EVENT_OUTCOME_UNKNOWN_CUSTOMER,
+    EventOutcome.HANDLING: stripe_pb2.STRIPE_EVENT_OUTCOME_HANDLING,
 }
 OUTCOME_FROM_PROTO = {v: k for k, v in OUTCOME_TO_PROTO.items()}
 
@@ -171,9 +172,13 @@ class StripeServicer(stripe_pb2_grpc.StripeServiceServicer):
         status = await self._payments.outbox(current_operator())
         response = stripe_pb2.GetMeterOutboxResponse(
             pending=status.pending,
+            held=status.held,
             failed=[
                 stripe_pb2.FailedMeterEvent(
-                    identifier=f.identifier, action=f.action.value, error=f.error
+                    identifier=f.identifier,
+                    action=f.action.value,
+                    error=f.error,
+                    needs_credit=f.needs_credit,
                 )
                 for f in status.failed
             ],

@@ -21,6 +21,7 @@ class EventOutcome(enum.StrEnum):
     IGNORED = "ignored"
     UNKNOWN_PRICE = "unknown_price"
     UNKNOWN_CUSTOMER = "unknown_customer"
+    HANDLING = "handling"  # claimed by a delivery whose handler is running
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,9 @@ class OutboxItem:
     quantity: int  # micro-units
     occurred_at: datetime
     customer_id: str | None
+    # A cancel's: when Stripe received its meter event, at the earliest.
+    received_by_stripe: datetime | None = None
+    report_failed: bool = False  # a cancel's: its report never reached Stripe
 
     @property
     def identifier(self) -> str:
@@ -112,12 +116,19 @@ class FailedDelivery:
     action: OutboxAction
     error: str
 
+    @property
+    def needs_credit(self) -> bool:
+        """A refund Stripe did not cancel: Stripe bills the usage, which
+        the operator credits to the customer."""
+        return self.action is OutboxAction.CANCEL
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxStatus:
     pending: int
     oldest_pending: datetime | None
     failed: list[FailedDelivery]
+    held: int = 0  # reports of owners without a Stripe customer yet
 
 
 SECRET_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_")

@@ -4,7 +4,7 @@ import re
 
 from ..clock import Clock
 from ..domain import validation as v
-from ..domain.errors import InvalidArgument, NotFound
+from ..domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from ..domain.meters import BUILT_IN, Aggregation, Meter, undeclared
 from ..domain.quantities import PLACES
 from ..storage.ledger import LedgerStore
@@ -12,6 +12,10 @@ from ..storage.ledger import LedgerStore
 UNIT_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,32}")
 # Stripe's meter event names: up to 100 characters; ours keep to a safe set.
 STRIPE_EVENT_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+# A Stripe meter sums, counts or takes the last value of the events it is
+# sent: a max meter's every reading would be summed (or the last one kept),
+# and Stripe would bill what the summaries do not price.
+STRIPE_LINKABLE = (Aggregation.SUM, Aggregation.LAST)
 
 
 class Meters:
@@ -33,11 +37,19 @@ class Meters:
             raise InvalidArgument("unit", "must be 1 to 32 characters, without spaces at the ends")
         if not 0 <= scale <= PLACES:
             raise InvalidArgument("scale", f"must be between 0 and {PLACES}, got {scale}")
+        aggregation = aggregation or Aggregation.SUM
+        if stripe_event_name and aggregation not in STRIPE_LINKABLE:
+            linkable = " or ".join(a.value for a in STRIPE_LINKABLE)
+            raise FailedPrecondition(
+                f"a {aggregation.value} meter cannot be sent to a Stripe meter, which sums,"
+                f" counts or keeps the last value: only {linkable} meters can be linked",
+                {"field": "stripe_event_name", "aggregation": aggregation.value},
+            )
         meter = Meter(
             v.primitive("key", key),
             v.name("display_name", display_name),
             unit,
-            aggregation or Aggregation.SUM,
+            aggregation,
             scale,
             stripe_event_name=_stripe_event_name(stripe_event_name) or None,
         )

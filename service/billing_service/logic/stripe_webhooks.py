@@ -25,6 +25,7 @@ from ..domain.payments import EventOutcome, StripeEventRecord
 from ..payments.secrets import SecretBox
 from ..payments.stripe_api import StripeApi
 from ..storage.payments import PaymentsStore
+from . import stripe_event_fields as fields
 from .subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -63,45 +64,75 @@ class StripeWebhooks:
         self, operator_id: int, payload: bytes, signature: str
     ) -> tuple[StripeEventRecord, bool]:
         """Verify and apply one event: its record, and whether it had been
-        received before (then nothing changed)."""
+        received before, or is being handled by a concurrent delivery (then
+        this delivery changes nothing)."""
         found = await self._payments.get_account(operator_id)
         if found is None:
             raise NotFound("Stripe account", f"operator {operator_id}")
         event = _verified(payload, signature, self._box.open(found[1].webhook_secret))
-        event_id, kind = str(event["id"]), str(event["type"])
-        seen = await self._payments.received_event(operator_id, event_id)
+        event_id = fields.event_id(event)
+        signed_at = _signed_at(signature)
+        received = self._clock.now()
+        seen = await self._payments.claim_event(operator_id, event_id, received)
         if seen is not None:
             return seen, True
-        created = datetime.fromtimestamp(int(event["created"]), UTC)
-        handler = self._handlers.get(kind)
-        outcome: Outcome = (EventOutcome.IGNORED, "")
-        if handler is not None:
-            secret = self._box.open(found[1].secret_key)
-            outcome = await handler(operator_id, secret, event["data"]["object"], created)
+        try:
+            kind, outcome, created = await self._apply(
+                operator_id, found[1].secret_key, event, signed_at
+            )
+        except BaseException:
+            # Stripe sends the event again: it must find it unclaimed.
+            await self._payments.release_event(operator_id, event_id, received)
+            raise
         if outcome[0] in (EventOutcome.UNKNOWN_PRICE, EventOutcome.UNKNOWN_CUSTOMER):
             log.warning(
                 "Stripe event %s (%s) of operator %d: %s %s",
                 event_id, kind, operator_id, outcome[0].value, outcome[1],
             )  # fmt: skip
-        record = StripeEventRecord(event_id, kind, *outcome, created, self._clock.now())
+        record = StripeEventRecord(event_id, kind, *outcome, created, received)
         return await self._payments.record_event(operator_id, record), False
+
+    async def _apply(
+        self, operator_id: int, sealed_secret: str, event: dict[str, Any], signed_at: datetime
+    ) -> tuple[str, Outcome, datetime]:
+        """The event's type, what it did and when Stripe created it; a
+        malformed event does nothing and is ignored with the reason."""
+        kind, created = fields.UNKNOWN_TYPE, signed_at
+        try:
+            kind = fields.event_type(event)
+            created = fields.created(event, signed_at)
+            obj = fields.event_object(event)
+            handler = self._handlers.get(kind)
+            if handler is None:
+                return kind, (EventOutcome.IGNORED, ""), created
+            secret = self._box.open(sealed_secret)
+            return kind, await handler(operator_id, secret, obj, created), created
+        except fields.MalformedEvent as error:
+            log.warning("Stripe event of operator %d: %s", operator_id, error.reason)
+            return kind, (EventOutcome.IGNORED, error.reason), created
 
     # -- subscriptions ------------------------------------------------------
 
     async def _subscription_event(
         self, operator_id: int, secret: str, subscription: Any, created: datetime
     ) -> Outcome:
-        return await self._apply_subscription(operator_id, secret, str(subscription["id"]), created)
+        subscription_id = fields.object_id("data.object.id", subscription.get("id"))
+        return await self._apply_subscription(operator_id, secret, subscription_id, created)
 
     async def _invoice_event(
         self, operator_id: int, secret: str, invoice: Any, created: datetime
     ) -> Outcome:
         # Current API versions name the subscription under `parent`.
-        parent = (invoice.get("parent") or {}).get("subscription_details") or {}
-        subscription = parent.get("subscription") or invoice.get("subscription")
+        parent = fields.mapping("invoice.parent", invoice.get("parent"))
+        details = fields.mapping(
+            "invoice.parent.subscription_details", parent.get("subscription_details")
+        )
+        subscription = fields.optional_id(
+            "invoice.subscription", details.get("subscription") or invoice.get("subscription")
+        )
         if not subscription:
             return EventOutcome.IGNORED, "an invoice of no subscription"
-        return await self._apply_subscription(operator_id, secret, _id(subscription), created)
+        return await self._apply_subscription(operator_id, secret, subscription, created)
 
     async def _apply_subscription(
         self, operator_id: int, secret: str, subscription_id: str, created: datetime
@@ -194,17 +225,21 @@ class StripeWebhooks:
     async def _checkout_completed(
         self, operator_id: int, secret: str, session: Any, created: datetime
     ) -> Outcome:
-        customer_id = _id(session.get("customer") or "")
-        metadata = dict(session.get("metadata") or {})
-        metadata.setdefault("billing_owner", session.get("client_reference_id"))
+        # Every field read before anything is written.
+        customer_id = fields.optional_id("session.customer", session.get("customer"))
+        metadata = dict(fields.mapping("session.metadata", session.get("metadata")))
+        reference = fields.text("session.client_reference_id", session.get("client_reference_id"))
+        metadata.setdefault("billing_owner", reference)
+        mode = fields.text("session.mode", session.get("mode"))
+        sub = fields.optional_id("session.subscription", session.get("subscription"))
+        setup = fields.optional_id("session.setup_intent", session.get("setup_intent"))
         owner = await self._owner_of(operator_id, customer_id, metadata) if customer_id else None
-        if owner is None:
+        if owner is None or customer_id is None:
             return EventOutcome.UNKNOWN_CUSTOMER, customer_id or "a session without a customer"
-        if session.get("mode") == "subscription" and session.get("subscription"):
-            sub = _id(session["subscription"])
+        if mode == "subscription" and sub:
             return await self._apply_subscription(operator_id, secret, sub, created)
-        if session.get("mode") == "setup" and session.get("setup_intent"):
-            intent = await self._api.retrieve(secret, "setup_intents", _id(session["setup_intent"]))
+        if mode == "setup" and setup:
+            intent = await self._api.retrieve(secret, "setup_intents", setup)
             method = intent.get("payment_method")
             if method:
                 await self._payments.put_payment_method(
@@ -216,7 +251,7 @@ class StripeWebhooks:
     async def _payment_method_event(
         self, operator_id: int, secret: str, method: Any, created: datetime
     ) -> Outcome:
-        method_id = str(method["id"])
+        method_id = fields.object_id("data.object.id", method.get("id"))
         if not await self._payments.advance_object(operator_id, method_id, created):
             return EventOutcome.STALE, method_id
         current = await self._current(secret, "payment_methods", method_id) or {}
@@ -231,7 +266,7 @@ class StripeWebhooks:
     async def _customer_updated(
         self, operator_id: int, secret: str, customer: Any, created: datetime
     ) -> Outcome:
-        customer_id = str(customer["id"])
+        customer_id = fields.object_id("data.object.id", customer.get("id"))
         if await self._payments.customer_by_id(operator_id, customer_id) is None:
             return EventOutcome.UNKNOWN_CUSTOMER, customer_id
         if not await self._payments.advance_object(operator_id, customer_id, created):
@@ -253,15 +288,21 @@ def _verified(payload: bytes, signature: str, secret: str) -> dict[str, Any]:
         raise InvalidArgument("signature", _signature_problem(error)) from None
     except UnicodeDecodeError:
         raise InvalidArgument("payload", "is not UTF-8") from None
+    # Its fields are checked where they are read (stripe_event_fields.py).
     try:
         event = json.loads(payload)
-        if not isinstance(event["data"]["object"], dict):
-            raise TypeError
-        str(event["id"]), str(event["type"]), int(event["created"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, RecursionError):
         raise InvalidArgument("payload", "is not a Stripe event") from None
-    assert isinstance(event, dict)
+    if not isinstance(event, dict):
+        raise InvalidArgument("payload", "is not a Stripe event")
     return event
+
+
+def _signed_at(signature: str) -> datetime:
+    """When Stripe signed the delivery (`t=`, within the tolerance of this
+    machine's time: the library checked it)."""
+    stamps = [item[2:] for item in signature.split(",") if item.startswith("t=")]
+    return datetime.fromtimestamp(int(stamps[0]), UTC)
 
 
 def _signature_problem(error: stripe.SignatureVerificationError) -> str:
@@ -275,7 +316,7 @@ def _signature_problem(error: stripe.SignatureVerificationError) -> str:
 
 def _id(value: Any) -> str:
     """An object's id, whether the object is expanded or not."""
-    return str(value["id"]) if isinstance(value, dict) else str(value)
+    return fields.object_id("id", value)
 
 
 def _owner_in(value: Any) -> Owner | None:

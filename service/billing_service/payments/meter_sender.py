@@ -43,9 +43,16 @@ log = logging.getLogger(__name__)
 BATCH = 1000  # rows a claim takes, at most
 CONCURRENCY = 8
 MAX_BACKOFF_SECONDS = 300.0
-# Stripe takes meter events up to 35 days old; older ones fail for good.
+# Stripe takes meter events up to 35 days old (older ones fail for good)
+# and up to 5 minutes ahead (later ones wait), and cancels one only within
+# 24 hours of receiving it: a refund after that fails, for the operator to
+# credit.
 MAX_AGE = timedelta(days=35)
-KEEP_DELIVERED = timedelta(days=2)  # a refund within it is sent as a cancel
+MAX_AHEAD = timedelta(minutes=5)
+CANCEL_WINDOW = timedelta(hours=24)
+# Delivered reports are kept past the cancel window: a cancel reads when
+# Stripe received its report from them.
+KEEP_DELIVERED = timedelta(days=2)
 PURGE_EVERY_SECONDS = 3600.0
 
 
@@ -138,7 +145,7 @@ class MeterSender:
         else:
             log.warning("meter sender: the cursor was taken over; its holder sends again")
             self._place = None
-        return len(read.items)
+        return len(read.items) + len(read.held)
 
     async def _holding(self, now: datetime) -> Place | None:
         """Where the cursor is, holding it (taken, or renewed once half the
@@ -164,8 +171,13 @@ class MeterSender:
         unsent = Unsent()
         sendable: list[OutboxItem] = []
         for item in items:
+            if item.report_failed:
+                continue  # nothing at Stripe to cancel: settled as done
             problem = self._unsendable(item, secrets[item.operator_id])
-            if problem is None:
+            ahead = item.occurred_at - MAX_AHEAD
+            if problem is None and item.action is OutboxAction.REPORT and ahead > self._clock.now():
+                unsent.retries.append((item, ahead, "more than 5 minutes ahead: Stripe waits"))
+            elif problem is None:
                 sendable.append(item)
             else:
                 unsent.failures.append((item, problem))
@@ -205,8 +217,15 @@ class MeterSender:
             return "no Stripe account connected (or its key is unreadable)"
         if item.customer_id is None:
             return "the owner has no Stripe customer"
-        if item.action is OutboxAction.REPORT and self._clock.now() - item.occurred_at > MAX_AGE:
+        now = self._clock.now()
+        if item.action is OutboxAction.REPORT and now - item.occurred_at > MAX_AGE:
             return "older than the 35 days Stripe accepts"
+        received = item.received_by_stripe
+        if item.action is OutboxAction.CANCEL and received and now - received >= CANCEL_WINDOW:
+            return (
+                "refunded more than 24 hours after Stripe received the meter event, which"
+                " Stripe no longer cancels: Stripe bills it; credit the customer"
+            )
         return None
 
     async def _send(self, batch: list[OutboxItem], secret: str, unsent: Unsent) -> None:

@@ -44,11 +44,13 @@ class Place:
 
 @dataclass(frozen=True, slots=True)
 class CursorRead:
-    """A batch read past `start`; the cursor goes to `end` once it is settled."""
+    """A batch read past `start`; the cursor goes to `end` once it is settled.
+    `held`: the events of owners without a Stripe customer, not sent."""
 
     start: Place
     end: Place
     items: list[OutboxItem]
+    held: list[OutboxItem] = field(default_factory=list)
 
 
 @dataclass
@@ -138,17 +140,18 @@ class MeterCursor(Transactions):
                 query, bound = _READ_SQLITE, {"top": top}
             values = {"xact": start.xact, "event_id": start.event_id, "limit": limit, **bound}
             rows = (await conn.execute(query, values)).all()
-            # An event whose meter is no longer sent, or whose owner has no
-            # customer (yet), is passed over.
-            items = [
-                _item(row)
-                for row in rows
-                if row.stripe_event_name is not None and row.customer_id is not None
-            ]
+            # An event whose meter is no longer sent is passed over; one whose
+            # owner has no customer (yet) is held until it has one.
+            sent = [_item(row) for row in rows if row.stripe_event_name is not None]
             end = Place(rows[-1].xact, rows[-1].id) if rows else start
             if not self._postgres and len(rows) < limit:
                 end = Place(0, bound["top"])  # nothing more up to top
-            return CursorRead(start, end, items)
+            return CursorRead(
+                start,
+                end,
+                [item for item in sent if item.customer_id is not None],
+                [item for item in sent if item.customer_id is None],
+            )
 
         return await self._read(work)
 
@@ -156,15 +159,15 @@ class MeterCursor(Transactions):
         self, holder: str, read: CursorRead, unsent: Unsent, now: datetime, lease: timedelta
     ) -> bool:
         """Move the cursor past `read`, with the outbox rows of what was not
-        delivered, in one transaction; renew the lease. False (and nothing
-        written) if another sender took the cursor meanwhile."""
+        delivered or is held, in one transaction; renew the lease. False (and
+        nothing written) if another sender took the cursor meanwhile."""
         moved = {
             "holder": holder,
             "xact": read.end.xact,
             "event_id": read.end.event_id,
             "until": to_micros(now + lease),
         }
-        rows = _outbox_rows(unsent, now)
+        rows = _outbox_rows(unsent, read.held, now)
 
         async def work(conn: AsyncConnection) -> bool:
             if (await conn.execute(_ADVANCE, moved)).rowcount != 1:
@@ -202,22 +205,25 @@ def _item(row: Row[Any]) -> OutboxItem:
     )
 
 
-def _outbox_rows(unsent: Unsent, now: datetime) -> list[dict[str, object]]:
+def _outbox_rows(unsent: Unsent, held: list[OutboxItem], now: datetime) -> list[dict[str, object]]:
     """The outbox rows of a read batch's events not delivered: a retry is
-    due again later, a failure is failed for good."""
+    due again later, a failure is failed for good, a held event waits for
+    its owner's customer."""
 
-    def row(item: OutboxItem, error: str) -> dict[str, object]:
+    def row(item: OutboxItem, error: str | None) -> dict[str, object]:
         return {
             "operator_id": item.operator_id,
             "event_id": item.event_id,
             "action": OutboxAction.REPORT.value,
             "event_name": item.event_name,
             "attempts": 1,
-            "last_error": error[:MAX_ERROR],
+            "last_error": None if error is None else error[:MAX_ERROR],
             "due_at": to_micros(now),
             "failed_at": None,
+            "held_at": None,
         }
 
     rows = [row(item, error) | {"due_at": to_micros(due)} for item, due, error in unsent.retries]
     rows += [row(item, error) | {"failed_at": to_micros(now)} for item, error in unsent.failures]
+    rows += [row(item, None) | {"held_at": to_micros(now), "attempts": 0} for item in held]
     return rows

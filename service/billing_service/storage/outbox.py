@@ -1,13 +1,24 @@
 """The outbox of meter events for Stripe: refunds' cancels (a trigger,
 migration 0008), reports the cursor's sender could not deliver at once
-(storage/meter_cursor.py), and reports queued before the cursor. Senders
-claim due rows for a lease, then mark each delivered, due again later, or
-failed for good."""
+(storage/meter_cursor.py), reports queued before the cursor, and reports
+held until their owner has a Stripe customer. Senders claim due rows for a
+lease, then mark each delivered, due again later, or failed for good."""
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, delete, exists, func, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Row,
+    and_,
+    delete,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.instants import from_micros, to_micros
@@ -26,7 +37,8 @@ from .transactions import Transactions
 MAX_FAILED_SHOWN = 100
 
 _o = stripe_meter_outbox
-_PENDING = (_o.c.delivered_at.is_(None), _o.c.failed_at.is_(None))
+_PENDING = (_o.c.delivered_at.is_(None), _o.c.failed_at.is_(None), _o.c.held_at.is_(None))
+_HELD = (_o.c.held_at.is_not(None), _o.c.delivered_at.is_(None), _o.c.failed_at.is_(None))
 
 
 class OutboxStore(Transactions):
@@ -54,6 +66,8 @@ class OutboxStore(Transactions):
                     usage_events.c.quantity,
                     usage_events.c.occurred_at,
                     stripe_customers.c.customer_id,
+                    _received_by_stripe(),
+                    _report_failed(),
                 )
                 .join(usage_events, usage_events.c.id == _o.c.event_id)
                 .outerjoin(
@@ -124,8 +138,8 @@ class OutboxStore(Transactions):
         await self._write(work)
 
     async def purge_delivered(self, before: datetime) -> None:
-        """Forget rows delivered before `before`: a refund after that is not
-        sent (Stripe cancels only recent meter events)."""
+        """Forget rows delivered before `before`, past Stripe's cancel
+        window: a refund after that fails (the operator credits it)."""
         statement = delete(_o).where(_o.c.delivered_at < to_micros(before))
         await self._write(lambda conn: conn.execute(statement))
 
@@ -145,6 +159,7 @@ class OutboxStore(Transactions):
         pending = select(func.count(), func.min(_o.c.due_at)).where(
             _o.c.operator_id == operator_id, *_PENDING
         )
+        held = select(func.count()).where(_o.c.operator_id == operator_id, *_HELD)
         failed = (
             select(_o.c.event_id, _o.c.action, _o.c.last_error)
             .where(_o.c.operator_id == operator_id, _o.c.failed_at.is_not(None))
@@ -160,6 +175,7 @@ class OutboxStore(Transactions):
             oldest = min((o for o in (oldest, unread_oldest) if o is not None), default=None)
             return OutboxStatus(
                 pending=count + unread_count,
+                held=(await conn.execute(held)).scalar_one(),
                 oldest_pending=None if oldest is None else from_micros(oldest),
                 failed=[
                     FailedDelivery(
@@ -174,6 +190,49 @@ class OutboxStore(Transactions):
         return await self._read(work)
 
 
+def release_held(operator_id: int, owner_key: str, now: datetime) -> list[Executable]:
+    """The statements that make the owner's held reports due, now that it
+    has a Stripe customer (in the transaction linking it). A held event
+    refunded meanwhile is not sent, nor is its cancel."""
+    e = usage_events
+    held_of_owner = (
+        select(_o.c.event_id)
+        .join(e, e.c.id == _o.c.event_id)
+        .where(_o.c.operator_id == operator_id, *_HELD, e.c.tenant_id == owner_key)
+    )
+    refunded = held_of_owner.where(e.c.refunded_at.is_not(None))
+    return [
+        delete(_o).where(_o.c.event_id.in_(refunded.scalar_subquery())),
+        update(_o)
+        .where(_o.c.event_id.in_(held_of_owner.scalar_subquery()), _o.c.held_at.is_not(None))
+        .values(held_at=None, due_at=to_micros(now)),
+    ]
+
+
+def _received_by_stripe() -> Any:
+    """When Stripe received a cancel's meter event, at the earliest: its
+    report's delivery here, or (sent by the cursor, within moments) its
+    recording."""
+    report = _o.alias("report")
+    delivered = (
+        select(func.max(report.c.delivered_at))
+        .where(report.c.event_id == _o.c.event_id, report.c.action == OutboxAction.REPORT.value)
+        .scalar_subquery()
+    )
+    return func.coalesce(delivered, usage_events.c.recorded_at).label("received_by_stripe")
+
+
+def _report_failed() -> Any:
+    """Whether a cancel's report failed here: Stripe has nothing to cancel."""
+    report = _o.alias("report")
+    failed = exists().where(
+        report.c.event_id == _o.c.event_id,
+        report.c.action == OutboxAction.REPORT.value,
+        report.c.failed_at.is_not(None),
+    )
+    return failed.label("report_failed")
+
+
 def _item(row: Row[Any]) -> OutboxItem:
     return OutboxItem(
         id=row.id,
@@ -185,4 +244,6 @@ def _item(row: Row[Any]) -> OutboxItem:
         quantity=row.quantity,
         occurred_at=from_micros(row.occurred_at),
         customer_id=row.customer_id,
+        received_by_stripe=from_micros(row.received_by_stripe),
+        report_failed=bool(row.report_failed),
     )

@@ -2,10 +2,10 @@
 accounts, customers, payment methods, webhook events and the versions of
 the objects they changed."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.instants import from_micros, to_micros
@@ -17,6 +17,7 @@ from ..domain.payments import (
     StripeAccount,
     StripeEventRecord,
 )
+from .outbox import release_held
 from .schema import (
     plans,
     stripe_accounts,
@@ -26,6 +27,10 @@ from .schema import (
     stripe_payment_methods,
 )
 from .transactions import Transactions
+
+# A delivery's claim on a webhook event outlives its handler's Stripe calls
+# (with their retries) by far; past it, the delivery is taken to have died.
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 class PaymentsStore(Transactions):
@@ -111,6 +116,9 @@ class PaymentsStore(Transactions):
                     .returning(stripe_customers.c.tenant_id)
                 )
             ).first() is not None
+            if linked:
+                for statement in release_held(operator_id, owner_key, now):
+                    await conn.execute(statement)
             query = select(stripe_customers).where(
                 stripe_customers.c.operator_id == operator_id,
                 stripe_customers.c.tenant_id == owner_key,
@@ -177,44 +185,64 @@ class PaymentsStore(Transactions):
 
     # -- webhook events -----------------------------------------------------
 
-    async def received_event(self, operator_id: int, event_id: str) -> StripeEventRecord | None:
-        query = select(stripe_events).where(
-            stripe_events.c.operator_id == operator_id, stripe_events.c.event_id == event_id
-        )
+    async def claim_event(
+        self, operator_id: int, event_id: str, now: datetime
+    ) -> StripeEventRecord | None:
+        """Claim a webhook event for this delivery (None), unless another
+        delivery received it first: then its record, being handled or
+        handled. A claim older than CLAIM_LEASE is of a delivery that died
+        mid-handler, and is taken over."""
+        values = {
+            "operator_id": operator_id,
+            "event_id": event_id,
+            "type": "",
+            "outcome": EventOutcome.HANDLING.value,
+            "detail": "",
+            "created_at": to_micros(now),
+            "received_at": to_micros(now),
+        }
+        insert = self._insert(stripe_events).values(**values)
+        claim = insert.on_conflict_do_update(
+            index_elements=["operator_id", "event_id"],
+            set_={"received_at": to_micros(now)},
+            where=(stripe_events.c.outcome == EventOutcome.HANDLING.value)
+            & (stripe_events.c.received_at < to_micros(now - CLAIM_LEASE)),
+        ).returning(stripe_events.c.event_id)
+        stored = select(stripe_events).where(*_event_key(operator_id, event_id))
 
         async def work(conn: AsyncConnection) -> StripeEventRecord | None:
-            row = (await conn.execute(query)).first()
-            return None if row is None else _event(row)
+            if (await conn.execute(claim)).first() is not None:
+                return None
+            return _event((await conn.execute(stored)).one())
 
-        return await self._read(work)
+        return await self._write(work)
+
+    async def release_event(self, operator_id: int, event_id: str, claimed_at: datetime) -> None:
+        """Drop this delivery's claim, its handler having failed: the event
+        is Stripe's to send again."""
+        statement = delete(stripe_events).where(
+            *_event_key(operator_id, event_id), *_claimed(claimed_at)
+        )
+        await self._write(lambda conn: conn.execute(statement))
 
     async def record_event(self, operator_id: int, record: StripeEventRecord) -> StripeEventRecord:
-        """Store a handled event, unless a concurrent delivery stored it
-        first: the record kept."""
+        """Store what a claimed event did (its claim is received_at): the
+        record kept, another delivery's if it took the claim over."""
+        statement = (
+            update(stripe_events)
+            .where(*_event_key(operator_id, record.event_id), *_claimed(record.received_at))
+            .values(
+                type=record.type,
+                outcome=record.outcome.value,
+                detail=record.detail[:500],
+                created_at=to_micros(record.created_at),
+            )
+        )
+        stored = select(stripe_events).where(*_event_key(operator_id, record.event_id))
 
         async def work(conn: AsyncConnection) -> StripeEventRecord:
-            await conn.execute(
-                self._insert(stripe_events)
-                .values(
-                    operator_id=operator_id,
-                    event_id=record.event_id,
-                    type=record.type,
-                    outcome=record.outcome.value,
-                    detail=record.detail[:500],
-                    created_at=to_micros(record.created_at),
-                    received_at=to_micros(record.received_at),
-                )
-                .on_conflict_do_nothing()
-            )
-            row = (
-                await conn.execute(
-                    select(stripe_events).where(
-                        stripe_events.c.operator_id == operator_id,
-                        stripe_events.c.event_id == record.event_id,
-                    )
-                )
-            ).one()
-            return _event(row)
+            await conn.execute(statement)
+            return _event((await conn.execute(stored)).one())
 
         return await self._write(work)
 
@@ -278,6 +306,18 @@ def _account(row: Row[Any]) -> StripeAccount:
         api_key_rule=ApiKeyRule(row.api_key_rule),
         created_at=from_micros(row.created_at),
         updated_at=from_micros(row.updated_at),
+    )
+
+
+def _event_key(operator_id: int, event_id: str) -> tuple[ColumnElement[bool], ...]:
+    return stripe_events.c.operator_id == operator_id, stripe_events.c.event_id == event_id
+
+
+def _claimed(at: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The claim a delivery made at `at`, still being handled."""
+    return (
+        stripe_events.c.outcome == EventOutcome.HANDLING.value,
+        stripe_events.c.received_at == to_micros(at),
     )
 
 

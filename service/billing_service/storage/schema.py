@@ -330,8 +330,9 @@ stripe_meter_cursor = Table(
 # What the cursor cannot settle at once: refunds' cancels (queued by a
 # trigger on usage_events in the refund's own transaction), reports whose
 # send failed (due again later, or failed for good), and reports queued by
-# the trigger of migration 0005 before the cursor. Delivered rows are kept
-# two days: a refund within them is sent as a cancel.
+# the trigger of migration 0005 before the cursor, and reports held until
+# their owner has a Stripe customer (migration 0011). Delivered rows are
+# kept two days: a cancel finds when Stripe received its report.
 stripe_meter_outbox = Table(
     "stripe_meter_outbox",
     metadata,
@@ -348,7 +349,15 @@ stripe_meter_outbox = Table(
     Column("delivered_at", BigInteger, nullable=True),
     Column("failed_at", BigInteger, nullable=True),
     Column("last_error", String(500), nullable=True),
+    # A report held since then: its owner has no Stripe customer yet.
+    Column("held_at", BigInteger, nullable=True),
     Index("ix_stripe_meter_outbox_event", "event_id"),
+    Index(
+        "ix_stripe_meter_outbox_held",
+        "operator_id",
+        sqlite_where=text("held_at IS NOT NULL"),
+        postgresql_where=text("held_at IS NOT NULL"),
+    ),
     Index(
         "ix_stripe_meter_outbox_pending",
         "due_at",
