@@ -345,6 +345,29 @@ async def test_the_cycle_anchor_revision_keeps_subscriptions_and_one_plan_per_pr
                 "INSERT INTO subscriptions (operator_id, tenant_id, plan_key, status,"
                 " current_period_end, created_at, updated_at)"
                 " VALUES (1, 't', 'pro', 'active', 1769851800000000, 0, 0)"
+            )
+        )
+    await upgrade(writer)
+    async with writer.begin() as conn:
+        prices = await conn.execute(
+            text("SELECT operator_id, key, stripe_price_id FROM plans ORDER BY operator_id, key")
+        )
+        assert [tuple(row) for row in prices] == [
+            (1, "basic", "price_1"),
+            (1, "free", None),
+            (1, "pro", None),
+            (1, "solo", "price_2"),
+            (1, "team", None),
+            (1, "trial", None),
+            (2, "zzz", "price_1"),
+        ]
+        sub = await conn.execute(
+            text("SELECT plan_key, current_period_end, billing_cycle_anchor FROM subscriptions")
+        )
+        assert tuple(sub.one()) == ("pro", 1769851800000000, None)
+    with pytest.raises(IntegrityError):
+        async with writer.begin() as conn:
+            await conn.execute(text(plan), {"operator": 1, "key": "dup", "price": "price_2"})
 
 
 async def test_the_holds_revision_holds_usage_passed_over_and_cancels_every_refund(
@@ -388,27 +411,6 @@ async def test_the_holds_revision_holds_usage_passed_over_and_cancels_every_refu
         )
     await upgrade(writer)
     async with writer.begin() as conn:
-        prices = await conn.execute(
-            text("SELECT operator_id, key, stripe_price_id FROM plans ORDER BY operator_id, key")
-        )
-        assert [tuple(row) for row in prices] == [
-            (1, "basic", "price_1"),
-            (1, "free", None),
-            (1, "pro", None),
-            (1, "solo", "price_2"),
-            (1, "team", None),
-            (1, "trial", None),
-            (2, "zzz", "price_1"),
-        ]
-        sub = await conn.execute(
-            text("SELECT plan_key, current_period_end, billing_cycle_anchor FROM subscriptions")
-        )
-        assert tuple(sub.one()) == ("pro", 1769851800000000, None)
-    with pytest.raises(IntegrityError):
-        async with writer.begin() as conn:
-            await conn.execute(text(plan), {"operator": 1, "key": "dup", "price": "price_2"})
-
-
         held = await conn.execute(
             text("SELECT event_id, action FROM stripe_meter_outbox WHERE held_at IS NOT NULL")
         )
