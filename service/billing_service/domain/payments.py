@@ -137,7 +137,9 @@ def secret_key(value: str) -> str:
     """A Stripe secret or restricted key. Errors never show the value."""
     if not SECRET_KEY_RE.fullmatch(value):
         raise InvalidArgument(
-            "secret_key", "must be a Stripe secret or restricted key: sk_test_..., rk_live_..."
+            "secret_key",
+            "must be a Stripe secret or restricted key: sk_ or rk_, then test_ or live_,"
+            " then 8 to 240 letters and digits",
         )
     return value
 
