@@ -31,6 +31,8 @@ from .metering.terms_cache import TermsCache
 from .payments.meter_sender import MeterSender
 from .payments.secrets import SecretBox, SecretsKeyInvalid
 from .payments.stripe_api import StripeApi
+from .startup import CannotListen as CannotListen  # where servers and tests look for it
+from .startup import CannotOpen as CannotOpen
 from .storage import migrate
 from .storage.alerts import AlertsStore
 from .storage.engine import create_engines, is_sqlite
@@ -41,15 +43,6 @@ from .storage.payments import PaymentsStore
 from .storage.push_tokens import PushTokensStore
 from .storage.store import Store
 from .storage.users import UsersStore
-
-
-class CannotOpen(Exception):
-    """The database cannot serve: unreachable, missing, or not migrated."""
-
-
-class CannotListen(Exception):
-    """A listen address is taken or not this machine's; the message names the
-    setting that gave it."""
 
 
 @contextlib.asynccontextmanager

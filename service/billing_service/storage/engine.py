@@ -1,5 +1,6 @@
 """Engines for the two supported databases, with the settings each needs."""
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -11,6 +12,21 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL (or SQLite in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def make_room_for(url: str) -> None:
+    """Create the SQLite file's directory (serve and migrate create the file)."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEngine]:
