@@ -43,7 +43,7 @@ def _require_existing(url: str) -> None:
 async def _migrate(settings: Settings) -> int:
     writer, reader = create_engines(settings.database_url)
     try:
-        async with opening_database():
+        async with opening_database(settings.database_url):
             await migrations.upgrade(writer)
             print(f"database at revision {await migrations.current_revision(writer)}")
     finally:
