@@ -2,7 +2,7 @@
 
 Each command imports what it runs in its own handler: `--help`, `--version`
 and `health` (the container probe) load neither the settings' validation nor
-the service, which take most of a second of CPU (docs/design.md).
+the service, which would take most of their CPU (docs/design.md).
 """
 
 import argparse

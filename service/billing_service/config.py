@@ -190,7 +190,7 @@ def invalid_settings(error: ValidationError) -> list[str]:
         else:
             rule = setting_rule(field)
         lines.setdefault(name, f"BILLING_{name.upper()}: {rule}")
-    return list(lines.values()) or [str(error)]
+    return list(lines.values()) or [" ".join(str(error).split())]
 
 
 def setting_rule(field: FieldInfo) -> str:
