@@ -75,3 +75,89 @@ async def test_health_says_serving_and_fails_where_nothing_serves(tmp_path: Path
     assert answered.stdout.strip() == f"{served.target}: SERVING"
     nothing = await run_cli(env, "health", "--target", f"127.0.0.1:{free_port()}")
     assert nothing.returncode == 1
+
+
+# What `--help`, `--version` and `health` (the container probe, under a
+# HEALTHCHECK timeout on a busy node) must not load: the service, its
+# settings' validation, the database and HTTP stacks (docs/design.md, "The
+# command"). Measured by what is imported, which no load on the machine changes.
+NOT_FOR_LIGHT_COMMANDS = (
+    "billing_service.app",
+    "billing_service.config",
+    "pydantic_settings",
+    "sqlalchemy",
+    "alembic",
+    "stripe",
+    "starlette",
+    "uvicorn",
+)
+
+
+@pytest.mark.parametrize(
+    "args", [("--help",), ("--version",), ("serve", "--help"), ("health", "--target")]
+)
+async def test_help_version_and_health_load_none_of_the_service(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    if args[-1] == "--target":
+        args = (*args, f"127.0.0.1:{free_port()}")
+    env = service_env(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", workers="abc")
+    env["PYTHONPROFILEIMPORTTIME"] = "1"  # each import, on stderr
+    result = await run_cli(env, *args)
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "billing_service.cli" in imported, result.stderr[-2000:]
+    loaded = sorted(
+        name
+        for name in imported
+        if any(name == heavy or name.startswith(f"{heavy}.") for heavy in NOT_FOR_LIGHT_COMMANDS)
+    )
+    assert loaded == [], args
+    # Nor do they read the other settings (BILLING_WORKERS=abc is not theirs).
+    assert "BILLING_WORKERS" not in result.stderr
+    assert result.returncode == (1 if args[0] == "health" else 0), result
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("operators", "list"), ("serve",)])
+async def test_an_unreachable_postgresql_is_one_line_saying_what_to_do(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    port = free_port()  # nothing listens there
+    env = service_env(
+        f"postgresql://postgres:s3cret-pw@127.0.0.1:{port}/billing",
+        grpc_addr=f"127.0.0.1:{free_port()}",
+        http_addr="",
+    )
+    result = await run_cli(env, *command)
+    assert result.returncode == 1, result
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: cannot open the database: "), error
+    assert error.endswith(
+        f"; start PostgreSQL at 127.0.0.1:{port}, or correct the host and port in"
+        " BILLING_DATABASE_URL"
+    ), error
+    assert "Traceback" not in result.stderr and "s3cret-pw" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("serve",)])
+async def test_a_sqlite_file_that_cannot_be_made_is_one_line_saying_what_to_do(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "not-a-directory").write_text("")
+    env = service_env(
+        f"sqlite+aiosqlite:///{tmp_path / 'not-a-directory' / 'billing.db'}",
+        grpc_addr=f"127.0.0.1:{free_port()}",
+        http_addr="",
+    )
+    result = await run_cli(env, *command)
+    assert result.returncode == 1, result
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: cannot open the database: "), error
+    assert error.endswith(
+        f"; check that {tmp_path / 'not-a-directory'} is a directory this user may write in,"
+        " or correct the path in BILLING_DATABASE_URL"
+    ), error
+    assert "Traceback" not in result.stderr

@@ -32,9 +32,11 @@ from .metering.terms_cache import TermsCache
 from .payments.meter_sender import MeterSender
 from .payments.secrets import SecretBox, SecretsKeyInvalid
 from .payments.stripe_api import StripeApi
+from .startup import CannotListen as CannotListen  # where servers and tests look for it
+from .startup import CannotOpen as CannotOpen
 from .storage import migrate
 from .storage.alerts import AlertsStore
-from .storage.engine import create_engines, is_sqlite
+from .storage.engine import create_engines, is_sqlite, what_to_do
 from .storage.ledger import LedgerStore
 from .storage.meter_cursor import MeterCursor
 from .storage.outbox import OutboxStore
@@ -44,26 +46,19 @@ from .storage.store import Store
 from .storage.users import UsersStore
 
 
-class CannotOpen(Exception):
-    """The database cannot serve: unreachable, missing, or not migrated."""
-
-
-class CannotListen(Exception):
-    """A listen address is taken or not this machine's; the message names the
-    setting that gave it."""
-
-
 @contextlib.asynccontextmanager
-async def opening_database() -> AsyncIterator[None]:
-    """Turn what goes wrong when a database is first used into CannotOpen,
-    whose message says what to do, instead of a driver's traceback."""
+async def opening_database(url: str) -> AsyncIterator[None]:
+    """Turn what goes wrong when the database at `url` is first used into
+    CannotOpen, whose message says what happened and what to do, instead of
+    a driver's traceback."""
     try:
         yield
     except migrate.SchemaNotCurrent as error:
         raise CannotOpen(str(error)) from error
     except (OSError, DBAPIError) as error:
         reason = error.orig if isinstance(error, DBAPIError) else error
-        raise CannotOpen(f"cannot open the database: {reason}") from error
+        advice = what_to_do(url, reason if reason is not None else error)
+        raise CannotOpen(f"cannot open the database: {reason}; {advice}") from error
 
 
 @dataclass
@@ -114,7 +109,7 @@ async def prepare_database(settings: Settings, writer: AsyncEngine) -> None:
     migrate_now = settings.migrate_on_start
     if migrate_now is None:
         migrate_now = is_sqlite(settings.database_url)
-    async with opening_database():
+    async with opening_database(settings.database_url):
         if migrate_now:
             await migrate.upgrade(writer)
         await migrate.require_current(writer)

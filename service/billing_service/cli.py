@@ -1,26 +1,23 @@
-"""The `billing-service` command."""
+"""The `billing-service` command.
+
+Each command imports what it runs in its own handler: `--help`, `--version`
+and `health` (the container probe) load neither the settings' validation nor
+the service, which would take most of their CPU (docs/design.md).
+"""
 
 import argparse
-import asyncio
 import importlib.metadata
+import os
 import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
-from .app import App, CannotListen, CannotOpen, open_app, opening_database
-from .clock import SystemClock
-from .config import Settings, shown_database
-from .domain import validation
-from .domain.errors import DomainError
+from .addresses import DEFAULT_GRPC_ADDR
 from .grpc_core import apply_defaults as apply_grpc_core_defaults
-from .logic.auth import mint_key
-from .logs import configure_logging
-from .processes import run_jobs_until_signalled, run_loop, run_serve
-from .storage import migrate
-from .storage.engine import create_engines
+from .startup import CannotListen, CannotOpen
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 _ENVIRONMENT = """environment (see README, Configuration):
   BILLING_DATABASE_URL  the database (default: SQLite in the user's data directory)
@@ -36,29 +33,88 @@ def main(argv: list[str] | None = None) -> int:
     # the processes `serve` spawns inherit them.
     apply_grpc_core_defaults()
     args = _parser().parse_args(argv)
-    settings = Settings()
+    if args.command == "health":
+        # BILLING_GRPC_ADDR alone: reading every setting would cost a probe
+        # more CPU than asking the server.
+        return _health(args.target or os.environ.get("BILLING_GRPC_ADDR") or DEFAULT_GRPC_ADDR)
+    settings = _read_settings()
+    if settings is None:
+        return 2
+    from .logs import configure_logging
+
     configure_logging(settings)
     try:
-        if args.command == "serve":
-            _make_room_for(settings.database_url)
-            return run_serve(settings)
-        if args.command == "jobs":
-            _make_room_for(settings.database_url)
-            run_loop(run_jobs_until_signalled(settings))
-            return 0
-        if args.command == "gateway":
-            return _run_gateway(settings, args)
-        if args.command == "health":
-            return _health(args.target or settings.grpc_addr)
-        print(f"database: {shown_database(settings.database_url)}", file=sys.stderr)
-        if args.command == "migrate":
-            _make_room_for(settings.database_url)
-            return asyncio.run(_migrate(settings))
-        _require_existing(settings.database_url)
-        return asyncio.run(_with_app(settings, _ADMIN[(args.command, args.action)], args))
+        return _COMMANDS[args.command](settings, args)
     except (CannotOpen, CannotListen) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def _read_settings() -> "Settings | None":
+    """The settings; None once each invalid one is told in a line of its own
+    (its variable and the rule), not in pydantic's report."""
+    from pydantic import ValidationError
+
+    from .config import Settings, invalid_settings
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        for line in invalid_settings(error):
+            print(f"error: {line}", file=sys.stderr)
+        return None
+
+
+def _serve(settings: "Settings", _args: argparse.Namespace) -> int:
+    from .processes import run_serve
+    from .storage.engine import make_room_for
+
+    make_room_for(settings.database_url)
+    return run_serve(settings)
+
+
+def _jobs(settings: "Settings", _args: argparse.Namespace) -> int:
+    from .processes import run_jobs_until_signalled, run_loop
+    from .storage.engine import make_room_for
+
+    make_room_for(settings.database_url)
+    run_loop(run_jobs_until_signalled(settings))
+    return 0
+
+
+def _gateway(settings: "Settings", args: argparse.Namespace) -> int:
+    from .gateway.server import serve_gateway_until_signalled
+    from .processes import run_loop
+
+    http_addr = args.http_addr or settings.http_addr
+    if not http_addr:
+        print("error: no HTTP address (BILLING_HTTP_ADDR or --http-addr)", file=sys.stderr)
+        return 2
+    grpc_target = args.grpc_target or settings.gateway_grpc_target or settings.grpc_addr
+    run_loop(serve_gateway_until_signalled(http_addr, grpc_target, settings.http_access_log))
+    return 0
+
+
+def _migrate(settings: "Settings", _args: argparse.Namespace) -> int:
+    from .admin import migrate
+
+    return migrate(settings)
+
+
+def _admin(settings: "Settings", args: argparse.Namespace) -> int:
+    from .admin import administer
+
+    return administer(settings, args)
+
+
+_COMMANDS: dict[str, Callable[["Settings", argparse.Namespace], int]] = {
+    "serve": _serve,
+    "jobs": _jobs,
+    "gateway": _gateway,
+    "migrate": _migrate,
+    "operators": _admin,
+    "keys": _admin,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -158,107 +214,6 @@ def _version() -> str:
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
 
-
-def _sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    return Path(parsed.database)
-
-
-def _make_room_for(url: str) -> None:
-    """Create the SQLite file's directory (serve and migrate create the file)."""
-    path = _sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _require_existing(url: str) -> None:
-    """Admin commands never create a database: one run from the wrong place
-    (or with the wrong URL) would otherwise make a second one, silently."""
-    path = _sqlite_path(url)
-    if path is not None and not path.exists():
-        raise CannotOpen(
-            f"no database at {path} (BILLING_DATABASE_URL); `billing-service migrate` creates it"
-        )
-
-
-def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
-    from .gateway.server import serve_gateway_until_signalled
-
-    http_addr = args.http_addr or settings.http_addr
-    if not http_addr:
-        print("error: no HTTP address (BILLING_HTTP_ADDR or --http-addr)", file=sys.stderr)
-        return 2
-    grpc_target = args.grpc_target or settings.gateway_grpc_target or settings.grpc_addr
-    run_loop(serve_gateway_until_signalled(http_addr, grpc_target, settings.http_access_log))
-    return 0
-
-
-async def _migrate(settings: Settings) -> int:
-    writer, reader = create_engines(settings.database_url)
-    try:
-        async with opening_database():
-            await migrate.upgrade(writer)
-            print(f"database at revision {await migrate.current_revision(writer)}")
-    finally:
-        await writer.dispose()
-        await reader.dispose()
-    return 0
-
-
-async def _with_app(
-    settings: Settings, action: Callable[[App, argparse.Namespace], Awaitable[None]], args: object
-) -> int:
-    app = await open_app(settings)
-    try:
-        await action(app, args)  # type: ignore[arg-type]
-    except DomainError as error:
-        print(f"error: {error.message}", file=sys.stderr)
-        return 1
-    finally:
-        await app.close()
-    return 0
-
-
-async def _create_operator(app: App, args: argparse.Namespace) -> None:
-    name = validation.name("name", args.name)
-    operator = await app.store.create_operator(name, app.clock.now())
-    print(f"created operator '{operator.name}' (id {operator.id})")
-
-
-async def _create_key(app: App, args: argparse.Namespace) -> None:
-    operator = await app.store.get_operator(args.operator)
-    key = mint_key()
-    await app.store.add_api_key(operator.id, key.id, key.hash, key.prefix, app.clock.now())
-    print(f"created key {key.id} for operator '{operator.name}'; it is shown only once:")
-    print(key.secret)
-
-
-async def _list_keys(app: App, args: argparse.Namespace) -> None:
-    operator = await app.store.get_operator(args.operator)
-    for key in await app.store.list_api_keys(operator.id):
-        state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
-        print(f"{key.id}\t{key.prefix}...\tcreated {key.created_at.isoformat()}\t{state}")
-
-
-async def _revoke_key(app: App, args: argparse.Namespace) -> None:
-    key = await app.store.revoke_api_key(args.key_id, SystemClock().now())
-    print(f"key {key.id} revoked at {key.revoked_at.isoformat() if key.revoked_at else '?'}")
-
-
-async def _list_operators(app: App, _args: argparse.Namespace) -> None:
-    for operator in await app.store.list_operators():
-        print(f"{operator.id}\t{operator.name}\tcreated {operator.created_at.isoformat()}")
-
-
-_ADMIN: dict[tuple[str, str], Callable[[App, argparse.Namespace], Awaitable[None]]] = {
-    ("operators", "create"): _create_operator,
-    ("operators", "list"): _list_operators,
-    ("keys", "create"): _create_key,
-    ("keys", "list"): _list_keys,
-    ("keys", "revoke"): _revoke_key,
-}
 
 if __name__ == "__main__":
     sys.exit(main())

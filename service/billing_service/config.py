@@ -1,15 +1,34 @@
 """Settings: one flat object, read from BILLING_* environment variables."""
 
+import typing
 from pathlib import Path
-from typing import Literal
+from types import NoneType, UnionType
+from typing import Any, Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
+from .addresses import DEFAULT_GRPC_ADDR, split_host_port
 from .delivery.addresses import networks
 from .forwarding import proxy_networks
+
+# The drivers the service ships with, by the URL schemes that name them: the
+# form managed PostgreSQL services hand out (postgresql://, postgres://) is
+# asyncpg's.
+_DATABASE_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+DATABASE_URL_RULE = (
+    "must be sqlite+aiosqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+    " (postgres:// and postgresql+asyncpg:// too)"
+)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -17,11 +36,39 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
 
+    # Validators of the settings whose type alone does not say what is valid;
+    # a ValueError's message is the rule, printed after the variable's name.
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        return supported_database_url(url)
+
+    @field_validator("grpc_addr")
+    @classmethod
+    def _listen_address(cls, address: str) -> str:
+        split_host_port(address)
+        return address
+
+    @field_validator("http_addr", "metrics_addr", "gateway_grpc_target")
+    @classmethod
+    def _optional_address(cls, address: str) -> str:
+        if address:
+            split_host_port(address)
+        return address
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, level: str) -> str:
+        if level.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level.upper()
+
     # SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...
+    # (postgresql:// and postgres:// are read as asyncpg's, sqlite:// as aiosqlite's).
     # The default is a file in the user's data directory, wherever the command
     # runs from (default_database_url).
     database_url: str = Field(default_factory=lambda: default_database_url())
-    grpc_addr: str = "127.0.0.1:50051"
+    grpc_addr: str = DEFAULT_GRPC_ADDR
     # host:port of the REST gateway started beside the gRPC server; empty disables it.
     http_addr: str = "127.0.0.1:8080"
     # Log every HTTP request the gateway serves (uvicorn's access log).
@@ -137,8 +184,74 @@ def default_database_url() -> str:
     return f"sqlite+aiosqlite:///{Path(user_data_dir('billing-service')) / 'billing.db'}"
 
 
+def supported_database_url(url: str) -> str:
+    """`url` with its scheme naming the driver the service uses; ValueError
+    (DATABASE_URL_RULE, never the URL: it may hold a password) for another
+    database, another driver, or what is no URL."""
+    from sqlalchemy.engine import make_url  # not for `health`, which reads no settings
+    from sqlalchemy.exc import ArgumentError
+
+    scheme, separator, rest = url.partition("://")
+    driver = _DATABASE_DRIVERS.get(scheme.lower()) if separator else None
+    if driver is None:
+        given = f", not {scheme}://" if separator else ""
+        raise ValueError(DATABASE_URL_RULE + given)
+    normalised = f"{driver}://{rest}"
+    try:
+        make_url(normalised)  # parses the port too
+    except (ArgumentError, ValueError):
+        raise ValueError(DATABASE_URL_RULE) from None
+    return normalised
+
+
+def invalid_settings(error: ValidationError) -> list[str]:
+    """One line per invalid setting: its variable and the rule its value broke."""
+    lines: dict[str, str] = {}
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        field = Settings.model_fields.get(name)
+        if field is None:
+            continue
+        if problem["type"] == "value_error":  # one of the validators above: its message
+            rule = str(problem["ctx"]["error"])
+        else:
+            rule = setting_rule(field)
+        lines.setdefault(name, f"BILLING_{name.upper()}: {rule}")
+    return list(lines.values()) or [" ".join(str(error).split())]
+
+
+def setting_rule(field: FieldInfo) -> str:
+    """What a setting's type and bounds ask for: "must be an integer ≥ 0"."""
+    kinds = [kind for kind in _alternatives(field.annotation) if kind is not NoneType]
+    if len(kinds) == 1 and typing.get_origin(kinds[0]) is Literal:
+        return "must be one of " + ", ".join(str(v) for v in typing.get_args(kinds[0]))
+    nouns: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false"}
+    noun = nouns.get(kinds[0], "valid") if len(kinds) == 1 else "valid"
+    return " ".join(("must be", noun, *_bounds(field.metadata)))
+
+
+def _alternatives(annotation: Any) -> tuple[Any, ...]:
+    if isinstance(annotation, UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _bounds(constraints: list[Any]) -> list[str]:
+    """pydantic's constraints (Field(ge=...) and the like) in words."""
+    found = {n: getattr(c, n) for c in constraints for n in _SYMBOLS if hasattr(c, n)}
+    if "ge" in found and "le" in found:
+        return [f"from {found['ge']:g} to {found['le']:g}"]
+    words = [f"{symbol} {found[n]:g}" for n, symbol in _SYMBOLS.items() if n in found]
+    return [" and ".join(words)] if words else []
+
+
+_SYMBOLS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+
+
 def shown_database(url: str) -> str:
     """The database URL as commands print it: without a password."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 

@@ -26,6 +26,9 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     logging.getLogger("alembic.runtime.migration").addFilter(_without_alembic_chatter)
+    # Alembic names each plugin it sets up, at INFO, when it loads: commands
+    # load it after logging is configured (cli.py imports lazily).
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # The Stripe library logs every request at INFO; its failures reach our logs as ours.
     # So does httpx (the library's async calls, and the meter event stream).
     logging.getLogger("stripe").setLevel(logging.WARNING)

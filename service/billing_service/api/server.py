@@ -39,7 +39,6 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from .. import tracing
 from ..app import App, CannotListen
@@ -50,6 +49,7 @@ from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .call_log import Observer, log_call, recorded
 from .guard import guard, user_guard
 from .payment_servicers import StripeServicer, StripeWebhookServicer
+from .reflection import reflection_handlers
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
 from .user_servicers import (
     NotificationServicer,
@@ -193,12 +193,8 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-        reflection.aio.ReflectionServicer(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        ),
-        handlers,
-    )
+    for name, methods in reflection_handlers((*SERVICE_NAMES, health.SERVICE_NAME)).items():
+        handlers.add_registered_method_handlers(name, methods)
     if not reuse_port:
         _check_free(address)
     try:

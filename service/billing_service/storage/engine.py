@@ -1,16 +1,60 @@
 """Engines for the two supported databases, with the settings each needs."""
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..startup import CannotOpen
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL (or SQLite in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def make_room_for(url: str) -> None:
+    """Create the SQLite file's directory (serve and migrate create the file)."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = f"{error.strerror}: {error.filename}" if error.strerror else error
+        raise CannotOpen(f"cannot open the database: {reason}; {what_to_do(url, error)}") from None
+
+
+def what_to_do(url: str, error: BaseException) -> str:
+    """The usual fix when the database at `url` cannot be opened with `error`
+    (a driver's error, or the OSError of a connection or a file)."""
+    if is_sqlite(url):
+        path = sqlite_path(url)
+        where = path.parent if path else "its directory"
+        return (
+            f"check that {where} is a directory this user may write in, or correct the path"
+            " in BILLING_DATABASE_URL"
+        )
+    if isinstance(error, OSError):  # refused, timed out, or no such host
+        parsed = make_url(url)
+        host = parsed.host or "localhost"
+        address = f"[{host}]" if ":" in host else host
+        return (
+            f"start PostgreSQL at {address}:{parsed.port or 5432}, or correct the host and port"
+            " in BILLING_DATABASE_URL"
+        )
+    return "check the user, password and database name in BILLING_DATABASE_URL"
 
 
 def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEngine]:
