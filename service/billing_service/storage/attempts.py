@@ -97,7 +97,9 @@ class Attempts(Transactions):
         self, operator_id: int, user_id: str, now: datetime, since: datetime, limit: int
     ) -> Attempt:
         """Record a check of a signed-in user's password as a failure, then
-        count the user's failed checks since `since` and their last success."""
+        count the user's failed checks since `since`. A success resets
+        nothing: whoever holds a stolen session and races the real user's
+        right answer still gets at most `limit` guesses a window."""
         p = password_checks
         insert = (
             p.insert()
@@ -111,7 +113,7 @@ class Attempts(Transactions):
         async def work(conn: AsyncConnection) -> Attempt:
             await self._serialise(conn, f"password check {operator_id} {user_id}")
             mine = int((await conn.execute(insert)).scalar_one())
-            failures = await _failures(conn, p, by_user, mine, since, limit, reset=True)
+            failures = await _failures(conn, p, by_user, mine, since, limit, reset=False)
             return Attempt(mine, failures, [])
 
         return await self._write(work)
