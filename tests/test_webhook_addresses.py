@@ -32,8 +32,8 @@ from sqlalchemy import select
 from billing_service.app import App
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
-from billing_service.delivery.addresses import networks
 from billing_service.delivery.channels import DeliveryFailed, WebhookPoster
+from billing_service.domain.networks import networks
 from billing_service.domain.users import Channel
 from billing_service.storage.alerts import Delivery
 from billing_service.storage.engine import create_engines

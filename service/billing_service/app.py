@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .clock import Clock, SystemClock
 from .config import Settings
-from .delivery.addresses import networks
 from .delivery.worker import EndUserWorker
+from .domain.networks import networks
 from .domain.policy import enforcement
 from .logic.auth import Authenticator
 from .logic.billing import Billing

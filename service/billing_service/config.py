@@ -11,8 +11,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .addresses import DEFAULT_GRPC_ADDR, split_host_port
-from .delivery.addresses import networks
-from .forwarding import proxy_networks
+from .domain.networks import networks
 
 # The drivers the service ships with, by the URL schemes that name them: the
 # form managed PostgreSQL services hand out (postgresql://, postgres://) is
@@ -175,7 +174,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: str) -> str:
-        proxy_networks(value)  # ValueError, as pydantic reports it
+        networks(value)  # ValueError, as pydantic reports it
         return value
 
 

@@ -8,18 +8,13 @@ is the client's. What the client itself put at the left end is never
 believed, so a client cannot choose its address."""
 
 from collections.abc import Iterable, Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from urllib.parse import unquote
 
-Network = IPv4Network | IPv6Network
+from .domain.networks import IPNetwork as Network
+
 FORWARDED_FOR = "x-forwarded-for"
 MAX_ADDRESS = 64
-
-
-def proxy_networks(text: str) -> list[Network]:
-    """Comma-separated addresses or networks (`10.0.0.0/8`); ValueError when
-    one is neither."""
-    return [ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
 
 
 def client_address(

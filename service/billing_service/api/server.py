@@ -42,8 +42,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .. import tracing
 from ..app import App, CannotListen
+from ..domain.networks import networks
 from ..envoy.ratelimit import RateLimitServicer
-from ..forwarding import proxy_networks
 from ..orphans import until_stopped
 from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .call_log import Observer, log_call, recorded
@@ -243,7 +243,7 @@ def _serve_metrics(app: App, running: RunningServer) -> None:
 def _add_end_user_services(app: App, handlers: "_GenericHandlersOnly") -> None:
     user_pb2_grpc.add_UserServiceServicer_to_server(
         guard(
-            UserServicer(app.end_users, proxy_networks(app.settings.trusted_proxies)),
+            UserServicer(app.end_users, networks(app.settings.trusted_proxies)),
             _service(user_pb2, "UserService"),
             app.authenticator,
         ),

@@ -16,6 +16,7 @@ from billing.v1 import (
 )
 
 from ..domain.errors import NotFound
+from ..domain.networks import IPNetwork
 from ..domain.owners import Owner, OwnerKind
 from ..domain.quantities import display
 from ..domain.users import (
@@ -29,7 +30,7 @@ from ..domain.users import (
     Theme,
     UsageAlert,
 )
-from ..forwarding import Network, client_address
+from ..forwarding import client_address
 from ..logic.end_users import EndUsers, preference_changes
 from ..logic.notifications import NOTIFICATION_PREFIX, Notifications, alert_id
 from . import convert as c
@@ -62,7 +63,7 @@ PLATFORM_FROM_PROTO = {
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, end_users: EndUsers, trusted_proxies: Sequence[Network]) -> None:
+    def __init__(self, end_users: EndUsers, trusted_proxies: Sequence[IPNetwork]) -> None:
         self._end_users = end_users
         self._trusted_proxies = trusted_proxies
 

@@ -14,8 +14,8 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from ..domain.networks import IPAddress, IPNetwork
+
 # host, port -> the addresses it resolves to (injected: tests answer names locally).
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
@@ -26,13 +26,6 @@ _LOOPBACK = (ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1"))
 # Suffixes of names only a private network answers (ICANN's .internal holds
 # the clouds' metadata.google.internal; mDNS; RFC 8375's home.arpa).
 _PRIVATE_SUFFIXES = (".internal", ".local", ".localdomain", ".home.arpa")
-
-
-def networks(text: str) -> tuple[IPNetwork, ...]:
-    """The comma-separated networks of the setting (ValueError if one is not)."""
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
-    )
 
 
 def literal_address(host: str) -> IPAddress | None:

@@ -12,10 +12,9 @@ from email.message import EmailMessage
 
 import httpx
 
+from ..domain.networks import IPAddress, IPNetwork
 from ..storage.alerts import Delivery
 from .addresses import (
-    IPAddress,
-    IPNetwork,
     Resolve,
     is_allowed,
     literal_address,

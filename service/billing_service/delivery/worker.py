@@ -16,13 +16,13 @@ from ..backoff import retry_delay
 from ..clock import Clock
 from ..config import Settings
 from ..domain.errors import DomainError
+from ..domain.networks import networks
 from ..domain.users import Channel
 from ..logic.end_users import EndUsers
 from ..logic.notifications import compose
 from ..payments.secrets import SecretBox
 from ..storage.alerts import AlertsStore, Delivery
 from ..storage.settling import Settlement
-from .addresses import networks
 from .channels import TIMEOUT_SECONDS, DeliveryFailed, ExpoPush, SmtpMailer, WebhookPoster
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,10 @@ from urllib.parse import urlsplit
 import simplejson
 
 from ..clock import Clock
-from ..delivery.addresses import IPNetwork, url_refusal
+from ..delivery.addresses import url_refusal
 from ..domain import users as u
 from ..domain.errors import InvalidArgument, NotFound, SecretsKeyMissing
+from ..domain.networks import IPNetwork
 from ..domain.owners import Owner, OwnerKind
 from ..domain.quantities import to_decimal
 from ..domain.users import Channel, Notification, PushPlatform, Session, UsageAlert
