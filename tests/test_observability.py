@@ -224,7 +224,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     yield _EXPORTER
 
 
-async def _plans_through_the_gateway(app: App) -> None:
+async def plans_through_the_gateway(app: App) -> None:
     running = await start_server(app, "127.0.0.1:0")
     gateway = await start_gateway("127.0.0.1:0", f"127.0.0.1:{running.port}")
     try:
@@ -244,7 +244,7 @@ async def test_traces_cover_the_grpc_server_and_the_gateway(
     app: App, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")  # what turns traces on
-    await _plans_through_the_gateway(app)
+    await plans_through_the_gateway(app)
     names = [span.name for span in spans.get_finished_spans()]
     assert "/billing.v1.PlanService/ListPlans" in names
     assert any(name.startswith("GET /v1/plans") for name in names)
@@ -256,5 +256,5 @@ async def test_traces_are_off_without_otel_variables(
 ) -> None:
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
-    await _plans_through_the_gateway(app)
+    await plans_through_the_gateway(app)
     assert spans.get_finished_spans() == ()

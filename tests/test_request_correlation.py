@@ -8,14 +8,14 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from billing_service.api.server import start_server
 from billing_service.app import App
 from billing_service.config import Settings
-from billing_service.gateway.server import start_gateway
 
-from .conftest import create_operator_key
 from .gateway_fixtures import anonymous_fixture, gateway_fixture, http_fixture  # noqa: F401
-from .test_observability import spans  # noqa: F401 - the in-memory span exporter
+from .test_observability import (  # noqa: F401 - spans: the in-memory span exporter
+    plans_through_the_gateway,
+    spans,
+)
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -84,18 +84,7 @@ async def test_the_server_span_of_a_rest_call_is_a_child_of_the_gateway_span(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")  # what turns traces on
-    running = await start_server(app, "127.0.0.1:0")
-    gateway = await start_gateway("127.0.0.1:0", f"127.0.0.1:{running.port}")
-    try:
-        key = await create_operator_key(app, "acme")
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{gateway.port}",
-            headers={"Authorization": f"Bearer {key}"},
-        ) as http:
-            assert (await http.get("/v1/plans")).status_code == 200
-    finally:
-        await gateway.stop()
-        await running.stop(0)
+    await plans_through_the_gateway(app)
     finished = spans.get_finished_spans()
     server_span = next(s for s in finished if s.name == "/billing.v1.PlanService/ListPlans")
     gateway_span = next(s for s in finished if s.name == "GET /v1/plans")
