@@ -121,25 +121,29 @@ async def test_help_version_and_health_load_none_of_the_service(
     assert result.returncode == (1 if args[0] == "health" else 0), result
 
 
-@pytest.mark.parametrize("command", [("migrate",), ("operators", "list"), ("serve",)])
-async def test_an_unreachable_postgresql_is_one_line_saying_what_to_do(
-    tmp_path: Path, command: tuple[str, ...]
-) -> None:
-    port = free_port()  # nothing listens there
-    env = service_env(
-        f"postgresql://postgres:s3cret-pw@127.0.0.1:{port}/billing",
-        grpc_addr=f"127.0.0.1:{free_port()}",
-        http_addr="",
-    )
+async def _database_error(url: str, command: tuple[str, ...]) -> str:
+    """The one `error:` line a command prints when it cannot open `url`."""
+    env = service_env(url, grpc_addr=f"127.0.0.1:{free_port()}", http_addr="")
     result = await run_cli(env, *command)
     assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr and "s3cret-pw" not in result.stderr
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith("error: cannot open the database: "), error
+    return error
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("operators", "list"), ("serve",)])
+async def test_an_unreachable_postgresql_is_one_line_saying_what_to_do(
+    command: tuple[str, ...],
+) -> None:
+    port = free_port()  # nothing listens there
+    error = await _database_error(
+        f"postgresql://postgres:s3cret-pw@127.0.0.1:{port}/billing", command
+    )
     assert error.endswith(
         f"; start PostgreSQL at 127.0.0.1:{port}, or correct the host and port in"
         " BILLING_DATABASE_URL"
     ), error
-    assert "Traceback" not in result.stderr and "s3cret-pw" not in result.stderr
 
 
 @pytest.mark.parametrize("command", [("migrate",), ("serve",)])
@@ -147,17 +151,9 @@ async def test_a_sqlite_file_that_cannot_be_made_is_one_line_saying_what_to_do(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     (tmp_path / "not-a-directory").write_text("")
-    env = service_env(
-        f"sqlite+aiosqlite:///{tmp_path / 'not-a-directory' / 'billing.db'}",
-        grpc_addr=f"127.0.0.1:{free_port()}",
-        http_addr="",
-    )
-    result = await run_cli(env, *command)
-    assert result.returncode == 1, result
-    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert error.startswith("error: cannot open the database: "), error
+    url = f"sqlite+aiosqlite:///{tmp_path / 'not-a-directory' / 'billing.db'}"
+    error = await _database_error(url, command)
     assert error.endswith(
         f"; check that {tmp_path / 'not-a-directory'} is a directory this user may write in,"
         " or correct the path in BILLING_DATABASE_URL"
     ), error
-    assert "Traceback" not in result.stderr
