@@ -1,0 +1,105 @@
+"""Docs that are run: every shell block of README.md and docs/*.md that calls
+the service (tests/docs_blocks.py) runs, as written, against a served
+instance, so that a command that stops working fails the suite.
+
+A file's blocks run in order in one bash with `set -euo pipefail`, curl
+failing on an HTTP error (--fail-with-body), in a directory of their own
+that has the repository's examples/. Only what ties the text to a reader's
+machine is adapted: `localhost:8080` and `localhost:50051` become the served
+instance's ports, `.venv/bin/` the running interpreter's, and `make serve`
+(the suite serves the instance) is left out. Stripe is the project's fake
+(tests/fake_stripe.py), its keys in STRIPE_SECRET_KEY and
+STRIPE_WEBHOOK_SECRET, where the guides read them.
+"""
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from .cli_subprocess import free_port, serve, service_env
+from .docs_blocks import Block, markdown_files, service_blocks
+from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, running_fake
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+# Generous: a guide makes dozens of calls, each a process, on a loaded machine.
+RUN_TIMEOUT_SECONDS = 900.0
+PRELUDE = """set -euo pipefail
+curl() { command curl --fail-with-body --show-error "$@"; }
+"""
+
+RUN = [path for path in markdown_files(ROOT) if service_blocks(path)]
+
+
+def script(blocks: list[Block], http_port: int, grpc_port: int) -> str:
+    parts = [PRELUDE]
+    for block in blocks:
+        text = re.sub(r"^make serve\b.*$", "", block.text, flags=re.MULTILINE)
+        text = text.replace("localhost:8080", f"127.0.0.1:{http_port}")
+        text = text.replace("localhost:50051", f"127.0.0.1:{grpc_port}")
+        text = text.replace(".venv/bin/", f"{BIN}/")
+        parts.append(f"echo '### {block}' >&2\n{text}\n")
+    return "\n".join(parts)
+
+
+def test_the_extractor_finds_blocks_and_honours_the_marker(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```sh\ncurl -s localhost:8080/v1/plans\n```\n"
+        "<!-- not run -->\n```bash\nbilling-service serve\n```\n"
+        "```sh\nmake test\n```\n"
+        '```json\n{"curl": 1}\n```\n'
+    )
+    assert [(block.line, block.text) for block in service_blocks(page)] == [
+        (1, "curl -s localhost:8080/v1/plans")
+    ]
+    assert ROOT / "README.md" in RUN
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the commands, not storage
+@pytest.mark.parametrize("path", RUN, ids=[str(path.relative_to(ROOT)) for path in RUN])
+async def test_the_shell_blocks_run(path: Path, database_url: str, tmp_path: Path) -> None:
+    http_port = free_port()
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    with running_fake() as fake:
+        env = service_env(
+            database_url,
+            secrets_key=Fernet.generate_key().decode(),
+            stripe_api_base=fake.base_url,
+            alert_webhook_allow_networks="127.0.0.0/8",
+            auth_cache_seconds="0",
+        )
+        async with serve(env, tmp_path, http_port=http_port) as served:
+            shell_env = {
+                **env,
+                "BILLING_GRPC_ADDR": served.target,
+                "PATH": f"{BIN}:{env.get('PATH', '')}",
+                "STRIPE_SECRET_KEY": SECRET_KEY,
+                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            }
+            text = script(service_blocks(path), http_port, served.port)
+            process = await asyncio.create_subprocess_exec(
+                "bash",
+                "-c",
+                text,
+                cwd=tmp_path,
+                env=shell_env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_SECONDS)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+    assert process.returncode == 0, (
+        f"{path.name}: a block failed (the last '###' names it)\n"
+        f"stdout:\n{out.decode()[-4000:]}\nstderr:\n{err.decode()[-4000:]}"
+    )
