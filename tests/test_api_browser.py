@@ -1,5 +1,5 @@
 """The API browser at /docs, in a real headless browser: Debian's chromium
-(`make chromium`) driven by playwright over the DevTools protocol, against
+(`make test-tools`) driven by playwright over the DevTools protocol, against
 the real gateway and gRPC server. It renders the routes from the gateway's
 own /openapi.json with no network beyond loopback, and "try it out" reaches
 the service with the key given in the authorize dialog."""
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # a 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is missing: run `make chromium`"
+    assert chromium, "Debian's chromium is missing: run `make test-tools`"
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=chromium,

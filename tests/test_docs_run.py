@@ -9,18 +9,21 @@ machine is adapted: `localhost:8080` and `localhost:50051` become the served
 instance's ports, `.venv/bin/` the running interpreter's, and `make serve`
 (the suite serves the instance) is left out. Stripe is the project's fake
 (tests/fake_stripe.py), its keys in STRIPE_SECRET_KEY and
-STRIPE_WEBHOOK_SECRET, where the guides read them.
+STRIPE_WEBHOOK_SECRET and a price of its own in STRIPE_PRICE, where the guides
+read them.
 """
 
 import asyncio
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from .cli_subprocess import free_port, serve, service_env
+from .cli_subprocess import READY_TIMEOUT_SECONDS, free_port, serve, service_env
 from .docs_blocks import Block, markdown_files, service_blocks
 from .fake_stripe import SECRET_KEY, WEBHOOK_SECRET, running_fake
 
@@ -28,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # Generous: a guide makes dozens of calls, each a process, on a loaded machine.
 RUN_TIMEOUT_SECONDS = 900.0
+DOCS_PRICE = "price_docs_pro"
 PRELUDE = """set -euo pipefail
 curl() { command curl --fail-with-body --show-error "$@"; }
 """
@@ -46,6 +50,20 @@ def script(blocks: list[Block], http_port: int, grpc_port: int) -> str:
     return "\n".join(parts)
 
 
+async def _gateway_answers(port: int, log: Callable[[], str]) -> None:
+    """Wait for the gateway, which may come up after the gRPC server's health says SERVING."""
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_SECONDS
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/openapi.json")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert asyncio.get_running_loop().time() < deadline, f"no gateway:\n{log()}"
+            await asyncio.sleep(0.2)
+
+
 def test_the_extractor_finds_blocks_and_honours_the_marker(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
@@ -57,7 +75,8 @@ def test_the_extractor_finds_blocks_and_honours_the_marker(tmp_path: Path) -> No
     assert [(block.line, block.text) for block in service_blocks(page)] == [
         (1, "curl -s localhost:8080/v1/plans")
     ]
-    assert ROOT / "README.md" in RUN
+    guides = {ROOT / "docs" / name for name in ("end-users.md", "stripe.md", "alerts.md")}
+    assert {ROOT / "README.md", *guides} <= set(RUN)
 
 
 @pytest.mark.slow
@@ -67,6 +86,7 @@ async def test_the_shell_blocks_run(path: Path, database_url: str, tmp_path: Pat
     http_port = free_port()
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     with running_fake() as fake:
+        fake.put({"id": DOCS_PRICE, "object": "price", "currency": "usd", "unit_amount": 2000})
         env = service_env(
             database_url,
             secrets_key=Fernet.generate_key().decode(),
@@ -75,12 +95,14 @@ async def test_the_shell_blocks_run(path: Path, database_url: str, tmp_path: Pat
             auth_cache_seconds="0",
         )
         async with serve(env, tmp_path, http_port=http_port) as served:
+            await _gateway_answers(http_port, served.log)
             shell_env = {
                 **env,
                 "BILLING_GRPC_ADDR": served.target,
                 "PATH": f"{BIN}:{env.get('PATH', '')}",
                 "STRIPE_SECRET_KEY": SECRET_KEY,
                 "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "STRIPE_PRICE": DOCS_PRICE,
             }
             text = script(service_blocks(path), http_port, served.port)
             process = await asyncio.create_subprocess_exec(
@@ -102,4 +124,5 @@ async def test_the_shell_blocks_run(path: Path, database_url: str, tmp_path: Pat
     assert process.returncode == 0, (
         f"{path.name}: a block failed (the last '###' names it)\n"
         f"stdout:\n{out.decode()[-4000:]}\nstderr:\n{err.decode()[-4000:]}"
+        f"\nserver's log:\n{served.log()[-4000:]}"
     )
