@@ -17,6 +17,7 @@ import asyncio
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -79,10 +80,22 @@ def test_the_extractor_finds_blocks_and_honours_the_marker(tmp_path: Path) -> No
     assert {ROOT / "README.md", *guides} <= set(RUN)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the commands, not storage
-@pytest.mark.parametrize("path", RUN, ids=[str(path.relative_to(ROOT)) for path in RUN])
-async def test_the_shell_blocks_run(path: Path, database_url: str, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    log: str
+
+    def __str__(self) -> str:
+        return (
+            f"a block failed (the last '###' names it)\nstdout:\n{self.stdout[-4000:]}\n"
+            f"stderr:\n{self.stderr[-4000:]}\nserver's log:\n{self.log[-4000:]}"
+        )
+
+
+async def run_blocks(blocks: list[Block], database_url: str, tmp_path: Path) -> Run:
+    """The blocks in one bash against a served instance of their own."""
     http_port = free_port()
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     with running_fake() as fake:
@@ -104,11 +117,10 @@ async def test_the_shell_blocks_run(path: Path, database_url: str, tmp_path: Pat
                 "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "STRIPE_PRICE": DOCS_PRICE,
             }
-            text = script(service_blocks(path), http_port, served.port)
             process = await asyncio.create_subprocess_exec(
                 "bash",
                 "-c",
-                text,
+                script(blocks, http_port, served.port),
                 cwd=tmp_path,
                 env=shell_env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -121,8 +133,28 @@ async def test_the_shell_blocks_run(path: Path, database_url: str, tmp_path: Pat
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
-    assert process.returncode == 0, (
-        f"{path.name}: a block failed (the last '###' names it)\n"
-        f"stdout:\n{out.decode()[-4000:]}\nstderr:\n{err.decode()[-4000:]}"
-        f"\nserver's log:\n{served.log()[-4000:]}"
+            assert process.returncode is not None
+            return Run(process.returncode, out.decode(), err.decode(), served.log())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the commands, not storage
+@pytest.mark.parametrize("path", RUN, ids=[str(path.relative_to(ROOT)) for path in RUN])
+async def test_the_shell_blocks_run(path: Path, database_url: str, tmp_path: Path) -> None:
+    run = await run_blocks(service_blocks(path), database_url, tmp_path)
+    assert run.returncode == 0, f"{path.name}: {run}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_command_that_stops_working_fails_the_run(
+    database_url: str, tmp_path: Path
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```sh\ncurl -s localhost:8080/openapi.json > /dev/null\n```\n"
+        "```sh\ncurl -s localhost:8080/v1/plans   # no key: 401\necho after\n```\n"
     )
+    run = await run_blocks(service_blocks(page), database_url, tmp_path)
+    assert run.returncode != 0
+    assert "### page.md:4" in run.stderr and "unauthenticated" in run.stdout
+    assert "after" not in run.stdout
