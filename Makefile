@@ -6,7 +6,7 @@ PY := $(BIN)/python
 THIRD_PARTY := build/third_party/protos
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load clean
+.PHONY: serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load test-tools clean
 
 $(BIN)/billing-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ serve: $(BIN)/billing-service
 	$(BIN)/billing-service serve
 
 ## test: lint, type-check, check the stubs, then run the whole test suite
-test: $(BIN)/billing-service generated-check buf-lint buf-breaking lint typecheck
+test: $(BIN)/billing-service test-tools generated-check buf-lint buf-breaking lint typecheck
 	$(BIN)/pytest
 
 ## soak: the fault suite for minutes on both databases (SOAK_SECONDS per scenario), with
@@ -81,6 +81,17 @@ bench-instructions: $(BIN)/billing-service h2load
 # The benchmarks' load generator, from Debian's nghttp2-client.
 h2load:
 	@command -v h2load >/dev/null || (apt-get update && apt-get install -y nghttp2-client)
+
+## test-tools: Debian's chromium (tests/test_api_browser.py drives it) and jq (the guides in
+## docs/ read answers with it, and tests/test_docs_run.py runs them); installed only when
+## missing (apt-get, retried while another install holds dpkg's lock)
+TEST_TOOLS := chromium jq
+test-tools:
+	@missing=$$(for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	[ -z "$$missing" ] || for attempt in 1 2 3 4 5 6 7 8 9 10; do \
+		(apt-get update && apt-get install -y --no-install-recommends $$missing) && break; \
+		echo "test-tools: apt-get failed (dpkg's lock held?), retrying"; sleep 15; \
+	done; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

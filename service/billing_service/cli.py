@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         # BILLING_GRPC_ADDR alone: reading every setting would cost a probe
         # more CPU than asking the server.
         return _health(args.target or os.environ.get("BILLING_GRPC_ADDR") or DEFAULT_GRPC_ADDR)
+    if args.command == "plans":
+        # A client of a server, maybe a remote one: no settings of its own.
+        from .catalog_command import run
+
+        return run(args)
     settings = _read_settings()
     if settings is None:
         return 2
@@ -125,6 +130,8 @@ def _parser() -> argparse.ArgumentParser:
             description=help_[0].upper() + help_[1:] + ".",
             epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            # No abbreviations: `--key SECRET` must not be taken for --key-file.
+            allow_abbrev=False,
         )
 
     parser = argparse.ArgumentParser(
@@ -185,7 +192,27 @@ def _parser() -> argparse.ArgumentParser:
     command(keys, "revoke", "revoke a key by its id").add_argument(
         "key_id", help="the key's id, as keys list shows it"
     )
+    _plans_parser(command, commands)
     return parser
+
+
+def _plans_parser(command: Any, commands: Any) -> None:
+    plans = command(
+        commands, "plans", "pricing as code: kits, meters and plans from a YAML file"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    epilog = "environment: BILLING_API_KEY (the operator's key), BILLING_GRPC_ADDR"
+    apply = command(
+        plans, "apply", "show how FILE differs from the catalog, then apply the difference", epilog
+    )
+    apply.add_argument("file", metavar="FILE", help="the catalog file (examples/catalog.yaml)")
+    apply.add_argument("--dry-run", action="store_true", help="show the difference only")
+    export = command(plans, "export", "write the operator's catalog as a catalog file", epilog)
+    export.add_argument("--output", metavar="FILE", help="write to FILE (default: stdout)")
+    for action in (apply, export):
+        action.add_argument("--target", help="HOST:PORT of the server (default: BILLING_GRPC_ADDR)")
+        action.add_argument(
+            "--key-file", help="a file holding the operator's key (default: BILLING_API_KEY)"
+        )
 
 
 def _health(target: str) -> int:

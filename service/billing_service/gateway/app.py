@@ -23,6 +23,7 @@ from starlette.routing import Route
 from ..forwarding import FORWARDED_FOR
 from ..logic.auth import MAX_AUTHORIZATION
 from ..logic.payments import WEBHOOK_PATH
+from .api_browser import api_browser_routes
 from .correlation import RequestIds, TraceContext, forwarded_metadata
 from .errors import GatewayError, error_response, gateway_error_response, rpc_error_response
 from .json_numbers import NumberOutOfBounds, load_json
@@ -71,7 +72,7 @@ def create_app(
         if route.methods is not None:
             route.methods.discard("HEAD")
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *api_browser_routes()],
         middleware=[Middleware(RequestIds)],
         exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
     )

@@ -95,6 +95,15 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An operator's API key, as `billing-service keys create` shows it once: "
+    "`Authorization: Bearer <key>`. A missing, unknown or revoked key is 401 unauthenticated.",
+}
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
 def openapi_document(bindings: Sequence[Binding]) -> dict[str, Any]:
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
@@ -123,7 +132,7 @@ def openapi_document(bindings: Sequence[Binding]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": {**schemas.defined, "Error": ERROR_SCHEMA},
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearerAuth": BEARER_SCHEME},
         },
         "security": [{"bearerAuth": []}],
     }
@@ -220,10 +229,8 @@ def _operation(binding: Binding, operation_id: str, schemas: "_Schemas") -> dict
                 "description": f"a {method.output_type.full_name}",
                 "content": {"application/json": {"schema": schemas.ref(method.output_type)}},
             },
-            "default": {
-                "description": "an error",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            },
+            "401": {"description": "no valid key (unauthenticated)", "content": _ERROR_CONTENT},
+            "default": {"description": "an error", "content": _ERROR_CONTENT},
         },
     }
     if binding.body == "*":
