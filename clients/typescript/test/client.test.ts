@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { ConnectError } from "@connectrpc/connect";
+
+import {
+  BillingClient,
+  BillingError,
+  InvalidArgument,
+  NotFound,
+  Period,
+  QuotaExceeded,
+  Unauthenticated,
+} from "../src/index.js";
+import { API_KEY, TARGET } from "./env.js";
+
+const client = new BillingClient({ target: TARGET, credential: API_KEY });
+
+test("the seed's shape consumes until QuotaExceeded, with used, limit and resetsAt", async () => {
+  await client.plans.upsert({ key: "ts-starter", name: "TS", quotas: { seo: 2n }, period: Period.MONTH });
+  await client.billing.setSubscription({ userId: "ts-user", planKey: "ts-starter" });
+  const first = await client.billing.consume({ userId: "ts-user", primitive: "seo" });
+  const second = await client.usage.consumeQuota({ userId: "ts-user", primitive: "seo" });
+  assert.deepEqual([first.standing?.usedDecimal?.value, second.standing?.usedDecimal?.value], ["1", "2"]);
+  const refused = await client.billing.consume({ userId: "ts-user", primitive: "seo" }).catch((e) => e);
+  assert.ok(refused instanceof QuotaExceeded);
+  assert.ok(refused instanceof BillingError && refused instanceof ConnectError);
+  assert.equal(refused.reason, "RATE_LIMITED");
+  assert.equal(refused.domain, "billing.v1");
+  assert.equal(refused.rawMessage, "Plan quota exceeded for 'seo' (2/2 this period)");
+  assert.deepEqual([refused.primitive, refused.used, refused.limit], ["seo", "2", "2"]);
+  assert.equal(refused.resetsAt?.toISOString(), "2026-07-01T00:00:00.000Z");
+  const usage = await client.billing.getUsage({ userId: "ts-user" });
+  assert.equal(usage.plan, "ts-starter");
+  assert.equal(usage.usageDecimal.seo?.value, "2");
+});
+
+test("refusals are typed errors with the ErrorInfo's reason", async () => {
+  const missing = await client.plans.get({ key: "nope" }).catch((e) => e);
+  assert.ok(missing instanceof NotFound);
+  assert.equal(missing.reason, "NOT_FOUND");
+  const invalid = await client.billing.consume({ userId: "", primitive: "seo" }).catch((e) => e);
+  assert.ok(invalid instanceof InvalidArgument && !(invalid instanceof NotFound));
+  assert.equal(invalid.reason, "INVALID_ARGUMENT");
+  const stranger = new BillingClient({ target: TARGET, credential: "bsk_wrong" });
+  assert.ok((await stranger.plans.list({}).catch((e) => e)) instanceof Unauthenticated);
+});
+
+test("settings with an end user's session token", async () => {
+  await client.users.createUser({ email: "ts@example.com", password: "correct horse battery" });
+  const signed = await client.users.signIn({ email: "ts@example.com", password: "correct horse battery" });
+  const user = client.withCredential(signed.sessionToken);
+  await user.settings.updateNotifications({ push: false });
+  const { preferences } = await user.settings.getPreferences();
+  assert.equal(preferences?.notifications?.push, false);
+  assert.equal(preferences?.notifications?.email, true);
+  assert.ok((await client.settings.getPreferences().catch((e) => e)) instanceof Unauthenticated);
+});
