@@ -10,6 +10,7 @@ import {
   NotFound,
   Period,
   QuotaExceeded,
+  SERVICES,
   Unauthenticated,
 } from "../src/index.js";
 import { API_KEY, TARGET } from "./env.js";
@@ -55,4 +56,14 @@ test("settings with an end user's session token", async () => {
   assert.equal(preferences?.notifications?.push, false);
   assert.equal(preferences?.notifications?.email, true);
   assert.ok((await client.settings.getPreferences().catch((e) => e)) instanceof Unauthenticated);
+});
+
+test("every RPC of every service is a method of a namespace", () => {
+  const namespaces = Object.values(client as unknown as Record<string, Record<string, unknown>>);
+  for (const service of SERVICES) {
+    for (const method of service.methods) {
+      const found = namespaces.some((ns) => typeof ns?.[method.localName] === "function");
+      assert.ok(found, `${service.typeName}.${method.name} has no method`);
+    }
+  }
 });
