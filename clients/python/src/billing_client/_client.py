@@ -66,7 +66,8 @@ class _Core:
         metadata: Metadata,
     ) -> None:
         auth = [("authorization", f"Bearer {credential}")] if credential else []
-        self.metadata = (*auth, *metadata)
+        self.extra = tuple(metadata)  # the caller's own, kept by with_credential
+        self.metadata = (*auth, *self.extra)
         self.timeout = timeout
         self.retry = retry
 
@@ -161,7 +162,12 @@ class BillingClient(_Namespaces):
         end user's session token, say)."""
         core = self._core
         return BillingClient(
-            self.target, credential, timeout=core.timeout, retry=core.retry, channel=self.channel
+            self.target,
+            credential,
+            timeout=core.timeout,
+            retry=core.retry,
+            metadata=core.extra,
+            channel=self.channel,
         )
 
     def _invoke(
@@ -227,7 +233,12 @@ class AsyncBillingClient(_Namespaces):
         """A client over the same channel, sending another credential."""
         core = self._core
         return AsyncBillingClient(
-            self.target, credential, timeout=core.timeout, retry=core.retry, channel=self.channel
+            self.target,
+            credential,
+            timeout=core.timeout,
+            retry=core.retry,
+            metadata=core.extra,
+            channel=self.channel,
         )
 
     def _invoke(
