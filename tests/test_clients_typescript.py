@@ -62,7 +62,8 @@ def _built() -> Path:
     with (BUILD.parent / "typescript-client.lock").open("w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         digest, stamp = _digest(), BUILD / "built-from"
-        if stamp.exists() and stamp.read_text() == digest:
+        built = (BUILD / "dist" / "src" / "index.js").exists()
+        if built and stamp.exists() and stamp.read_text() == digest:
             return BUILD
         lock = (PACKAGE / "package-lock.json").read_bytes()
         copied_lock = BUILD / "package-lock.json"
@@ -75,6 +76,7 @@ def _built() -> Path:
             shutil.rmtree(BUILD / folder, ignore_errors=True)
             shutil.copytree(PACKAGE / folder, BUILD / folder, ignore=shutil.ignore_patterns("gen"))
         shutil.rmtree(BUILD / "dist", ignore_errors=True)
+        stamp.unlink(missing_ok=True)
         if stale:
             subprocess.run(
                 [npm, "ci", "--silent", "--no-audit", "--no-fund"],
