@@ -5,6 +5,7 @@ virtualenv holding only the client's own dependencies."""
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import tomllib
@@ -43,6 +44,7 @@ SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 CONSUME = "/billing.v1.UsageService/ConsumeQuota"
 ARCHIVE = "/billing.v1.PlanService/ArchivePlan"
+LIST_PLANS = "/billing.v1.PlanService/ListPlans"
 PYTHON_CLIENT = CLIENTS / "python"
 VENV = ROOT / "build" / "python-client-venv"
 
@@ -279,3 +281,25 @@ async def test_the_readme_quick_start_runs_as_written(app: App, server: RunningS
         "starter {'seo': '2'}",
     ]
     assert sys.executable != str(python)
+
+
+@SQLITE
+async def test_a_hung_server_is_a_deadline_and_a_down_one_unavailable(
+    app: App, server: RunningServer
+) -> None:
+    key = await create_operator_key(app, "acme")
+    retry = RetryPolicy(attempts=3, initial_backoff=0.01)
+    hung = frozenset({LIST_PLANS})
+    async with lossy_proxy(f"127.0.0.1:{server.port}", {}, hung) as proxy:
+        client = AsyncBillingClient(f"127.0.0.1:{proxy.port}", key, retry=retry)
+        with pytest.raises(billing_client.DeadlineExceeded):
+            await client.plans.list(timeout=1)
+        await client.close()
+    assert len(proxy.forwarded[LIST_PLANS]) == 1  # a deadline is not retried
+    with socket.socket() as bound:  # bound, never listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{bound.getsockname()[1]}"
+        async with AsyncBillingClient(down, key, retry=retry) as client:
+            with pytest.raises(billing_client.Unavailable) as unavailable:
+                await client.plans.list()
+    assert unavailable.value.reason == ""  # the transport's, not the service's

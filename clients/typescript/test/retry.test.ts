@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BillingClient, Unavailable } from "../src/index.js";
+import { BillingClient, DeadlineExceeded, Unavailable } from "../src/index.js";
 import { API_KEY, LOSSY_TARGET } from "./env.js";
 
 test("a lost answer is retried with the same key; a write without one is not", { skip: !LOSSY_TARGET }, async () => {
@@ -19,4 +19,11 @@ test("a lost answer is retried with the same key; a write without one is not", {
   assert.equal(usage.usageDecimal.seo?.value, "1");
   const archived = await client.plans.archive({ key: "ts-retry" }).catch((e) => e);
   assert.ok(archived instanceof Unavailable);
+});
+
+test("a hung call ends at its deadline", { skip: !LOSSY_TARGET }, async () => {
+  // The proxy never answers ListPlans.
+  const client = new BillingClient({ target: LOSSY_TARGET, credential: API_KEY });
+  const hung = await client.plans.list({}, { timeoutMs: 1000 }).catch((e) => e);
+  assert.ok(hung instanceof DeadlineExceeded, String(hung));
 });
