@@ -303,3 +303,21 @@ async def test_a_hung_server_is_a_deadline_and_a_down_one_unavailable(
             with pytest.raises(billing_client.Unavailable) as unavailable:
                 await client.plans.list()
     assert unavailable.value.reason == ""  # the transport's, not the service's
+
+
+@SQLITE
+async def test_a_client_for_one_user_names_it_in_every_call(
+    app: App, server: RunningServer
+) -> None:
+    key = await create_operator_key(app, "acme")
+    async with AsyncBillingClient(f"127.0.0.1:{server.port}", key) as client:
+        await client.plans.upsert(key="starter", name="Starter", quotas={"seo": 5})
+        tenant = client.for_user("user-7")
+        await tenant.billing.set_subscription(plan_key="starter")
+        await tenant.billing.consume(primitive="seo")
+        await client.billing.consume(user_id="user-8", primitive="seo")  # not user-7's
+        await tenant.billing.consume(primitive="seo", user_id="user-8")  # given: kept
+        mine = await tenant.billing.usage()
+        with pytest.raises(billing_client.NotFound):  # an organization of that id: another owner
+            await client.for_organization("user-7").billing.get_subscription()
+    assert mine.plan == "starter" and mine.usage_decimal["seo"].value == "1"

@@ -11,12 +11,13 @@ caller gives none, and every attempt sends the same), or a read or upsert.
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from google.protobuf.message import Message
@@ -43,7 +44,12 @@ class RetryPolicy:
         return random.uniform(0, ceiling)
 
 
-def _request(rpc: Rpc, request: Message | None, fields: dict[str, Any]) -> Message:
+OWNER_FIELDS = ("tenant_id", "user_id", "organization_id")
+
+
+def _request(
+    rpc: Rpc, request: Message | None, fields: dict[str, Any], owner: dict[str, str]
+) -> Message:
     if request is None:
         request = rpc.request(**fields)
     elif fields:
@@ -54,6 +60,11 @@ def _request(rpc: Rpc, request: Message | None, fields: dict[str, Any]) -> Messa
         request = copy
     if rpc.keyed and not getattr(request, IDEMPOTENCY_KEY):
         setattr(request, IDEMPOTENCY_KEY, str(uuid.uuid4()))
+    named = request.DESCRIPTOR.fields_by_name
+    if owner and not any(getattr(request, f) for f in OWNER_FIELDS if f in named):
+        for name, value in owner.items():
+            if name in named:
+                setattr(request, name, value)
     return request
 
 
@@ -86,8 +97,9 @@ def _give_up(error: grpc.RpcError, attempt: int, attempts: int, deadline: float)
 class _Namespace:
     """A namespace's methods, as attributes: reads the table on access."""
 
-    def __init__(self, name: str, invoke: Callable[..., Any]) -> None:
+    def __init__(self, name: str, invoke: Callable[..., Any], owner: dict[str, str]) -> None:
         self._name, self._invoke, self._table = name, invoke, TABLES[name]
+        self._owner = owner
 
     def __getattr__(self, attribute: str) -> Callable[..., Any]:
         rpc = self._table.get(attribute)
@@ -102,7 +114,8 @@ class _Namespace:
             metadata: Metadata = (),
             **fields: Any,
         ) -> Any:
-            return self._invoke(rpc, _request(rpc, request, fields), timeout, metadata)
+            built = _request(rpc, request, fields, self._owner)
+            return self._invoke(rpc, built, timeout, metadata)
 
         method.__name__ = attribute
         return method
@@ -126,9 +139,26 @@ class _Namespaces:
     notifications: Any
     alerts: Any
 
-    def _bind(self, invoke: Callable[..., Any]) -> None:
+    _own_channel: bool
+
+    def _bind(self, invoke: Callable[..., Any], owner: dict[str, str] | None = None) -> None:
         for name in TABLES:
-            setattr(self, name, _Namespace(name, invoke))
+            setattr(self, name, _Namespace(name, invoke, dict(owner or {})))
+
+    def _scoped(self, owner: dict[str, str]) -> Self:
+        scoped = copy.copy(self)  # the same channel, credential and policy
+        scoped._own_channel = False
+        scoped._bind(scoped._invoke, owner)  # type: ignore[attr-defined]
+        return scoped
+
+    def for_user(self, user_id: str) -> Self:
+        """This client for one end user (the seed's `forUser(id)`): a call
+        whose request names an owner, and gives none, names this user."""
+        return self._scoped({"user_id": user_id})
+
+    def for_organization(self, organization_id: str) -> Self:
+        """This client for one organization, as for_user."""
+        return self._scoped({"organization_id": organization_id})
 
 
 class BillingClient(_Namespaces):
