@@ -75,7 +75,11 @@ export interface BillingClientOptions {
   retry?: Partial<RetryPolicy>;
   /** A transport of your own (TLS, interceptors); `target` is then unused. */
   transport?: Transport;
+  /** The owner a call names when its request names an owner and gives none (forUser). */
+  owner?: { userId?: string; organizationId?: string };
 }
+
+const OWNER_FIELDS = ["tenantId", "userId", "organizationId"];
 
 // Methods that change nothing, or whose repetition changes nothing more.
 const SAFE_PREFIXES = ["get", "list", "check", "can", "upsert", "set"];
@@ -94,6 +98,7 @@ class Core {
     readonly credential: string | undefined,
     readonly timeoutMs: number,
     readonly retry: RetryPolicy,
+    readonly owner: Record<string, string | undefined>,
   ) {}
 
   bind<S extends DescService>(service: S): Methods<S> {
@@ -117,6 +122,12 @@ class Core {
   ): Promise<unknown> {
     const message = create(method.input, request as never) as Record<string, unknown>;
     if (isKeyed(method) && !message.idempotencyKey) message.idempotencyKey = randomUUID();
+    const named = new Set(method.input.fields.map((field) => field.localName));
+    if (!OWNER_FIELDS.some((name) => named.has(name) && message[name])) {
+      for (const [name, value] of Object.entries(this.owner)) {
+        if (value && named.has(name)) message[name] = value;
+      }
+    }
     const headers = new Headers(options.headers);
     if (this.credential && !headers.has("authorization")) {
       headers.set("authorization", `Bearer ${this.credential}`);
@@ -212,6 +223,7 @@ export class BillingClient {
       options.credential,
       options.timeoutMs ?? 10_000,
       { ...DEFAULT_RETRY, ...options.retry },
+      { ...options.owner },
     );
     Object.assign(this, namespaces(core));
   }
@@ -219,5 +231,17 @@ export class BillingClient {
   /** A client over the same transport, sending another credential (an end user's session token). */
   withCredential(credential: string): BillingClient {
     return new BillingClient({ ...this.options, transport: this.transport, credential });
+  }
+
+  /** This client for one end user (the seed's forUser): a call whose request names an owner, and gives none, names this user. */
+  forUser(userId: string): BillingClient {
+    return new BillingClient({ ...this.options, transport: this.transport, owner: { userId } });
+  }
+
+  /** This client for one organization, as forUser. */
+  forOrganization(organizationId: string): BillingClient {
+    return new BillingClient({
+      ...this.options, transport: this.transport, owner: { organizationId },
+    });
   }
 }

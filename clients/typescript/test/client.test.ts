@@ -67,3 +67,16 @@ test("every RPC of every service is a method of a namespace", () => {
     }
   }
 });
+
+test("a client for one user names it in every call that names none", async () => {
+  await client.plans.upsert({ key: "ts-owner", name: "Owner", quotas: { seo: 5n } });
+  const tenant = client.forUser("ts-user-7");
+  await tenant.billing.setSubscription({ planKey: "ts-owner" });
+  await tenant.billing.consume({ primitive: "seo" });
+  await tenant.billing.consume({ primitive: "seo", userId: "ts-user-8" }); // given: kept
+  const mine = await tenant.billing.usage();
+  assert.equal(mine.plan, "ts-owner");
+  assert.equal(mine.usageDecimal.seo?.value, "1");
+  const organization = client.forOrganization("ts-user-7");
+  assert.ok((await organization.billing.getSubscription().catch((e) => e)) instanceof NotFound);
+});
