@@ -1,10 +1,15 @@
 """What the client libraries' tests share: a README's quick-start code block,
 and the one version number the service, its protos and both clients carry."""
 
+import importlib
 import json
+import pkgutil
 import re
 import tomllib
 from pathlib import Path
+
+from billing import v1
+from google.protobuf.descriptor import ServiceDescriptor
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ROOT / "clients"
@@ -30,3 +35,13 @@ def versions() -> dict[str, str]:
         "python client": toml_version(CLIENTS / "python" / "pyproject.toml"),
         "typescript client": package["version"],
     }
+
+
+def server_services() -> list[ServiceDescriptor]:
+    """Every billing.v1 service of the server's stubs (generated/)."""
+    modules = [
+        importlib.import_module(f"billing.v1.{m.name}")
+        for m in pkgutil.iter_modules(v1.__path__)
+        if m.name.endswith("_pb2")
+    ]
+    return [s for m in modules for s in m.DESCRIPTOR.services_by_name.values()]

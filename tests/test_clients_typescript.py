@@ -18,7 +18,7 @@ from billing.v1 import usage_pb2
 
 from billing_service.api.server import RunningServer
 from billing_service.app import App
-from tests.client_packages import CLIENTS, ROOT, code_block
+from tests.client_packages import CLIENTS, ROOT, code_block, server_services
 from tests.conftest import create_operator_key
 from tests.lossy_proxy import lossy_proxy
 
@@ -121,6 +121,7 @@ async def test_the_packages_node_tests_pass_against_a_live_server(
                 "BILLING_TARGET": target,
                 "BILLING_API_KEY": key,
                 "BILLING_LOSSY_TARGET": f"127.0.0.1:{proxy.port}",
+                "BILLING_SERVICES": ",".join(s.full_name for s in server_services()),
             },
             directory,
         )

@@ -13,7 +13,7 @@ import {
   SERVICES,
   Unauthenticated,
 } from "../src/index.js";
-import { API_KEY, TARGET } from "./env.js";
+import { API_KEY, SERVER_SERVICES, TARGET } from "./env.js";
 
 const client = new BillingClient({ target: TARGET, credential: API_KEY });
 
@@ -59,6 +59,8 @@ test("settings with an end user's session token", async () => {
 });
 
 test("every RPC of every service is a method of a namespace", () => {
+  const known = new Set(SERVICES.map((service) => service.typeName));
+  for (const name of SERVER_SERVICES) assert.ok(known.has(name), `${name} is not in SERVICES`);
   const namespaces = Object.values(client as unknown as Record<string, Record<string, unknown>>);
   for (const service of SERVICES) {
     for (const method of service.methods) {

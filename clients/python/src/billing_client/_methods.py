@@ -4,6 +4,8 @@ method of every billing.v1 service, the namespace it is reached through
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from dataclasses import dataclass
 
@@ -11,32 +13,13 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
-from ._proto.billing.v1 import (
-    account_kit_pb2,
-    billing_pb2,
-    meter_pb2,
-    notification_pb2,
-    plan_pb2,
-    project_pb2,
-    settings_pb2,
-    stripe_pb2,
-    subscription_pb2,
-    usage_pb2,
-    user_pb2,
-)
+from ._proto.billing import v1 as _v1
 
-FILES = (
-    account_kit_pb2,
-    billing_pb2,
-    meter_pb2,
-    notification_pb2,
-    plan_pb2,
-    project_pb2,
-    settings_pb2,
-    stripe_pb2,
-    subscription_pb2,
-    usage_pb2,
-    user_pb2,
+# Every vendored file, so that a new proto file's services are here too.
+FILES = tuple(
+    importlib.import_module(f"{_v1.__name__}.{module.name}")
+    for module in pkgutil.iter_modules(_v1.__path__)
+    if module.name.endswith("_pb2")
 )
 SERVICES = {
     service.name: service
