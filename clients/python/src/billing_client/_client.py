@@ -139,6 +139,11 @@ class _Namespaces:
     notifications: Any
     alerts: Any
 
+    def __getattr__(self, name: str) -> Any:
+        # Only for names _bind did not set; it lets type checkers accept the
+        # namespaces of services newer than the annotations above.
+        raise AttributeError(f"the client has no namespace {name!r}")
+
     _own_channel: bool
 
     def _bind(self, invoke: Callable[..., Any], owner: dict[str, str] | None = None) -> None:
@@ -148,7 +153,7 @@ class _Namespaces:
     def _scoped(self, owner: dict[str, str]) -> Self:
         scoped = copy.copy(self)  # the same channel, credential and policy
         scoped._own_channel = False
-        scoped._bind(scoped._invoke, owner)  # type: ignore[attr-defined]
+        scoped._bind(scoped._invoke, owner)
         return scoped
 
     def for_user(self, user_id: str) -> Self:

@@ -110,6 +110,18 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def _unnamed_services() -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
+    """A service no namespace names (one newer than this table) gets one of
+    its own, named after it: AdminService is `client.admin`."""
+    named = {service for services, _ in NAMESPACES.values() for service in services}
+    return {
+        snake(name.removesuffix("Service")): ((name,), {}) for name in SERVICES if name not in named
+    }
+
+
+NAMESPACES.update(_unnamed_services())
+
+
 def namespace_table(namespace: str) -> dict[str, Rpc]:
     """A namespace's methods by attribute name."""
     services, aliases = NAMESPACES[namespace]
