@@ -38,13 +38,10 @@ import { StripeService, StripeWebhookService } from "./gen/billing/v1/stripe_pb.
 import { SubscriptionService } from "./gen/billing/v1/subscription_pb.js";
 import { UsageService } from "./gen/billing/v1/usage_pb.js";
 import { UserService } from "./gen/billing/v1/user_pb.js";
+import { ALL_SERVICES } from "./gen/billing/v1/services.js";
 
 /** Every billing.v1 service the client reaches. */
-export const SERVICES = [
-  AccountKitService, BillingService, MeterService, NotificationService, UsageAlertService,
-  PlanService, ProjectService, SettingsService, StripeService, StripeWebhookService,
-  SubscriptionService, UsageService, UserService,
-] as const;
+export const SERVICES: readonly DescService[] = ALL_SERVICES;
 
 /** A service's unary methods; a request with no required field may be left out. */
 export type Methods<S extends DescService> = {
@@ -210,22 +207,44 @@ type Namespaces = ReturnType<typeof namespaces>;
 
 export interface BillingClient extends Namespaces {}
 
+// The services the namespaces above name; any other (a newer proto) gets a
+// namespace named after it (AdminService: client.admin), typed through service().
+const NAMED = new Set([
+  AccountKitService, BillingService, MeterService, NotificationService, UsageAlertService,
+  PlanService, ProjectService, SettingsService, StripeService, StripeWebhookService,
+  SubscriptionService, UsageService, UserService,
+].map((service) => service.typeName));
+
+function namespaceName(service: DescService): string {
+  const name = service.name.replace(/Service$/, "");
+  return name.charAt(0).toLowerCase() + name.slice(1);
+}
+
 export class BillingClient {
   readonly transport: Transport;
   private readonly options: BillingClientOptions;
+  private readonly core: Core;
 
   constructor(options: BillingClientOptions) {
     this.options = options;
     const baseUrl = options.target.includes("://") ? options.target : `http://${options.target}`;
     this.transport = options.transport ?? createGrpcTransport({ baseUrl });
-    const core = new Core(
+    const core = (this.core = new Core(
       this.transport,
       options.credential,
       options.timeoutMs ?? 10_000,
       { ...DEFAULT_RETRY, ...options.retry },
       { ...options.owner },
-    );
+    ));
     Object.assign(this, namespaces(core));
+    for (const service of SERVICES) {
+      if (!NAMED.has(service.typeName)) Object.assign(this, { [namespaceName(service)]: core.bind(service) });
+    }
+  }
+
+  /** Any billing.v1 service's methods, typed: `client.service(UsageService).consumeQuota(...)`. */
+  service<S extends DescService>(service: S): Methods<S> {
+    return this.core.bind(service);
   }
 
   /** A client over the same transport, sending another credential (an end user's session token). */

@@ -65,6 +65,7 @@ test("every RPC of every service is a method of a namespace", () => {
   for (const service of SERVICES) {
     for (const method of service.methods) {
       const found = namespaces.some((ns) => typeof ns?.[method.localName] === "function");
+      assert.equal(typeof client.service(service)[method.localName as never], "function");
       assert.ok(found, `${service.typeName}.${method.name} has no method`);
     }
   }
