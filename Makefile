@@ -6,12 +6,14 @@ PY := $(BIN)/python
 THIRD_PARTY := build/third_party/protos
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load test-tools clean
+CLIENT_BUILD := build/clients
 
-$(BIN)/billing-service: pyproject.toml
+.PHONY: clients serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load test-tools clean
+
+$(BIN)/billing-service: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
 	touch $@
 
 ## serve: start the service on the embedded SQLite default
@@ -29,8 +31,8 @@ soak: $(BIN)/billing-service
 	BILLING_SOAK=1 BILLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/faults -n 0 -s -q -o timeout=1800
 
 lint: $(BIN)/billing-service
-	$(BIN)/ruff check service tests bench scripts
-	$(BIN)/ruff format --check service tests bench scripts
+	$(BIN)/ruff check service tests bench scripts clients/python
+	$(BIN)/ruff format --check service tests bench scripts clients/python
 
 typecheck: $(BIN)/billing-service
 	$(BIN)/mypy
@@ -54,13 +56,22 @@ buf-breaking: protos-deps
 		$(BIN)/buf breaking --against build/api-baseline; \
 	else echo "buf-breaking: commit $(API_BASELINE) is not in this clone; skipped"; fi
 
-## generate: regenerate the committed stubs in generated/ from protos/
+## generate: regenerate the committed stubs in generated/ and clients/python from protos/
 generate: protos-deps
 	$(PY) scripts/generate.py generated
+	$(PY) scripts/generate_python_client.py
 
 ## generated-check: fail when generated/ is not what protos/ generates
 generated-check: protos-deps
 	$(PY) scripts/generate.py --check generated
+	$(PY) scripts/generate_python_client.py --check
+
+## clients: build both client libraries from protos/: the Python wheel into build/clients,
+## the TypeScript package (generated at build time, compiled) in clients/typescript/dist
+clients: $(BIN)/billing-service
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(CLIENT_BUILD) clients/python
+	npm --prefix clients/typescript ci --no-audit --no-fund
+	npm --prefix clients/typescript run build
 
 ## bench: the hot-path benchmark matrix into bench/RESULTS.md (not part of the test suite;
 ## BENCH_ARGS=--quick for a smoke run); see bench/README.md
