@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,9 @@ SERVER_CONNECTIONS = 4
 START_TIMEOUT_SECONDS = 60.0
 
 
-def _config(port: int, users: Path) -> str:
+def _config(port: int, users: Path, server_host: str, server_port: int) -> str:
     return f"""[databases]
-* = host={PG_HOST} port={PG_PORT}
+* = host={server_host} port={server_port}
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {port}
@@ -47,21 +48,18 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture(scope="session")
-def pgbouncer(postgres_available: bool) -> Iterator[int]:
-    """The port of a PgBouncer (pool_mode=transaction) in front of the test
-    PostgreSQL."""
-    if not postgres_available or not Path(PGBOUNCER).exists():
-        if IN_CI:
-            pytest.fail("PgBouncer or PostgreSQL is missing (CI=true): run `make pgbouncer`")
-        pytest.skip("PgBouncer or PostgreSQL is missing: `make pgbouncer` installs PgBouncer")
+@contextmanager
+def running_pgbouncer(server_host: str, server_port: int, user: str) -> Iterator[int]:
+    """PgBouncer in transaction mode on a free loopback port in front of the
+    PostgreSQL at `server_host`:`server_port`, trusting `user`; yields its
+    port (the benchmark uses it too)."""
     # A directory PgBouncer can read after it drops root (it refuses to run as root).
     home = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
     home.chmod(0o755)
     users = home / "users.txt"
-    users.write_text(f'"{PG_USER}" ""\n')
+    users.write_text(f'"{user}" ""\n')
     port = free_port()
-    (home / "pgbouncer.ini").write_text(_config(port, users))
+    (home / "pgbouncer.ini").write_text(_config(port, users, server_host, server_port))
     for path in home.iterdir():
         path.chmod(0o644)
     as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
@@ -73,9 +71,8 @@ def pgbouncer(postgres_available: bool) -> Iterator[int]:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not _listening(port):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"pgbouncer did not start: {(home / 'pgbouncer.log').read_text()}"
-                )
+                started = (home / "pgbouncer.log").read_text()
+                raise RuntimeError(f"pgbouncer did not start: {started}")
             time.sleep(0.05)
         yield port
     finally:
@@ -83,6 +80,18 @@ def pgbouncer(postgres_available: bool) -> Iterator[int]:
         process.wait(30)
         log.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_available: bool) -> Iterator[int]:
+    """The port of a PgBouncer (pool_mode=transaction) in front of the test
+    PostgreSQL."""
+    if not postgres_available or not Path(PGBOUNCER).exists():
+        if IN_CI:
+            pytest.fail("PgBouncer or PostgreSQL is missing (CI=true): run `make pgbouncer`")
+        pytest.skip("PgBouncer or PostgreSQL is missing: `make pgbouncer` installs PgBouncer")
+    with running_pgbouncer(PG_HOST, PG_PORT, PG_USER) as port:
+        yield port
 
 
 def through(pgbouncer_port: int, database_url: str) -> str:
