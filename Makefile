@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto')
 
 CLIENT_BUILD := build/clients
 
-.PHONY: clients serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load test-tools clean
+.PHONY: clients serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load test-tools pgbouncer clean
 
 $(BIN)/billing-service: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ serve: $(BIN)/billing-service
 	$(BIN)/billing-service serve
 
 ## test: lint, type-check, check the stubs, then run the whole test suite
-test: $(BIN)/billing-service test-tools generated-check buf-lint buf-breaking lint typecheck
+test: $(BIN)/billing-service test-tools pgbouncer generated-check buf-lint buf-breaking lint typecheck
 	$(BIN)/pytest
 
 ## soak: the fault suite for minutes on both databases (SOAK_SECONDS per scenario), with
@@ -29,6 +29,17 @@ test: $(BIN)/billing-service test-tools generated-check buf-lint buf-breaking li
 SOAK_SECONDS ?= 20
 soak: $(BIN)/billing-service
 	BILLING_SOAK=1 BILLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/faults -n 0 -s -q -o timeout=1800
+
+## pgbouncer: Debian's PgBouncer, which the pooler tests start (installed when missing;
+## apt-get waits for a dpkg lock another install holds)
+pgbouncer:
+	@if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then \
+		for attempt in 1 2 3 4 5 6 7 8 9 10; do \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends pgbouncer \
+				&& break; sleep 15; \
+		done; \
+	fi
+	@test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null
 
 lint: $(BIN)/billing-service
 	$(BIN)/ruff check service tests bench scripts clients/python

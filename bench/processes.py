@@ -328,8 +328,28 @@ def sqlite_database(directory: Path) -> Iterator[str]:
 
 @contextmanager
 def database(backend: str, scratch: Path) -> Iterator[str]:
-    """A fresh database of `backend` ("sqlite" or "postgres"), migrated."""
+    """A fresh database of `backend` ("sqlite", "postgres", or "pgbouncer":
+    PostgreSQL behind PgBouncer in transaction mode), migrated."""
+    if backend == "pgbouncer":
+        with postgres_database() as url, pooled(url) as pooled_url:
+            billing_cli(pooled_url, "migrate")
+            yield pooled_url
+        return
     fresh = sqlite_database(scratch) if backend == "sqlite" else postgres_database()
     with fresh as url:
         billing_cli(url, "migrate")
         yield url
+
+
+@contextmanager
+def pooled(url: str) -> Iterator[str]:
+    """`url` through a PgBouncer in transaction mode started for it (the
+    suite's, tests/pgbouncer.py), with the service told so."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pgbouncer import running_pgbouncer
+
+    parsed = make_url(url)
+    server = (parsed.host or "127.0.0.1", parsed.port or 5432, parsed.username or "postgres")
+    with running_pgbouncer(*server) as port:
+        through = parsed.set(port=port).update_query_dict({"statement_cache_size": "0"})
+        yield through.render_as_string(hide_password=False)

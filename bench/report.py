@@ -31,6 +31,9 @@ _TITLE = (
 
 
 BACKENDS = ("sqlite", "postgres")
+# Backends run only when asked for: PostgreSQL through PgBouncer in transaction
+# mode (bench/run.py --backends ...,pgbouncer; `make pgbouncer` installs it).
+OPTIONAL_BACKENDS = ("pgbouncer",)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def common_of(parser: argparse.ArgumentParser, args: argparse.Namespace, run_nam
     """The common options as given (add_common_arguments); the logs of this
     run go to a folder `run_name`-<date>-<time> under --out."""
     backends = [name for name in args.backends.split(",") if name]
-    unknown = set(backends) - set(BACKENDS)
+    unknown = set(backends) - set(BACKENDS) - set(OPTIONAL_BACKENDS)
     if unknown:
         parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
     out = args.out / time.strftime(f"{run_name}-%Y%m%d-%H%M%S")
@@ -143,6 +146,15 @@ def machine_lines(backends: Sequence[str]) -> list[str]:
         lines.append(f"- SQLite {sqlite3.sqlite_version}")
     if "postgres" in backends:
         lines.append(f"- PostgreSQL {_postgres_version()} on 127.0.0.1")
+    if "pgbouncer" in backends:
+        version = subprocess.run(
+            ["/usr/sbin/pgbouncer", "--version"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()
+        lines.append(
+            f"- pgbouncer: {version[0] if version else 'PgBouncer'} in pool_mode=transaction"
+            " (4 server connections) before the same PostgreSQL, BILLING_DATABASE_POOLER's"
+            " statements (statement_cache_size=0)"
+        )
     return lines
 
 

@@ -253,7 +253,7 @@ def summarize(measurements: Sequence[Measurement]) -> list[Summary]:
     order = {
         name: index for index, name in enumerate((*FLOORS, *DATABASE_FLOORS, *BILLING_SCENARIOS))
     }
-    backends = {"": 0, "sqlite": 1, "postgres": 2}
+    backends = {"": 0, "sqlite": 1, "postgres": 2, "pgbouncer": 3}
     summaries.sort(
         key=lambda s: (
             s.cell.offered_rate,

@@ -14,7 +14,7 @@ from .domain.errors import DomainError
 from .logic.auth import mint_key
 from .startup import CannotOpen
 from .storage import migrate as migrations
-from .storage.engine import create_engines, make_room_for, sqlite_path
+from .storage.engine import create_engines, make_room_for, require_writable, sqlite_path
 
 
 def migrate(settings: Settings) -> int:
@@ -44,6 +44,7 @@ async def _migrate(settings: Settings) -> int:
     writer, reader = create_engines(settings.database_url)
     try:
         async with opening_database(settings.database_url):
+            await require_writable(writer, settings.database_url)
             await migrations.upgrade(writer)
             print(f"database at revision {await migrations.current_revision(writer)}")
     finally:
@@ -57,6 +58,9 @@ async def _with_app(
 ) -> int:
     app = await open_app(settings)
     try:
+        if action not in _READS:
+            async with opening_database(settings.database_url):
+                await require_writable(app.store.writer, settings.database_url)
         await action(app, args)  # type: ignore[arg-type]
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
@@ -104,3 +108,4 @@ _ACTIONS: dict[tuple[str, str], Callable[[App, argparse.Namespace], Awaitable[No
     ("keys", "list"): _list_keys,
     ("keys", "revoke"): _revoke_key,
 }
+_READS = (_list_operators, _list_keys)

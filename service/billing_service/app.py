@@ -36,7 +36,7 @@ from .startup import CannotListen as CannotListen  # where servers and tests loo
 from .startup import CannotOpen as CannotOpen
 from .storage import migrate
 from .storage.alerts import AlertsStore
-from .storage.engine import create_engines, is_sqlite, what_to_do
+from .storage.engine import create_engines, is_sqlite, require_writable, what_to_do
 from .storage.ledger import LedgerStore
 from .storage.meter_cursor import MeterCursor
 from .storage.outbox import OutboxStore
@@ -111,6 +111,7 @@ async def prepare_database(settings: Settings, writer: AsyncEngine) -> None:
         migrate_now = is_sqlite(settings.database_url)
     async with opening_database(settings.database_url):
         if migrate_now:
+            await require_writable(writer, settings.database_url)
             await migrate.upgrade(writer)
         await migrate.require_current(writer)
 

@@ -6,11 +6,12 @@ from types import NoneType, UnionType
 from typing import Any, Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .addresses import DEFAULT_GRPC_ADDR, split_host_port
+from .database_urls import normalised_postgres
 from .domain.networks import networks
 
 # The drivers the service ships with, by the URL schemes that name them: the
@@ -27,6 +28,7 @@ DATABASE_URL_RULE = (
     "must be sqlite+aiosqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
     " (postgres:// and postgresql+asyncpg:// too)"
 )
+POOLERS = ("transaction", "session", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -96,6 +98,22 @@ class Settings(BaseSettings):
     # each server process; "off", not here (`billing-service jobs` or another
     # replica runs them).
     background_jobs: Literal["process", "inline", "off"] = "process"
+    # What stands between the service and PostgreSQL, which it cannot tell
+    # over the wire: "transaction", a pooler that hands each transaction to
+    # any server connection (PgBouncer's pool_mode=transaction, RDS Proxy, the
+    # poolers of managed services), so that no prepared statement is kept
+    # past its transaction; "session" or "none", one server connection per
+    # client connection. statement_cache_size=0 in the URL says the same.
+    database_pooler: Literal["transaction", "session", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _pooled_statements(self) -> "Settings":
+        # The pooler's one consequence, carried by the URL to every engine and
+        # connection the URL makes (database_urls.PostgresTarget.pooled).
+        if self.database_pooler == "transaction" and not self.database_url.startswith("sqlite"):
+            self.database_url = with_option(self.database_url, "statement_cache_size", "0")
+        return self
+
     # Size of the database connection pool (PostgreSQL).
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
@@ -195,12 +213,22 @@ def supported_database_url(url: str) -> str:
     if driver is None:
         given = f", not {scheme}://" if separator else ""
         raise ValueError(DATABASE_URL_RULE + given)
+    if driver == "postgresql+asyncpg":
+        rest = normalised_postgres(rest)  # ValueError: the rule of the part that is wrong
     normalised = f"{driver}://{rest}"
     try:
         make_url(normalised)  # parses the port too
     except (ArgumentError, ValueError):
         raise ValueError(DATABASE_URL_RULE) from None
     return normalised
+
+
+def with_option(url: str, name: str, value: str) -> str:
+    """`url` with `name=value` in its query, in place of any value it had."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.update_query_dict({name: value}).render_as_string(hide_password=False)
 
 
 def invalid_settings(error: ValidationError) -> list[str]:

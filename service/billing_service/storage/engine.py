@@ -7,6 +7,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..database_urls import PostgresTarget, postgres_target, standby_message
 from ..startup import CannotOpen
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -46,6 +47,12 @@ def what_to_do(url: str, error: BaseException) -> str:
             f"check that {where} is a directory this user may write in, or correct the path"
             " in BILLING_DATABASE_URL"
         )
+    hosts = make_url(url).query.get("host", ())
+    if isinstance(hosts, tuple) and len(hosts) > 1:  # none answered, or none took writes
+        return (
+            f"start PostgreSQL at one of {', '.join(hosts)}, with a primary among them,"
+            " or correct the hosts in BILLING_DATABASE_URL"
+        )
     if isinstance(error, OSError):  # refused, timed out, or no such host
         parsed = make_url(url)
         host = parsed.host or "localhost"
@@ -70,8 +77,10 @@ def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEng
     (hide_parameters): they hold emails, password hashes and mailed tokens.
     """
     if not is_sqlite(url):
+        target = postgres_target(url)
         engine = create_async_engine(
-            url,
+            target.url,
+            connect_args=pool_connect_args(target),
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
@@ -81,6 +90,32 @@ def create_engines(url: str, pool_size: int = 10) -> tuple[AsyncEngine, AsyncEng
     writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
     reader = _sqlite_engine(url, begin="BEGIN")
     return writer, reader
+
+
+def pool_connect_args(target: PostgresTarget) -> dict[str, Any]:
+    """The pool's connect arguments: asyncpg's options from the URL and,
+    behind a transaction pooler, no statement cache in SQLAlchemy either, so
+    that every statement is an unnamed one, parsed again in the transaction
+    that runs it (asyncpg does so without its own cache)."""
+    if target.pooled:
+        return {**target.driver, "prepared_statement_cache_size": 0}
+    return dict(target.driver)
+
+
+async def require_writable(engine: AsyncEngine, url: str) -> None:
+    """CannotOpen when the PostgreSQL `engine` reaches takes no writes (a
+    standby, or a database set read-only): `migrate` and the administration
+    commands would otherwise read, then fail or report success."""
+    if is_sqlite(url):
+        return
+    from sqlalchemy import text
+
+    from ..config import shown_database
+
+    async with engine.connect() as conn:
+        read_only = await conn.scalar(text("SHOW transaction_read_only"))
+    if read_only == "on":
+        raise CannotOpen(standby_message(shown_database(url)))
 
 
 def _sqlite_engine(url: str, begin: str) -> AsyncEngine:

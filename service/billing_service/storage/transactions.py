@@ -31,6 +31,10 @@ class Transactions:
         self._reader = reader
         self._postgres = writer.dialect.name == "postgresql"
 
+    @property
+    def writer(self) -> AsyncEngine:
+        return self._writer
+
     async def close(self) -> None:
         await self._writer.dispose()
         if self._reader is not self._writer:

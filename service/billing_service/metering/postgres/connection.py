@@ -10,15 +10,19 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from ...database_urls import postgres_target
 from ...domain.errors import StorageUnavailable
 from ..backend import RetryBatch
 
 # What says the connection (or the server behind it) is gone, rather than
 # that a statement failed: the driver's own errors ("connection was closed
 # in the middle of operation", "another operation is in progress"), the
-# server's connection and shutdown classes (08, 57P), and the socket's.
+# server's connection and shutdown classes (08, 57P), and the socket's; and a
+# read-only answer (25006): the server became a standby in a failover, and
+# the next connection, made with target_session_attrs, finds the primary.
 CONNECTION_LOST = (
     OSError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
@@ -78,9 +82,11 @@ class Connection:
 
 def connect_args(url: str) -> dict[str, Any]:
     """asyncpg.connect's arguments for `url`, as SQLAlchemy derives them for
-    the Store's connections (the query string's options too: a Unix socket's
-    `host`, `ssl`, ...), less SQLAlchemy's own options."""
-    parsed = make_url(url)
+    the Store's connections (the host list, a Unix socket's `host`, and the
+    driver's options typed by database_urls: `ssl`, statement_cache_size,
+    target_session_attrs, ...), less SQLAlchemy's own options."""
+    target = postgres_target(url)
+    parsed = make_url(target.url)
     _, options = parsed.get_dialect()().create_connect_args(parsed)
     for sqlalchemy_only in (
         "prepared_statement_cache_size",
@@ -88,4 +94,4 @@ def connect_args(url: str) -> dict[str, Any]:
         "async_creator_fn",
     ):
         options.pop(sqlalchemy_only, None)
-    return dict(options)
+    return {**options, **target.driver}
