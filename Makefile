@@ -6,7 +6,7 @@ PY := $(BIN)/python
 THIRD_PARTY := build/third_party/protos
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load clean
+.PHONY: serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load patroni clean
 
 $(BIN)/billing-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,13 @@ serve: $(BIN)/billing-service
 	$(BIN)/billing-service serve
 
 ## test: lint, type-check, check the stubs, then run the whole test suite
-test: $(BIN)/billing-service generated-check buf-lint buf-breaking lint typecheck
+test: $(BIN)/billing-service patroni generated-check buf-lint buf-breaking lint typecheck
 	$(BIN)/pytest
 
 ## soak: the fault suite for minutes on both databases (SOAK_SECONDS per scenario), with
 ## thousands of fuzzed messages; prints its figures. Not part of `make test`.
 SOAK_SECONDS ?= 20
-soak: $(BIN)/billing-service
+soak: $(BIN)/billing-service patroni
 	BILLING_SOAK=1 BILLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/faults -n 0 -s -q -o timeout=1800
 
 lint: $(BIN)/billing-service
@@ -81,6 +81,21 @@ bench-instructions: $(BIN)/billing-service h2load
 # The benchmarks' load generator, from Debian's nghttp2-client.
 h2load:
 	@command -v h2load >/dev/null || (apt-get update && apt-get install -y nghttp2-client)
+
+# The failover test's cluster (tests/faults/test_failover.py): etcd and Patroni from
+# Debian, on the PostgreSQL 15 binaries. Installed only when missing; apt-get retries
+# while another install holds dpkg's lock.
+PATRONI_PACKAGES := patroni python3-etcd etcd-server postgresql-15
+patroni:
+	@if ! command -v patroni >/dev/null || ! command -v etcd >/dev/null || \
+		! test -x /usr/lib/postgresql/15/bin/postgres; then \
+		for try in 1 2 3 4 5 6 7 8 9 10; do \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+				--no-install-recommends $(PATRONI_PACKAGES) && break; \
+			echo "apt-get failed (dpkg's lock held?); retrying in 10 s"; sleep 10; \
+		done; \
+		command -v patroni >/dev/null && command -v etcd >/dev/null; \
+	fi
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
