@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import subprocess
 import tempfile
 import urllib.request
 from collections.abc import AsyncIterator
@@ -133,25 +134,24 @@ class Cluster:
         raise TimeoutError(f"the Patroni cluster never became healthy:\n{self.logs()}")
 
     async def switchover(self) -> None:
-        """`patronictl switchover --force` to any replica."""
+        """`patronictl switchover --force` to the synchronous standby."""
         assert PATRONICTL
         leader = self.leader()
         assert leader is not None
-        process = await asyncio.create_subprocess_exec(
-            PATRONICTL,
-            "-c",
-            str(leader.config),
-            "switchover",
-            "--force",
-            SCOPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        command = [PATRONICTL, "-c", str(leader.config), "switchover", "--force", SCOPE]
+        done = await asyncio.to_thread(
+            subprocess.run,
+            command,
+            capture_output=True,
+            text=True,
+            cwd=self.root,
+            env={"HOME": str(self.root), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            timeout=START_TIMEOUT_SECONDS,
             user=RUN_AS,
             group=RUN_AS,
             extra_groups=RUN_AS_GROUPS,
         )
-        output, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT_SECONDS)
-        assert process.returncode == 0, output.decode()
+        assert done.returncode == 0 and "Successfully" in done.stdout, done
 
     def logs(self) -> str:
         return "\n".join(
