@@ -19,10 +19,11 @@ import asyncpg
 import grpc
 import pytest
 from billing.v1 import plan_pb2, usage_pb2
+from grpc_health.v1 import health_pb2
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ..cli_subprocess import run_cli_ok, service_env
+from ..cli_subprocess import health_status, run_cli_ok, service_env
 from ..conftest import IN_CI, Client
 from ..usage_helpers import subscribe, usage_of
 from .harness import DEADLINE, TRANSIENT, Tally, replicas, report
@@ -30,6 +31,7 @@ from .patroni_cluster import MISSING, TTL_SECONDS, Cluster, Node, accepts_writes
 
 pytestmark = pytest.mark.slow
 
+SERVING = health_pb2.HealthCheckResponse.SERVING
 CALLERS = 8
 # The service's share of a failover: from the new primary taking writes (or the
 # lease running out, whichever is later) to every process answering again.
@@ -199,6 +201,9 @@ async def test_killed_leader_loses_no_acknowledged_call(
         await wait_until(lambda: len(work.acknowledged) >= 50, running)  # load before the fault
         leader.kill()
         killed_at = time.monotonic()
+        # The probes do not ask the database: an outage restarts no replica.
+        for process in serving:
+            assert await health_status(process.process.target) == SERVING
         work.watch_from = promoted_at = await wait_for_new_primary(cluster, leader)
         await wait_until(work.recovered, running)
         await asyncio.sleep(AFTER_RECOVERY_SECONDS)
