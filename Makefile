@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto')
 
 CLIENT_BUILD := build/clients
 
-.PHONY: clients serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load test-tools pgbouncer clean
+.PHONY: clients serve test soak check lint typecheck generate generated-check protos-deps buf-lint buf-breaking bench bench-history bench-instructions h2load test-tools clean
 
 $(BIN)/billing-service: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,25 +21,14 @@ serve: $(BIN)/billing-service
 	$(BIN)/billing-service serve
 
 ## test: lint, type-check, check the stubs, then run the whole test suite
-test: $(BIN)/billing-service test-tools pgbouncer generated-check buf-lint buf-breaking lint typecheck
+test: $(BIN)/billing-service test-tools generated-check buf-lint buf-breaking lint typecheck
 	$(BIN)/pytest
 
 ## soak: the fault suite for minutes on both databases (SOAK_SECONDS per scenario), with
 ## thousands of fuzzed messages; prints its figures. Not part of `make test`.
 SOAK_SECONDS ?= 20
-soak: $(BIN)/billing-service
+soak: $(BIN)/billing-service test-tools
 	BILLING_SOAK=1 BILLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest tests/faults -n 0 -s -q -o timeout=1800
-
-## pgbouncer: Debian's PgBouncer, which the pooler tests start (installed when missing;
-## apt-get waits for a dpkg lock another install holds)
-pgbouncer:
-	@if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then \
-		for attempt in 1 2 3 4 5 6 7 8 9 10; do \
-			apt-get update -qq && apt-get install -y -qq --no-install-recommends pgbouncer \
-				&& break; sleep 15; \
-		done; \
-	fi
-	@test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null
 
 lint: $(BIN)/billing-service
 	$(BIN)/ruff check service tests bench scripts clients/python
@@ -104,16 +93,23 @@ bench-instructions: $(BIN)/billing-service h2load
 h2load:
 	@command -v h2load >/dev/null || (apt-get update && apt-get install -y nghttp2-client)
 
-## test-tools: Debian's chromium (tests/test_api_browser.py drives it) and jq (the guides in
-## docs/ read answers with it, and tests/test_docs_run.py runs them); installed only when
-## missing (apt-get, retried while another install holds dpkg's lock)
-TEST_TOOLS := chromium jq
+## test-tools: what the suite starts besides PostgreSQL, from Debian, each installed only
+## when its command is missing (apt-get, retried while another install holds dpkg's lock):
+## chromium (tests/test_api_browser.py), jq (the guides in docs/, run by
+## tests/test_docs_run.py), PgBouncer (the pooler tests), and etcd, Patroni and the
+## PostgreSQL 15 server binaries (tests/faults/test_failover.py's cluster).
+## Each entry: a command, then the packages that bring it.
+TEST_TOOLS := chromium:chromium jq:jq /usr/sbin/pgbouncer:pgbouncer \
+	patroni:patroni,python3-etcd etcd:etcd-server /usr/lib/postgresql/15/bin/postgres:postgresql-15
 test-tools:
-	@missing=$$(for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	@missing=$$(for entry in $(TEST_TOOLS); do command -v $${entry%%:*} >/dev/null || \
+		echo $${entry#*:} | tr , ' '; done); \
 	[ -z "$$missing" ] || for attempt in 1 2 3 4 5 6 7 8 9 10; do \
-		(apt-get update && apt-get install -y --no-install-recommends $$missing) && break; \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+			--no-install-recommends $$missing) && break; \
 		echo "test-tools: apt-get failed (dpkg's lock held?), retrying"; sleep 15; \
-	done; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || exit 1; done
+	done; for entry in $(TEST_TOOLS); do command -v $${entry%%:*} >/dev/null || \
+		{ echo "test-tools: $${entry%%:*} is still missing"; exit 1; }; done
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -264,8 +264,10 @@ class Batcher:
             elif isinstance(job, Group) and len(job.calls) > 1:
                 work = partial(run_calls, calls=job.calls, cache=self._cache, all_or_nothing=True)
                 await self._run_one(pending, _operators(job.calls), work, self._group_answers)
-        if calls:
-            await self._run_calls(calls)
+        # One operator per transaction, so that a database sharded by operator
+        # (docs/scale.md) serves each on one shard.
+        for operator_calls in _by_operator(calls):
+            await self._run_calls(operator_calls)
 
     async def _run_calls(self, pendings: list[Pending]) -> None:
         if all(isinstance(p.job, Call) and not p.job.writes for p in pendings):
@@ -335,6 +337,15 @@ class Batcher:
                 if attempt < _MAX_ATTEMPTS:
                     await asyncio.sleep(_retry_pause(attempt))
         raise StorageUnavailable("storage is busy; try again")
+
+
+def _by_operator(pendings: list[Pending]) -> list[list[Pending]]:
+    groups: dict[int, list[Pending]] = {}
+    for pending in pendings:
+        call = _single(pending.job)
+        assert call is not None
+        groups.setdefault(call.key.operator_id, []).append(pending)
+    return list(groups.values())
 
 
 def _operators(calls: Sequence[Call]) -> list[int]:
