@@ -15,9 +15,9 @@ from google.protobuf import duration_pb2
 from billing_service.app import App
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
+from billing_service.domain.errors import Unauthenticated
 from billing_service.gateway.server import RunningGateway
 from billing_service.logic.admin_auth import AdminAuthenticator, mint_admin_key
-from billing_service.domain.errors import Unauthenticated
 
 from .conftest import create_operator_key
 from .gateway_fixtures import gateway_fixture, gateway_url
