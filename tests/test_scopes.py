@@ -69,9 +69,7 @@ async def call(channel: grpc.aio.Channel, path: str, secret: str) -> Failure | N
     return None
 
 
-async def test_each_scope_calls_exactly_what_it_admits(
-    app: App, channel: grpc.aio.Channel
-) -> None:
+async def test_each_scope_calls_exactly_what_it_admits(app: App, channel: grpc.aio.Channel) -> None:
     admin = Admin(app.store, app.clock)
     await admin.create_operator("test", "scoped")
     for scope in (FULL, METERING, READ):
