@@ -5,6 +5,7 @@ everywhere else and never shown."""
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import httpx
@@ -18,7 +19,9 @@ from billing_service.config import Settings
 from billing_service.domain.errors import Unauthenticated
 from billing_service.gateway.server import RunningGateway
 from billing_service.logic.admin_auth import AdminAuthenticator, mint_admin_key
+from billing_service.logic.auth import hash_key
 
+from .cli_subprocess import run_cli, run_cli_ok, service_env
 from .conftest import create_operator_key
 from .gateway_fixtures import gateway_fixture, gateway_url
 from .rpc_errors import refused
@@ -219,3 +222,43 @@ async def test_the_admin_api_is_served_over_rest_and_in_openapi(
     assert refused_key.status_code == 401
     document = (await admin_http.get("/openapi.json")).json()
     assert "/v1/admin/operators/{operator}/keys" in document["paths"]
+
+
+async def test_admin_key_create_prints_a_key_and_the_hash_to_configure(tmp_path: Path) -> None:
+    result = await run_cli_ok(
+        service_env(f"sqlite+aiosqlite:///{tmp_path / 'none.db'}"), "admin-key", "create"
+    )
+    secret, key_hash = result.stdout.split()
+    assert secret.startswith("bak_") and hash_key(secret) == key_hash
+    assert "BILLING_ADMIN_KEY_HASH=" + key_hash in result.stderr
+    with pytest.raises(Unauthenticated):
+        await AdminAuthenticator(key_hash).authenticate(ADMIN)
+    assert await AdminAuthenticator(key_hash).authenticate([("authorization", f"Bearer {secret}")])
+    assert not (tmp_path / "none.db").exists()  # no database is touched
+
+
+async def test_keys_create_takes_scopes_and_an_expiry(tmp_path: Path) -> None:
+    env = service_env(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    await run_cli_ok(env, "migrate")
+    await run_cli_ok(env, "operators", "create", "acme")
+    created = await run_cli_ok(
+        env,
+        "keys",
+        "create",
+        "--operator",
+        "acme",
+        "--scope",
+        "metering",
+        "--scope",
+        "read",
+        "--expires",
+        "2099-01-01T00:00Z",
+    )
+    assert "(metering read)" in created.stdout
+    listing = await run_cli_ok(env, "keys", "list", "--operator", "acme")
+    assert "metering read" in listing.stdout and "expires 2099-01-01" in listing.stdout
+    for bad in (("--scope", "root"), ("--expires", "tomorrow"), ("--expires", "2099-01-01T00:00")):
+        refused_run = await run_cli(env, "keys", "create", "--operator", "acme", *bad)
+        assert refused_run.returncode != 0, bad
+    listing = await run_cli_ok(env, "keys", "list", "--operator", "acme")
+    assert len(listing.stdout.splitlines()) == 1
