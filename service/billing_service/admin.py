@@ -10,7 +10,6 @@ from datetime import datetime
 from .app import App, open_app, opening_database
 from .clock import SystemClock
 from .config import Settings, shown_database
-from .domain import validation
 from .domain.errors import DomainError, InvalidArgument
 from .logic.admin import Admin
 from .startup import CannotOpen
@@ -68,8 +67,7 @@ async def _with_app(
 
 
 async def _create_operator(app: App, args: argparse.Namespace) -> None:
-    name = validation.name("name", args.name)
-    operator = await app.store.create_operator(name, app.clock.now())
+    operator = await Admin(app.store, app.clock).create_operator("cli", args.name)
     print(f"created operator '{operator.name}' (id {operator.id})")
 
 
@@ -109,7 +107,7 @@ async def _list_keys(app: App, args: argparse.Namespace) -> None:
 
 
 async def _revoke_key(app: App, args: argparse.Namespace) -> None:
-    key = await app.store.revoke_api_key(args.key_id, SystemClock().now())
+    key = await Admin(app.store, SystemClock()).revoke_key("cli", args.key_id)
     print(f"key {key.id} revoked at {key.revoked_at.isoformat() if key.revoked_at else '?'}")
 
 
