@@ -136,18 +136,6 @@ class Store(KeysStore):
 
         return await self._write(work)
 
-    async def operator_for_key_hash(self, key_hash: str) -> int | None:
-        async def work(conn: AsyncConnection) -> int | None:
-            return (
-                await conn.execute(
-                    select(api_keys.c.operator_id).where(
-                        api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-                    )
-                )
-            ).scalar()
-
-        return await self._read(work)
-
     # -- account kits -------------------------------------------------------
 
     async def upsert_kit(
