@@ -4,6 +4,16 @@
 # run as an unprivileged user.
 #   docker build -t customer-billing .
 #   docker run -p 50051:50051 -p 8080:8080 -v billing-data:/var/lib/billing/data customer-billing
+# From there to a first call, with no shell in the container: name a bootstrap
+# operator and a key file on the volume; the server creates both at start and
+# writes a new key there (mode 0600) when the file is absent:
+#   docker run ... -e BILLING_BOOTSTRAP_OPERATOR=default \
+#     -e BILLING_BOOTSTRAP_KEY_FILE=/var/lib/billing/data/bootstrap-key customer-billing
+#   docker run --rm -v billing-data:/d alpine cat /d/bootstrap-key   # the key
+#   curl -H "Authorization: Bearer <key>" localhost:8080/v1/plans
+# Set BILLING_ADMIN_KEY_HASH (`billing-service admin-key create`) to manage
+# operators and keys over AdminService; on Kubernetes, deploy/kubernetes/
+# billing-bootstrap.yaml shows the same path.
 # With PostgreSQL, set BILLING_DATABASE_URL=postgresql+asyncpg://... and run
 # `billing-service migrate` once per release before starting the servers.
 FROM python:3.11.11-slim-bookworm AS build

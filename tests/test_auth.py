@@ -192,11 +192,13 @@ async def test_a_cached_key_works_until_its_cache_entry_expires(app: App) -> Non
     now = [0.0]
     authenticator = Authenticator(app.store, cache_seconds=0.2, monotonic=lambda: now[0])
     assert authenticator.cached(metadata) is None  # never looked up yet
-    operator_id = await authenticator.authenticate(metadata)
-    assert authenticator.cached(metadata) == operator_id
+    operator_id = (await authenticator.authenticate(metadata)).operator_id
+    cached = authenticator.cached(metadata)
+    assert cached is not None and cached.operator_id == operator_id
 
     await revoke_every_key(app, "cached")
-    assert authenticator.cached(metadata) == operator_id  # still trusted, as documented
+    cached = authenticator.cached(metadata)
+    assert cached is not None and cached.operator_id == operator_id  # still trusted, as documented
     now[0] += 0.3
     assert authenticator.cached(metadata) is None
     with pytest.raises(Unauthenticated):
@@ -235,8 +237,8 @@ async def test_callers_of_a_key_not_in_the_cache_share_one_lookup(app: App) -> N
         again = await authenticator.authenticate(metadata)
 
     operator = await app.store.get_operator("herd")
-    assert set(answers) == {operator.id}
-    assert again == operator.id
+    assert {answer.operator_id for answer in answers} == {operator.id}
+    assert again.operator_id == operator.id
     assert lookups.count == 1
 
 
@@ -254,7 +256,7 @@ async def test_a_caller_giving_up_leaves_the_shared_lookup_to_the_others(app: Ap
 
     assert first.cancelled()
     operator = await app.store.get_operator("impatient")
-    assert set(answers) == {operator.id}
+    assert {answer.operator_id for answer in answers} == {operator.id}
     assert lookups.count == 1
 
 

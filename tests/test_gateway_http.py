@@ -15,6 +15,7 @@ import requests
 import schemathesis
 from billing.v1 import (
     account_kit_pb2,
+    admin_pb2,
     billing_pb2,
     meter_pb2,
     notification_pb2,
@@ -294,6 +295,7 @@ EXAMPLES: dict[str, tuple[dict[str, str], Any, dict[str, str]]] = {
 }
 API_MODULES = (
     account_kit_pb2,
+    admin_pb2,
     plan_pb2,
     subscription_pb2,
     usage_pb2,
@@ -402,8 +404,9 @@ async def test_the_document_describes_everything_with_the_protos_comments(
 
 # Served by their own tests: the Stripe routes need a (fake) Stripe
 # (test_stripe_gateway.py), the end users' ones a signed-in user
-# (test_end_users_gateway.py).
+# (test_end_users_gateway.py), the admin ones the admin credential (test_admin.py).
 SERVED_ELSEWHERE = (
+    "AdminService",
     "StripeService",
     "StripeWebhookService",
     "UserService",

@@ -423,3 +423,31 @@ async def test_the_holds_revision_holds_usage_passed_over_and_cancels_every_refu
             text("SELECT event_id FROM stripe_meter_outbox WHERE action = 'cancel'")
         )
         assert list(cancels.scalars()) == [1]
+
+
+async def test_the_scopes_revision_keeps_every_key_full_and_every_operator_enabled(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """Revision 0013: keys made before it keep working as `full` keys that
+    never expire; operators stay enabled."""
+    writer, reader = engines
+    await upgrade(writer, "0012")
+    async with writer.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO operators (id, name, created_at) VALUES (1, 'acme', 5)")
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO api_keys (id, operator_id, key_hash, prefix, created_at)"
+                " VALUES ('key_0000000000000001', 1, :hash, 'bsk_abcdef', 6)"
+            ),
+            {"hash": "a" * 64},
+        )
+    await upgrade(writer)
+    async with writer.connect() as conn:
+        keys = await conn.execute(text("SELECT id, scopes, expires_at FROM api_keys"))
+        assert [tuple(row) for row in keys] == [("key_0000000000000001", "full", None)]
+        disabled = await conn.execute(text("SELECT disabled_at FROM operators"))
+        assert disabled.scalar_one() is None
+    grant = await Store(writer, reader).grant_for_hash("a" * 64, NOW)
+    assert grant is not None and grant.scopes == ("full",) and grant.operator_id == 1

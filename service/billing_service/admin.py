@@ -5,13 +5,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from .app import App, open_app, opening_database
 from .clock import SystemClock
 from .config import Settings, shown_database
-from .domain import validation
-from .domain.errors import DomainError
-from .logic.auth import mint_key
+from .domain.errors import DomainError, InvalidArgument
+from .logic.admin import Admin
 from .startup import CannotOpen
 from .storage import migrate as migrations
 from .storage.engine import create_engines, make_room_for, require_writable, sqlite_path
@@ -71,28 +71,47 @@ async def _with_app(
 
 
 async def _create_operator(app: App, args: argparse.Namespace) -> None:
-    name = validation.name("name", args.name)
-    operator = await app.store.create_operator(name, app.clock.now())
+    operator = await Admin(app.store, app.clock).create_operator("cli", args.name)
     print(f"created operator '{operator.name}' (id {operator.id})")
 
 
 async def _create_key(app: App, args: argparse.Namespace) -> None:
-    operator = await app.store.get_operator(args.operator)
-    key = mint_key()
-    await app.store.add_api_key(operator.id, key.id, key.hash, key.prefix, app.clock.now())
-    print(f"created key {key.id} for operator '{operator.name}'; it is shown only once:")
+    admin = Admin(app.store, app.clock)
+    expires = _instant("--expires", args.expires)
+    info, key = await admin.create_key("cli", args.operator, args.scope or (), expires)
+    print(
+        f"created key {key.id} ({' '.join(info.scopes)}) for operator '{args.operator}';"
+        " it is shown only once:"
+    )
     print(key.secret)
+
+
+def _instant(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(option, f"'{value}' is not an ISO 8601 instant") from None
+    if at.tzinfo is None:
+        raise InvalidArgument(option, "needs a zone: add Z or +00:00")
+    return at
 
 
 async def _list_keys(app: App, args: argparse.Namespace) -> None:
     operator = await app.store.get_operator(args.operator)
     for key in await app.store.list_api_keys(operator.id):
         state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
-        print(f"{key.id}\t{key.prefix}...\tcreated {key.created_at.isoformat()}\t{state}")
+        if key.expires_at is not None and not key.revoked_at:
+            state += f", expires {key.expires_at.isoformat()}"
+        print(
+            f"{key.id}\t{key.prefix}...\t{' '.join(key.scopes)}"
+            f"\tcreated {key.created_at.isoformat()}\t{state}"
+        )
 
 
 async def _revoke_key(app: App, args: argparse.Namespace) -> None:
-    key = await app.store.revoke_api_key(args.key_id, SystemClock().now())
+    key = await Admin(app.store, SystemClock()).revoke_key("cli", args.key_id)
     print(f"key {key.id} revoked at {key.revoked_at.isoformat() if key.revoked_at else '?'}")
 
 

@@ -160,7 +160,7 @@ async def open_app(settings: Settings, clock: Clock | None = None) -> App:
         settings=settings,
         clock=clock,
         store=store,
-        authenticator=Authenticator(store, settings.auth_cache_seconds),
+        authenticator=Authenticator(store, settings.auth_cache_seconds, now=clock.now),
         catalog=Catalog(store, clock),
         subscriptions=subscriptions,
         engine=QuotaEngine(store, batcher, clock, projects, meters),

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         from .catalog_command import run
 
         return run(args)
+    if args.command == "admin-key":
+        return _admin_key()  # no setting or database: a key and its hash, printed
     settings = _read_settings()
     if settings is None:
         return 2
@@ -110,6 +112,17 @@ def _admin(settings: "Settings", args: argparse.Namespace) -> int:
     from .admin import administer
 
     return administer(settings, args)
+
+
+def _admin_key() -> int:
+    from .logic.admin_auth import mint_admin_key
+
+    key = mint_admin_key()
+    print("admin key (shown only once; give it to whoever administers):", file=sys.stderr)
+    print(key.secret)
+    print("set this on the server: BILLING_ADMIN_KEY_HASH=" + key.hash, file=sys.stderr)
+    print(key.hash)
+    return 0
 
 
 _COMMANDS: dict[str, Callable[["Settings", argparse.Namespace], int]] = {
@@ -187,12 +200,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     create = command(keys, "create", "mint a key; the key alone is the last line, shown once")
     create.add_argument("--operator", required=True, help="the operator's name")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=("full", "metering", "read"),
+        help="what the key may call (repeatable; default full): metering, the metered calls "
+        "only; read, every Get and List",
+    )
+    create.add_argument(
+        "--expires", help="when the key stops working, ISO 8601 with a zone (2027-01-01T00:00Z)"
+    )
     listing = command(keys, "list", "list an operator's keys (never the secrets)")
     listing.add_argument("--operator", required=True, help="the operator's name")
     command(keys, "revoke", "revoke a key by its id").add_argument(
         "key_id", help="the key's id, as keys list shows it"
     )
     _plans_parser(command, commands)
+    admin_key = command(
+        commands,
+        "admin-key",
+        "mint the admin credential AdminService takes: prints the key (shown once), then the "
+        "hash to set as BILLING_ADMIN_KEY_HASH",
+        "environment: none",
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    command(admin_key, "create", "print a new admin key, then its SHA-256", "environment: none")
     return parser
 
 

@@ -1,5 +1,6 @@
 """Settings: one flat object, read from BILLING_* environment variables."""
 
+import re
 import typing
 from pathlib import Path
 from types import NoneType, UnionType
@@ -57,6 +58,13 @@ class Settings(BaseSettings):
             split_host_port(address)
         return address
 
+    @field_validator("admin_key_hash")
+    @classmethod
+    def _admin_key_hash(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("must be the SHA-256 `billing-service admin-key create` prints")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, level: str) -> str:
@@ -86,6 +94,15 @@ class Settings(BaseSettings):
     # Seconds an authenticated API key is trusted before it is looked up again:
     # the longest a revoked key keeps working on a replica that saw it.
     auth_cache_seconds: float = Field(default=2.0, ge=0)
+    # -- administration without a shell (README, Administration) --
+    # SHA-256 (64 hex digits) of the admin credential, the one key that calls
+    # AdminService; empty: the admin API refuses every call.
+    admin_key_hash: str = ""
+    # An operator created at start-up when absent, with a `full` key whose
+    # secret is in bootstrap_key_file (written there, mode 0600, when the
+    # file is absent or empty). Both or neither.
+    bootstrap_operator: str = ""
+    bootstrap_key_file: str = ""
     # Apply migrations at start-up. Unset: only on SQLite (the embedded default);
     # PostgreSQL deployments run `billing-service migrate` as a release step.
     migrate_on_start: bool | None = None

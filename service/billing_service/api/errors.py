@@ -22,6 +22,7 @@ STATUS_BY_ERROR: dict[type[e.DomainError], grpc.StatusCode] = {
     e.ProjectOwnerChanged: grpc.StatusCode.FAILED_PRECONDITION,
     e.SubscriptionInactive: grpc.StatusCode.FAILED_PRECONDITION,
     e.PrimitiveNotPermitted: grpc.StatusCode.PERMISSION_DENIED,
+    e.ScopeNotGranted: grpc.StatusCode.PERMISSION_DENIED,
     e.QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     e.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
     e.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,

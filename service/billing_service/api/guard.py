@@ -1,6 +1,7 @@
 """The guard every billing.v1 RPC runs through: refuse control characters in
-any text of the request (api/text_rule.py), authenticate the operator, run
-the servicer method, and turn domain errors into statuses (api/errors.py).
+any text of the request (api/text_rule.py), authenticate the caller, admit
+an API key only to the RPCs its scopes admit (api/scopes.py), run the
+servicer method, and turn domain errors into statuses (api/errors.py).
 
 It wraps the servicers' methods directly rather than being a grpc.aio server
 interceptor: an interceptor costs the server a second handler lookup and a
@@ -16,10 +17,12 @@ from typing import Any, Protocol, TypeVar
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, ScopeNotGranted
 from ..domain.users import Session
+from ..storage.keys import KeyGrant
 from .call_log import note_error, note_operator
 from .errors import internal_status, to_status
+from .scopes import admits, admitted_by, scope_needed
 from .text_rule import refuse_control_characters
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,16 @@ def _guarded(
     authenticator: Gatekeeper | None,
     into: contextvars.ContextVar[Any],
 ) -> Method:
+    admitted = admitted_by(name)  # an RPC missing from the registry is never served
+
+    def admit(caller: Any) -> Any:
+        """Who the call is, once an API key's scopes are found to admit it."""
+        if not isinstance(caller, KeyGrant):
+            return caller
+        if not admits(caller.scopes, admitted):
+            raise ScopeNotGranted(name, scope_needed(admitted))
+        return caller.operator_id
+
     async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             # The request's form before its caller, as its decoding is: a
@@ -97,7 +110,9 @@ def _guarded(
             caller = authenticator.cached(metadata)
             if caller is None:
                 caller = await authenticator.authenticate(metadata)
-            note_operator(caller if isinstance(caller, int) else caller.operator_id)
+            caller = admit(caller)
+            if isinstance(caller, int | Session):
+                note_operator(caller if isinstance(caller, int) else caller.operator_id)
             token = into.set(caller)
             try:
                 return await method(request, context)

@@ -14,6 +14,8 @@ import grpc
 from billing.v1 import (
     account_kit_pb2,
     account_kit_pb2_grpc,
+    admin_pb2,
+    admin_pb2_grpc,
     billing_pb2,
     billing_pb2_grpc,
     meter_pb2,
@@ -44,7 +46,11 @@ from .. import tracing
 from ..app import App, CannotListen
 from ..domain.networks import networks
 from ..envoy.ratelimit import RateLimitServicer
+from ..logic.admin import Admin
+from ..logic.admin_auth import AdminAuthenticator
+from ..logic.bootstrap import bootstrap
 from ..orphans import until_stopped
+from .admin_servicer import ADMIN, AdminServicer
 from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .call_log import Observer, log_call, recorded
 from .guard import guard, user_guard
@@ -83,6 +89,7 @@ SERVICE_NAMES = (
     _service(settings_pb2, "SettingsService").full_name,
     _service(notification_pb2, "NotificationService").full_name,
     _service(notification_pb2, "UsageAlertService").full_name,
+    _service(admin_pb2, "AdminService").full_name,
 )
 
 
@@ -188,6 +195,16 @@ async def start_server(
         handlers,
     )
     _add_end_user_services(app, handlers)
+    # Called with the admin credential only, never an operator's key.
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(
+        guard(
+            AdminServicer(Admin(app.store, app.clock)),
+            _service(admin_pb2, "AdminService"),
+            AdminAuthenticator(app.settings.admin_key_hash),
+            ADMIN,
+        ),
+        handlers,
+    )
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
@@ -375,6 +392,7 @@ async def serve_until_signalled(
     """Serve until SIGTERM or SIGINT, or until `parent` (the `serve` that
     started this process) is gone, then shut down gracefully."""
     try:
+        await bootstrap(app.store, app.settings, app.clock)
         running = await start_server(
             app,
             app.settings.grpc_addr,

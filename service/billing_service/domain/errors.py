@@ -38,6 +38,18 @@ class Unauthenticated(DomainError):
     reason = "UNAUTHENTICATED"
 
 
+class ScopeNotGranted(DomainError):
+    """The key authenticates, but none of its scopes admits this RPC."""
+
+    reason = "SCOPE_NOT_GRANTED"
+
+    def __init__(self, rpc: str, needed: str) -> None:
+        super().__init__(
+            f"this API key's scopes do not admit {rpc}: it needs a key of scope '{needed}'",
+            {"rpc": rpc, "scope_needed": needed},
+        )
+
+
 class PlanArchived(DomainError):
     reason = "PLAN_ARCHIVED"
 

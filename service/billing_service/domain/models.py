@@ -55,6 +55,7 @@ class Operator:
     id: int
     name: str
     created_at: datetime
+    disabled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ class ApiKeyInfo:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    scopes: tuple[str, ...] = ("full",)
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

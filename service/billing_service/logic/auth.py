@@ -6,11 +6,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..domain.errors import Unauthenticated
+from ..storage.keys import KeyGrant
 from ..storage.store import Store
 
 KEY_PREFIX = "bsk_"
+# The admin credential (logic/admin_auth.py): never an operator's key.
+ADMIN_KEY_PREFIX = "bak_"
 # An end user's session token (logic/sessions.py): never an operator's key.
 SESSION_PREFIX = "bus_"
 _MAX_CACHED_KEYS = 10_000
@@ -43,8 +47,13 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Authenticator:
-    """Resolves `authorization: Bearer <key>` to an operator id.
+    """Resolves `authorization: Bearer <key>` to the key's grant: its
+    operator, scopes and expiry (the guard checks the scopes).
 
     Keys found are cached for `cache_seconds`: the longest a revoked key keeps
     working on a replica that has just seen it. The cache is keyed by the raw
@@ -58,6 +67,9 @@ class Authenticator:
     sending its own (a burst of identical queries every `cache_seconds`).
     Those calls get the answer of a query that started at most one lookup
     earlier than their own would have.
+
+    An entry never outlives its key's expire time: an expired key is
+    refused at once, on every replica.
     """
 
     def __init__(
@@ -65,17 +77,19 @@ class Authenticator:
         store: Store,
         cache_seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._store = store
         self._ttl = cache_seconds
         self._monotonic = monotonic  # injected, so tests can move it
-        # raw authorization value -> (operator id, expiry), for keys found
-        self._cache: dict[str | bytes, tuple[int, float]] = {}
+        self._now = now  # the wall clock keys expire by
+        # raw authorization value -> (grant, expiry), for keys found
+        self._cache: dict[str | bytes, tuple[KeyGrant, float]] = {}
         # raw authorization value -> the lookup in flight
-        self._lookups: dict[str | bytes, asyncio.Task[int | None]] = {}
+        self._lookups: dict[str | bytes, asyncio.Task[KeyGrant | None]] = {}
 
-    def cached(self, metadata: Iterable[tuple[str, str | bytes]]) -> int | None:
-        """The operator of a key answered recently; None when it must be looked up."""
+    def cached(self, metadata: Iterable[tuple[str, str | bytes]]) -> KeyGrant | None:
+        """The grant of a key answered recently; None when it must be looked up."""
         for name, value in metadata:
             if name == "authorization":
                 hit = self._cache.get(value)
@@ -84,16 +98,20 @@ class Authenticator:
                 return None
         return None
 
-    async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> int:
+    async def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> KeyGrant:
         raw, secret = _bearer(metadata)
         if secret.startswith(SESSION_PREFIX):
             raise Unauthenticated(
                 "an end user's session token cannot call operator RPCs: send an operator API key"
             )
+        if secret.startswith(ADMIN_KEY_PREFIX):
+            raise Unauthenticated(
+                "the admin credential only calls billing.v1.AdminService: send an operator API key"
+            )
         cached = self._cache.get(raw)
-        operator_id: int | None
+        grant: KeyGrant | None
         if cached is not None and cached[1] > self._monotonic():
-            operator_id = cached[0]
+            grant = cached[0]
         else:
             lookup = self._lookups.get(raw)
             if lookup is None:
@@ -102,21 +120,24 @@ class Authenticator:
                 lookup.add_done_callback(lambda done: self._looked_up(raw, done))
             # Shielded: a caller that gives up (its deadline passed) leaves
             # the lookup to the others waiting for it.
-            operator_id = await asyncio.shield(lookup)
-        if operator_id is None:
-            raise Unauthenticated("invalid or revoked API key")
-        return operator_id
+            grant = await asyncio.shield(lookup)
+        if grant is None:
+            raise Unauthenticated("invalid, revoked or expired API key")
+        return grant
 
-    async def _look_up(self, raw: str | bytes, secret: str) -> int | None:
-        started = self._monotonic()
-        operator_id = await self._store.operator_for_key_hash(hash_key(secret))
-        if self._ttl > 0 and operator_id is not None:
+    async def _look_up(self, raw: str | bytes, secret: str) -> KeyGrant | None:
+        started, now = self._monotonic(), self._now()
+        grant = await self._store.grant_for_hash(hash_key(secret), now)
+        if self._ttl > 0 and grant is not None:
             if len(self._cache) >= _MAX_CACHED_KEYS:
                 self._cache.clear()
-            self._cache[raw] = (operator_id, started + self._ttl)
-        return operator_id
+            until = started + self._ttl
+            if grant.expires_at is not None:
+                until = min(until, started + (grant.expires_at - now).total_seconds())
+            self._cache[raw] = (grant, until)
+        return grant
 
-    def _looked_up(self, raw: str | bytes, lookup: "asyncio.Task[int | None]") -> None:
+    def _looked_up(self, raw: str | bytes, lookup: "asyncio.Task[KeyGrant | None]") -> None:
         if self._lookups.get(raw) is lookup:
             del self._lookups[raw]
         if not lookup.cancelled():

@@ -38,6 +38,8 @@ operators = Table(
     # kits or subscriptions: replicas caching tenants' terms compare it once
     # per batch of metered calls to know their cache is still true.
     Column("terms_version", BigInteger, nullable=False, server_default="0"),
+    # A disabled operator's keys authenticate nothing; its data stays.
+    Column("disabled_at", BigInteger, nullable=True),
 )
 
 api_keys = Table(
@@ -51,6 +53,11 @@ api_keys = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    # Space-separated scopes (api/scopes.py): `full`, `metering`, `read`.
+    Column("scopes", String(64), nullable=False, server_default="full"),
+    # Past this instant the key authenticates nothing (a rotated key's
+    # overlap ends here too).
+    Column("expires_at", BigInteger, nullable=True),
 )
 
 account_kits = Table(

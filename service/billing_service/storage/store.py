@@ -35,6 +35,7 @@ from ..domain.models import (
     Window,
 )
 from .alerts import changed_limits, raise_reached_alerts
+from .keys import KeysStore, api_key_info
 from .rows import (
     kit_from_row,
     plan_from_row,
@@ -49,14 +50,13 @@ from .schema import (
     subscriptions,
     usage_events,
 )
-from .transactions import Transactions
 
 T = TypeVar("T")
 
 _FIRST_WRITE_ATTEMPTS = 3
 
 
-class Store(Transactions):
+class Store(KeysStore):
     """Operators, keys, kits, plans, subscriptions and usage reports."""
 
     # -- operators and keys -------------------------------------------------
@@ -118,7 +118,7 @@ class Store(Transactions):
                 .where(api_keys.c.operator_id == operator_id)
                 .order_by(api_keys.c.created_at, api_keys.c.id)
             )
-            return [_api_key(r) for r in rows]
+            return [api_key_info(r) for r in rows]
 
         return await self._read(work)
 
@@ -132,21 +132,9 @@ class Store(Transactions):
             row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
             if row is None:
                 raise NotFound("api key", key_id)
-            return _api_key(row)
+            return api_key_info(row)
 
         return await self._write(work)
-
-    async def operator_for_key_hash(self, key_hash: str) -> int | None:
-        async def work(conn: AsyncConnection) -> int | None:
-            return (
-                await conn.execute(
-                    select(api_keys.c.operator_id).where(
-                        api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-                    )
-                )
-            ).scalar()
-
-        return await self._read(work)
 
     # -- account kits -------------------------------------------------------
 
@@ -539,16 +527,6 @@ def _page(items: list[T], limit: int, cursor_of: Callable[[T], str]) -> Page[T]:
     if len(items) > limit:
         return Page(items[:limit], cursor_of(items[limit - 1]))
     return Page(items, None)
-
-
-def _api_key(row: Row[Any]) -> ApiKeyInfo:
-    return ApiKeyInfo(
-        id=row.id,
-        operator_id=row.operator_id,
-        prefix=row.prefix,
-        created_at=from_micros(row.created_at),
-        revoked_at=None if row.revoked_at is None else from_micros(row.revoked_at),
-    )
 
 
 def _terms(row: Row[Any]) -> TenantTerms:
