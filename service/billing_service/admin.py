@@ -7,11 +7,11 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from .app import App, open_app, opening_database
+from .catalog.keys import mint_key
 from .clock import SystemClock
 from .config import Settings, shown_database
 from .domain import validation
 from .domain.errors import DomainError
-from .logic.auth import mint_key
 from .startup import CannotOpen
 from .storage import migrate as migrations
 from .storage.engine import create_engines, make_room_for, sqlite_path

@@ -11,7 +11,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .addresses import DEFAULT_GRPC_ADDR, split_host_port
-from .delivery.addresses import networks
+from .end_users.addresses import networks
 from .forwarding import proxy_networks
 
 # The drivers the service ships with, by the URL schemes that name them: the

@@ -12,7 +12,7 @@ import grpc
 from billing.v1 import plan_pb2, usage_pb2
 
 from ..conftest import Client
-from ..usage_helpers import subscribe, timestamp, usage_of
+from ..metering.usage_helpers import subscribe, timestamp, usage_of
 from .harness import (
     DEADLINE,
     WORKERS,

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from billing_service.catalog.rows import UsageKey
 from billing_service.domain.errors import IdempotencyKeyReused
 from billing_service.domain.instants import from_micros
 from billing_service.domain.models import (
@@ -18,7 +19,6 @@ from billing_service.domain.models import (
 from billing_service.domain.policy import UNSUBSCRIBED, Enforcement
 from billing_service.metering.calls import Call, EventRow, Kind
 from billing_service.metering.decide import Bounds, admits, decide, replay
-from billing_service.storage.rows import UsageKey
 
 NOW = datetime(2026, 6, 15, tzinfo=UTC)
 WINDOW = Window(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))

@@ -12,24 +12,24 @@ from billing.v1 import usage_pb2
 from sqlalchemy.engine import make_url
 
 from billing_service.app import App
+from billing_service.catalog.rows import UsageKey
 from billing_service.clock import FixedClock
 from billing_service.domain.errors import DomainError
 from billing_service.domain.models import Period, Standing, SubscriptionStatus, UsageRecorded
 from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
 from billing_service.domain.quantities import micro
-from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.batch_forming import UntilCount
 from billing_service.metering.batcher import Batcher
 from billing_service.metering.calls import Call, Kind
 from billing_service.metering.engines import open_backend
+from billing_service.metering.quota_engine import QuotaEngine
 from billing_service.metering.router import FixedRouter, Route
 from billing_service.metering.terms_cache import TermsCache
-from billing_service.storage.rows import UsageKey
 
 from ..conftest import Client
-from ..usage_helpers import consume, subscribe
 from .invariants import counters_equal_events
+from .usage_helpers import consume, subscribe
 
 postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from billing_service.catalog.rows import UsageKey
 from billing_service.domain.models import Window
 from billing_service.metering import sql
 from billing_service.metering.calls import Call, Kind
@@ -19,7 +20,6 @@ from billing_service.metering.decide import (
     threshold_marks,
     writes_at_once,
 )
-from billing_service.storage.rows import UsageKey
 
 from ..conftest import IN_CI, PG_HOST, PG_PORT, PG_USER
 

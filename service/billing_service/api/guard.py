@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from ..domain.errors import DomainError
-from ..domain.users import Session
+from ..end_users.model import Session
 from .call_log import note_error, note_operator
 from .errors import internal_status, to_status
 from .text_rule import refuse_control_characters
@@ -31,8 +31,8 @@ Metadata = Any  # what invocation_metadata() answers: (name, value) pairs
 
 
 class Gatekeeper(Protocol):
-    """Who a call is, from its metadata: logic/auth.py's Authenticator (an
-    operator's key) or logic/sessions.py's SessionAuthenticator."""
+    """Who a call is, from its metadata: catalog/keys.py's Authenticator (an
+    operator's key) or end_users/sessions.py's SessionAuthenticator."""
 
     def cached(self, metadata: Metadata) -> Any: ...
 

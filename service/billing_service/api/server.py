@@ -42,15 +42,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .. import tracing
 from ..app import App, CannotListen
-from ..envoy.ratelimit import RateLimitServicer
 from ..forwarding import proxy_networks
 from ..orphans import until_stopped
 from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .call_log import Observer, log_call, recorded
+from .envoy_servicer import RateLimitServicer
 from .guard import guard, user_guard
-from .payment_servicers import StripeServicer, StripeWebhookServicer
 from .reflection import reflection_handlers
 from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
+from .stripe_servicers import StripeServicer, StripeWebhookServicer
 from .user_servicers import (
     NotificationServicer,
     SettingsServicer,

@@ -7,10 +7,10 @@ from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from ..domain import payments
+from ..catalog.meters import STRIPE_EVENT_NAME_RE
 from ..domain import validation as v
-from ..logic.meters import STRIPE_EVENT_NAME_RE
-from ..logic.pagination import MAX_TOKEN
+from ..domain.pagination import MAX_TOKEN
+from ..stripe import model as payments
 
 # The service's input rules (domain/validation.py) as JSON Schema, by field
 # name, so that a generated client does not send what the service refuses.

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..storage.rows import UsageKey
+from ..catalog.rows import UsageKey
 
 # Units of usage. Integers today; the one name to change when quantities
 # become decimals (issue 28), so that every place that adds them is found.

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..domain.errors import StorageUnavailable
 from ..metering.postgres.connection import CONNECTION_LOST
 from ..metering.postgres.statements import TERMS_LOCK
-from .schema import operators
+from .tables import operators
 
 T = TypeVar("T")
 
