@@ -1,5 +1,5 @@
 """Instants outside 1970 to a century ahead, and ids that are not ASCII
-digits, are INVALID_ARGUMENT naming the field, never INTERNAL (issue 27)."""
+digits, are INVALID_ARGUMENT naming the field, never INTERNAL."""
 
 from datetime import UTC, datetime
 

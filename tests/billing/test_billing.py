@@ -1,4 +1,4 @@
-"""The billing resource (issue 28) over real gRPC on both databases:
+"""The billing resource over real gRPC on both databases:
 projects, meters and fractional quantities, gauges, prices, credits, AI
 usage, months in UTC, and bad input refused with nothing stored."""
 

@@ -1,4 +1,4 @@
-"""Owners (issue 28): every usage and subscription RPC takes a user
+"""Owners: every usage and subscription RPC takes a user
 (`user_id`, or `tenant_id`, its older name) or an organization, exactly one;
 an organization and a user of the same id are different owners."""
 

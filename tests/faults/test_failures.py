@@ -1,6 +1,6 @@
 """The fault suite's failures: a service process killed under load, the
 database's connections terminated, SQLite's write lock held by another
-process (issue 26). Quick in `make test`; longer under `make soak`."""
+process. Quick in `make test`; longer under `make soak`."""
 
 import asyncio
 import os

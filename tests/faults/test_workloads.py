@@ -1,6 +1,6 @@
 """The fault suite's workloads: two service processes on one database under
 concurrent load, with plan changes, refunds, same-key retries, short
-deadlines and a period ending (issue 26). Quick in `make test`; minutes
+deadlines and a period ending. Quick in `make test`; minutes
 under `make soak` (BILLING_SOAK=1)."""
 
 import asyncio

@@ -1,4 +1,4 @@
-"""Regression tests of the four defects issue 26 found in the metering core
+"""Regression tests of the four defects a review found in the metering core
 (each failed before its fix)."""
 
 import asyncio

@@ -185,7 +185,7 @@ class StripeUnavailable(DomainError):
     reason = "STRIPE_UNAVAILABLE"
 
 
-# -- end users (issue 30) -----------------------------------------------------
+# -- end users ----------------------------------------------------------------
 
 
 class InvalidCredentials(Unauthenticated):

@@ -1,4 +1,4 @@
-"""End users (issue 30): their accounts, preferences, sessions and push
+"""End users: their accounts, preferences, sessions and push
 tokens, the rules their input must follow, and what usage alerts say."""
 
 import enum

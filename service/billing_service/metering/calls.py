@@ -10,7 +10,7 @@ from datetime import datetime
 from ..catalog.rows import UsageKey
 
 # Units of usage. Integers today; the one name to change when quantities
-# become decimals (issue 28), so that every place that adds them is found.
+# become decimals (as the ledger made them), so that every place that adds them is found.
 Quantity = int
 
 

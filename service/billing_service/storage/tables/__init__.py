@@ -248,7 +248,7 @@ credit_grants = Table(
     Index("ix_credit_grants_owner", "operator_id", "tenant_id"),
 )
 
-# -- Stripe (issue 29) -------------------------------------------------------
+# -- Stripe ------------------------------------------------------------------
 
 # The operator's Stripe account. The secrets are Fernet tokens
 # (storage/secrets.py), never the secrets themselves.
@@ -366,5 +366,5 @@ stripe_meter_outbox = Table(
     ),
 )
 
-# The end users' tables (issue 30) are defined on this metadata in their own module.
+# The end users' tables are defined on this metadata in their own module.
 from . import end_users as user_schema  # noqa: E402, F401

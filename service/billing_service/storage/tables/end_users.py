@@ -1,4 +1,4 @@
-"""The end users' tables (issue 30), on the schema's one MetaData: accounts
+"""The end users' tables, on the schema's one MetaData: accounts
 and their preferences, sessions, sign-in attempts and password checks,
 email changes, push tokens; usage alerts, in-app notifications and the delivery outbox."""
 
