@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing_service.catalog.rows import UsageKey
 from billing_service.domain.errors import IdempotencyKeyReused
 from billing_service.domain.instants import from_micros
 from billing_service.domain.models import (
@@ -17,6 +16,7 @@ from billing_service.domain.models import (
     Window,
 )
 from billing_service.domain.policy import UNSUBSCRIBED, Enforcement
+from billing_service.domain.usage_keys import UsageKey
 from billing_service.metering.calls import Call, EventRow, Kind
 from billing_service.metering.decide import Bounds, admits, decide, replay
 

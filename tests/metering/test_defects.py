@@ -12,13 +12,13 @@ from billing.v1 import usage_pb2
 from sqlalchemy.engine import make_url
 
 from billing_service.app import App
-from billing_service.catalog.rows import UsageKey
 from billing_service.clock import FixedClock
 from billing_service.domain.errors import DomainError
 from billing_service.domain.models import Period, Standing, SubscriptionStatus, UsageRecorded
 from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
 from billing_service.domain.quantities import micro
+from billing_service.domain.usage_keys import UsageKey
 from billing_service.metering.batch_forming import UntilCount
 from billing_service.metering.batcher import Batcher
 from billing_service.metering.calls import Call, Kind

@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from billing_service.app import App
-from billing_service.catalog.rows import UsageKey
 from billing_service.domain.errors import StorageUnavailable
+from billing_service.domain.usage_keys import UsageKey
 from billing_service.metering.backend import MeteringBackend
 from billing_service.metering.engines import open_backend
 

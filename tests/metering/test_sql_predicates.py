@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from billing_service.catalog.rows import UsageKey
 from billing_service.domain.models import Window
+from billing_service.domain.usage_keys import UsageKey
 from billing_service.metering import sql
 from billing_service.metering.calls import Call, Kind
 from billing_service.metering.decide import (

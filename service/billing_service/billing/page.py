@@ -10,7 +10,6 @@ from decimal import Decimal
 from ..catalog.meter_model import Meter, undeclared
 from ..catalog.meters import Meters
 from ..catalog.projects import Projects
-from ..catalog.rows import UsageKey
 from ..catalog.store import Store
 from ..clock import Clock
 from ..domain import validation as v
@@ -19,6 +18,7 @@ from ..domain.instants import to_micros
 from ..domain.models import DEFAULT_CURRENCY, Plan, UsageRecorded
 from ..domain.owners import Owner
 from ..domain.quantities import PLACES, micro
+from ..domain.usage_keys import UsageKey
 from ..metering.batcher import Batcher
 from ..metering.calls import Call, Kind, request_digest
 from ..metering.quota_engine import recorded_at

@@ -3,19 +3,10 @@ hot path. Instants are integer microseconds since the Unix epoch (UTC)."""
 
 import json
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..domain.instants import from_micros
 from ..domain.models import AccountKit, Period, Plan, Price, Subscription, SubscriptionStatus
-
-
-class UsageKey(NamedTuple):
-    """What a usage counter counts: one primitive of one operator's tenant.
-    A tuple, hashed and compared in C: the hot path keys several dicts by it."""
-
-    operator_id: int
-    tenant_id: str
-    primitive: str
 
 
 def kit_from_row(row: Any) -> AccountKit:

@@ -10,8 +10,8 @@ nothing else for the database's sake."""
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
-from ..catalog.rows import UsageKey
 from ..domain.models import TenantTerms
+from ..domain.usage_keys import UsageKey
 from .calls import CounterRow, EventRow, NewEvent, Quantity
 
 T = TypeVar("T")

@@ -11,10 +11,10 @@ the latest period written."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..catalog.rows import UsageKey
 from ..domain.errors import DomainError, InvalidArgument, NotFound
 from ..domain.instants import from_micros, to_micros
 from ..domain.models import QuotaDecision, RefundResult, Standing, UsageRecorded
+from ..domain.usage_keys import UsageKey
 from .backend import RetryBatch, Transaction
 from .calls import Call, CounterRow, Crossing, EventRow, NewEvent, Quantity, Refund
 from .decide import Bounds, Verdict, decide, replay

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from ..catalog.rows import UsageKey
 from ..domain.errors import DomainError, StorageUnavailable
 from ..domain.models import QuotaDecision, RefundResult, UsageRecorded
+from ..domain.usage_keys import UsageKey
 from .backend import MeteringBackend, RetryBatch, Transaction
 from .batch import BatchResult, run_calls, run_refund
 from .batch_forming import BatchForming, WhileArriving

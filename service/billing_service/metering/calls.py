@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..catalog.rows import UsageKey
+from ..domain.usage_keys import UsageKey
 
 # Units of usage. Integers today; the one name to change when quantities
 # become decimals (as the ledger made them), so that every place that adds them is found.

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from ..catalog.meters import Meters
 from ..catalog.projects import Projects
-from ..catalog.rows import UsageKey
 from ..catalog.store import Store
 from ..clock import Clock
 from ..domain import validation as v
@@ -17,6 +16,7 @@ from ..domain.models import QuotaDecision, RefundResult, UsageRecorded, UsageRep
 from ..domain.owners import Owner
 from ..domain.policy import enforcement
 from ..domain.quantities import PLACES, micro
+from ..domain.usage_keys import UsageKey
 from .batch import BatchResult
 from .batcher import Batcher
 from .calls import Call, Kind, Refund, request_digest

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from ..catalog.rows import UsageKey
 from ..domain.instants import to_micros
 from ..domain.models import TenantTerms
 from ..domain.policy import Enforcement
+from ..domain.usage_keys import UsageKey
 from .decide import Bounds
 
 K = TypeVar("K")

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from ...catalog.rows import UsageKey
 from ...domain.models import TenantTerms
+from ...domain.usage_keys import UsageKey
 from .. import sql
 from ..backend import Transaction
 from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity

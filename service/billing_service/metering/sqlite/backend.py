@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from ...catalog.rows import UsageKey
 from ...domain.errors import StorageUnavailable
 from ...domain.models import TenantTerms
+from ...domain.usage_keys import UsageKey
 from .. import sql
 from ..backend import RetryBatch, Transaction
 from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity
