@@ -16,7 +16,7 @@ from sqlalchemy import (
     text,
 )
 
-from . import metadata
+from .metadata import metadata
 
 _BIG_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid alias
 
