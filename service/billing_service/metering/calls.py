@@ -118,16 +118,3 @@ class NewEvent:
     window_start: int
     window_end: int
     plan_key: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Crossing:
-    """A call took a counter's usage across `percent` of its limit in a
-    period (for usage alerts): exactly one call per threshold and period can."""
-
-    key: UsageKey
-    percent: int
-    window_start: int
-    window_end: int
-    used: Quantity
-    limit: Quantity
