@@ -32,7 +32,7 @@ _TITLE = (
 
 BACKENDS = ("sqlite", "postgres")
 # Backends run only when asked for: PostgreSQL through PgBouncer in transaction
-# mode (bench/run.py --backends ...,pgbouncer; `make pgbouncer` installs it).
+# mode (bench/run.py --backends ...,pgbouncer; `make test-tools` installs it).
 OPTIONAL_BACKENDS = ("pgbouncer",)
 
 

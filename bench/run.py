@@ -273,7 +273,7 @@ RATIO_TARGETS = {
     (CONSUME_MANY, "postgres"): 0.50,
     (CONSUME_HOT, "sqlite"): 0.50,
     (CONSUME_HOT, "postgres"): 0.50,
-    # Issue 31: at least ConsumeQuota's hot-tenant ratio (its target here;
+    # The mesh and operations work's aim: at least ConsumeQuota's hot-tenant ratio (its target here;
     # docs/performance.md compares the two cells of each run).
     (RATE_LIMIT_HOT, "sqlite"): 0.50,
     (RATE_LIMIT_HOT, "postgres"): 0.50,

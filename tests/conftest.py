@@ -26,9 +26,9 @@ from billing.v1 import (
 
 from billing_service.api.server import RunningServer, start_server
 from billing_service.app import App, open_app
+from billing_service.catalog.keys import mint_key
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
-from billing_service.logic.auth import mint_key
 
 PG_HOST = os.environ.get("BILLING_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("BILLING_TEST_PG_PORT", "5432"))

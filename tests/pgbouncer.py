@@ -1,5 +1,5 @@
 """A real PgBouncer in transaction mode in front of the test PostgreSQL, as
-production runs it (Debian's `pgbouncer`, installed by `make pgbouncer`):
+production runs it (Debian's `pgbouncer`, installed by `make test-tools`):
 started on a free loopback port once per test process, trusting every user
 as PostgreSQL itself does here, with a few server connections for many
 clients, so that consecutive transactions of one client land on different
@@ -88,8 +88,8 @@ def pgbouncer(postgres_available: bool) -> Iterator[int]:
     PostgreSQL."""
     if not postgres_available or not Path(PGBOUNCER).exists():
         if IN_CI:
-            pytest.fail("PgBouncer or PostgreSQL is missing (CI=true): run `make pgbouncer`")
-        pytest.skip("PgBouncer or PostgreSQL is missing: `make pgbouncer` installs PgBouncer")
+            pytest.fail("PgBouncer or PostgreSQL is missing (CI=true): run `make test-tools`")
+        pytest.skip("PgBouncer or PostgreSQL is missing: `make test-tools` installs PgBouncer")
     with running_pgbouncer(PG_HOST, PG_PORT, PG_USER) as port:
         yield port
 

@@ -14,12 +14,12 @@ from billing.v1 import admin_pb2, admin_pb2_grpc, plan_pb2, plan_pb2_grpc
 from google.protobuf import duration_pb2
 
 from billing_service.app import App
+from billing_service.catalog.admin_auth import AdminAuthenticator, mint_admin_key
+from billing_service.catalog.keys import hash_key
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
 from billing_service.domain.errors import Unauthenticated
 from billing_service.gateway.server import RunningGateway
-from billing_service.logic.admin_auth import AdminAuthenticator, mint_admin_key
-from billing_service.logic.auth import hash_key
 
 from .cli_subprocess import run_cli, run_cli_ok, service_env
 from .conftest import create_operator_key
@@ -193,7 +193,7 @@ async def test_admin_actions_are_logged_with_the_key_id_and_no_secret(
     )
 
     admin_id = "admin_" + ADMIN_KEY.hash[:12]
-    actions = [r.getMessage() for r in caplog.records if r.name == "billing_service.logic.admin"]
+    actions = [r.getMessage() for r in caplog.records if r.name == "billing_service.catalog.admin"]
     assert len(actions) == 3 and all(admin_id in line for line in actions), actions
     assert created.key.key_id in actions[1] and created.key.key_id in actions[2]
     assert ADMIN_KEY.secret not in caplog.text and created.secret not in caplog.text

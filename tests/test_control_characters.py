@@ -15,7 +15,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.message import Message
 
-from billing_service.api.server import SERVICE_NAMES
+from billing_service.api.services import SERVICE_NAMES
 from billing_service.gateway.jsonmap import is_map, is_repeated
 
 from .conftest import Client

@@ -23,7 +23,7 @@ from .conftest import (
     _drop_postgres_database,
     _pg_admin,
 )
-from .usage_helpers import consume, subscribe, usage_of
+from .metering.usage_helpers import consume, subscribe, usage_of
 
 pytestmark = pytest.mark.slow
 

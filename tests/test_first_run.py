@@ -1,4 +1,4 @@
-"""A first run without surprises (issue 27): an address in use is one line
+"""A first run without surprises: an address in use is one line
 naming the setting, and exit status 1."""
 
 import socket

@@ -1,5 +1,5 @@
 """Instants outside 1970 to a century ahead, and ids that are not ASCII
-digits, are INVALID_ARGUMENT naming the field, never INTERNAL (issue 27)."""
+digits, are INVALID_ARGUMENT naming the field, never INTERNAL."""
 
 from datetime import UTC, datetime
 
@@ -7,8 +7,8 @@ import pytest
 from billing.v1 import subscription_pb2, usage_pb2
 
 from .conftest import Client
+from .metering.usage_helpers import subscribe, timestamp, utc
 from .rpc_errors import assert_invalid_argument
-from .usage_helpers import subscribe, timestamp, utc
 
 FAR = [
     datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),

@@ -11,6 +11,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing_service.catalog.store import Store
 from billing_service.storage.engine import create_engines
 from billing_service.storage.migrate import (
     SchemaNotCurrent,
@@ -19,8 +20,7 @@ from billing_service.storage.migrate import (
     require_current,
     upgrade,
 )
-from billing_service.storage.schema import metadata
-from billing_service.storage.store import Store
+from billing_service.storage.tables import metadata
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 

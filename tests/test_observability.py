@@ -25,7 +25,7 @@ from billing_service.gateway.server import start_gateway
 
 from .cli_subprocess import free_port, serve, service_env
 from .conftest import Client, create_operator_key, make_client
-from .test_envoy_ratelimit import Response, descriptor, limit
+from .metering.test_envoy_ratelimit import Response, descriptor, limit
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 RFC3339_UTC_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

@@ -1,5 +1,5 @@
 """Page tokens the service did not issue are INVALID_ARGUMENT on every list,
-gRPC and REST, both databases (issue 27): never a 500."""
+gRPC and REST, both databases: never a 500."""
 
 import base64
 

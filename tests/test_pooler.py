@@ -16,20 +16,20 @@ from billing_service.app import App
 from billing_service.clock import FixedClock
 from billing_service.config import Settings
 from billing_service.domain.policy import enforcement
-from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.batch_forming import UntilCount
 from billing_service.metering.batcher import Batcher
 from billing_service.metering.engines import open_backend
+from billing_service.metering.quota_engine import QuotaEngine
 from billing_service.metering.router import FixedRouter, Route
 from billing_service.metering.terms_cache import TermsCache
 
 from .cli_subprocess import run_cli, run_cli_ok, serve, service_env
 from .conftest import Client, make_client
+from .end_users.test_workers import _started, _until
 from .metering.invariants import counters_equal_events
 from .metering.test_routes_agree import STEPS, Run
+from .metering.usage_helpers import consume, subscribe, usage_of
 from .pgbouncer import pgbouncer, through
-from .test_workers import _started, _until
-from .usage_helpers import consume, subscribe, usage_of
 
 __all__ = ["pgbouncer"]  # the fixture, used by name
 

@@ -7,17 +7,17 @@ sets)."""
 
 import pytest
 
+from .end_users.test_usage_alerts_processes import hook
+from .end_users.test_usage_alerts_processes import (
+    test_two_processes_raise_and_dispatch_each_alert_once as test_alerts_through_the_pooler,
+)
 from .pgbouncer import pgbouncer, through
-from .stripe_fixtures import fake_fixture, settings_fixture
-from .test_stripe_meters import (
+from .stripe.stripe_fixtures import fake_fixture, settings_fixture
+from .stripe.test_stripe_meters import (
     test_two_senders_on_one_database_send_each_event_once as test_senders_through_the_pooler,
 )
-from .test_stripe_meters import (
+from .stripe.test_stripe_meters import (
     test_usage_of_a_sent_meter_reaches_stripe_once_and_refunds_cancel_it as test_meter_pooled,
-)
-from .test_usage_alerts_processes import hook
-from .test_usage_alerts_processes import (
-    test_two_processes_raise_and_dispatch_each_alert_once as test_alerts_through_the_pooler,
 )
 
 __all__ = [

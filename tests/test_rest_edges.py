@@ -1,4 +1,4 @@
-"""REST as HTTP clients expect it (issue 27): Retry-After on 429, 401 in
+"""REST as HTTP clients expect it: Retry-After on 429, 401 in
 HTTP's words before gRPC sees the credentials, 415 for a body that is not
 JSON, and an auth cache that refused keys do not grow."""
 

@@ -8,10 +8,10 @@ import grpc
 from google.protobuf import descriptor_pool
 
 from billing_service.api.scopes import ADMITTED_BY, FULL, METERING, NO_API_KEY, READ
-from billing_service.api.server import SERVICE_NAMES
+from billing_service.api.services import SERVICE_NAMES
 from billing_service.app import App
+from billing_service.catalog.admin import Admin
 from billing_service.clock import FixedClock
-from billing_service.logic.admin import Admin
 
 from .rpc_errors import Failure, refused
 

@@ -14,7 +14,8 @@ from billing.v1 import plan_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.engine import make_url
 
-from billing_service.api.server import SERVICE_NAMES, start_server
+from billing_service.api.server import start_server
+from billing_service.api.services import SERVICE_NAMES
 from billing_service.app import App, open_app
 from billing_service.clock import FixedClock
 from billing_service.config import Settings

@@ -19,7 +19,7 @@ from billing_service.clock import FixedClock
 from billing_service.config import Settings
 
 from .conftest import make_client
-from .end_user_helpers import PASSWORD
+from .end_users.end_user_helpers import PASSWORD
 from .gateway_fixtures import gateway_fixture, gateway_url, http_fixture, ok
 
 __all__ = ["gateway_fixture", "http_fixture"]

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from .app import App, open_app, opening_database
+from .catalog.admin import Admin
 from .clock import SystemClock
 from .config import Settings, shown_database
 from .domain.errors import DomainError, InvalidArgument
-from .logic.admin import Admin
 from .startup import CannotOpen
 from .storage import migrate as migrations
 from .storage.engine import create_engines, make_room_for, require_writable, sqlite_path

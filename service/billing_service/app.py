@@ -8,42 +8,42 @@ from datetime import timedelta
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .billing.ledger import LedgerStore
+from .billing.page import Billing
+from .catalog.keys import Authenticator
+from .catalog.meters import Meters
+from .catalog.plans import Catalog
+from .catalog.projects import Projects
+from .catalog.store import Store
+from .catalog.subscriptions import Subscriptions
 from .clock import Clock, SystemClock
 from .config import Settings
-from .delivery.worker import EndUserWorker
 from .domain.networks import networks
 from .domain.policy import enforcement
-from .logic.auth import Authenticator
-from .logic.billing import Billing
-from .logic.catalog import Catalog
-from .logic.end_users import EndUsers
-from .logic.meters import Meters
-from .logic.notifications import Notifications
-from .logic.passwords import Passwords
-from .logic.payments import Payments
-from .logic.projects import Projects
-from .logic.sessions import SessionAuthenticator
-from .logic.stripe_webhooks import StripeWebhooks
-from .logic.subscriptions import Subscriptions
-from .logic.usage import QuotaEngine
+from .end_users.accounts import EndUsers
+from .end_users.alerts import AlertsStore
+from .end_users.notifications import Notifications
+from .end_users.passwords import Passwords
+from .end_users.push_tokens import PushTokensStore
+from .end_users.sessions import SessionAuthenticator
+from .end_users.store import UsersStore
+from .end_users.worker import EndUserWorker
 from .metering.batcher import Batcher
 from .metering.engines import open_backend
+from .metering.quota_engine import QuotaEngine
 from .metering.terms_cache import TermsCache
-from .payments.meter_sender import MeterSender
-from .payments.secrets import SecretBox, SecretsKeyInvalid
-from .payments.stripe_api import StripeApi
 from .startup import CannotListen as CannotListen  # where servers and tests look for it
 from .startup import CannotOpen as CannotOpen
 from .storage import migrate
-from .storage.alerts import AlertsStore
 from .storage.engine import create_engines, is_sqlite, require_writable, what_to_do
-from .storage.ledger import LedgerStore
-from .storage.meter_cursor import MeterCursor
-from .storage.outbox import OutboxStore
-from .storage.payments import PaymentsStore
-from .storage.push_tokens import PushTokensStore
-from .storage.store import Store
-from .storage.users import UsersStore
+from .storage.secrets import SecretBox, SecretsKeyInvalid
+from .stripe.accounts import Payments
+from .stripe.client import StripeApi
+from .stripe.cursor import MeterCursor
+from .stripe.meter_sender import MeterSender
+from .stripe.outbox import OutboxStore
+from .stripe.store import PaymentsStore
+from .stripe.webhooks import StripeWebhooks
 
 
 @contextlib.asynccontextmanager

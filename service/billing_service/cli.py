@@ -115,7 +115,7 @@ def _admin(settings: "Settings", args: argparse.Namespace) -> int:
 
 
 def _admin_key() -> int:
-    from .logic.admin_auth import mint_admin_key
+    from .catalog.admin_auth import mint_admin_key
 
     key = mint_admin_key()
     print("admin key (shown only once; give it to whoever administers):", file=sys.stderr)

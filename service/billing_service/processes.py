@@ -21,7 +21,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from .app import CannotListen, CannotOpen, open_app, prepare_database
+from .app import App, CannotListen, CannotOpen, open_app, prepare_database
 from .config import Settings, server_processes
 from .logs import configure_logging
 from .orphans import until_stopped
@@ -165,10 +165,59 @@ async def run_jobs_until_signalled(settings: Settings, parent: int | None = None
 async def _serve(
     settings: Settings, reuse_port: bool, serves_metrics: bool = True, parent: int | None = None
 ) -> None:
-    from .api.server import serve_until_signalled
-
     app = await open_app(settings)
     await serve_until_signalled(app, reuse_port, serves_metrics, parent)
+
+
+async def serve_until_signalled(
+    app: App, reuse_port: bool = False, serves_metrics: bool = True, parent: int | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT, or until `parent` (the `serve` that
+    started this process) is gone, then shut down gracefully."""
+    from .api.server import start_server  # loaded by serving processes only, as before
+    from .catalog.bootstrap import bootstrap
+
+    try:
+        await bootstrap(app.store, app.settings, app.clock)
+        running = await start_server(
+            app,
+            app.settings.grpc_addr,
+            reuse_port,
+            serves_metrics,
+            background=app.settings.background_jobs == "inline",
+        )
+    except BaseException:
+        await app.close()
+        raise
+    # gRPC core's experiments change how it does I/O (grpc_core.py): say which ran.
+    log.info(
+        "gRPC listening on %s (GRPC_EXPERIMENTS=%r)",
+        app.settings.grpc_addr,
+        os.environ.get("GRPC_EXPERIMENTS", ""),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    gateway = None
+    try:
+        if app.settings.http_addr:
+            from .gateway.server import start_gateway
+
+            gateway = await start_gateway(
+                app.settings.http_addr,
+                f"127.0.0.1:{running.port}",
+                access_log=app.settings.http_access_log,
+            )
+        await until_stopped(stop, parent, "this server")
+    finally:
+        log.info(
+            "shutting down: NOT_SERVING, draining for %ss", app.settings.shutdown_grace_seconds
+        )
+        if gateway is not None:
+            await gateway.stop()
+        await running.stop(app.settings.shutdown_grace_seconds)
+        await app.close()
 
 
 async def _prepare_database(settings: Settings) -> None:

@@ -1,5 +1,5 @@
 """A real failover manager for the failover test: one etcd and three Patroni
-nodes from Debian's packages (`make patroni` installs them), each running
+nodes from Debian's packages (`make test-tools` installs them), each running
 PostgreSQL 15 on a free loopback port with its data in a temporary folder.
 Patroni and PostgreSQL run as the `postgres` OS user when the tests run as
 root, since initdb refuses root. Every process is killed when the cluster

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ..cli_subprocess import health_status, run_cli_ok, service_env
 from ..conftest import IN_CI, Client
-from ..usage_helpers import subscribe, usage_of
+from ..metering.usage_helpers import subscribe, usage_of
 from .harness import DEADLINE, TRANSIENT, Tally, replicas, report
 from .patroni_cluster import MISSING, TTL_SECONDS, Cluster, Node, accepts_writes, patroni_cluster
 
@@ -47,7 +47,7 @@ LAST_CALLS = 100
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
     if MISSING:
-        reason = f"{', '.join(MISSING)} not installed (make patroni installs them)"
+        reason = f"{', '.join(MISSING)} not installed (make test-tools installs them)"
         if IN_CI:
             pytest.fail(f"{reason} (CI=true)")
         pytest.skip(reason)

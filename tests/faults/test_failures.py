@@ -1,6 +1,6 @@
 """The fault suite's failures: a service process killed under load, the
 database's connections terminated, SQLite's write lock held by another
-process (issue 26). Quick in `make test`; longer under `make soak`."""
+process. Quick in `make test`; longer under `make soak`."""
 
 import asyncio
 import os
@@ -16,7 +16,7 @@ from billing.v1 import usage_pb2
 from sqlalchemy.engine import make_url
 
 from ..conftest import Client
-from ..usage_helpers import subscribe, usage_of
+from ..metering.usage_helpers import subscribe, usage_of
 from .harness import DEADLINE, SECONDS, WORKERS, Tally, replicas, report, stored_usage_is_exact
 
 

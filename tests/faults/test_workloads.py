@@ -1,6 +1,6 @@
 """The fault suite's workloads: two service processes on one database under
 concurrent load, with plan changes, refunds, same-key retries, short
-deadlines and a period ending (issue 26). Quick in `make test`; minutes
+deadlines and a period ending. Quick in `make test`; minutes
 under `make soak` (BILLING_SOAK=1)."""
 
 import asyncio
@@ -12,7 +12,7 @@ import grpc
 from billing.v1 import plan_pb2, usage_pb2
 
 from ..conftest import Client
-from ..usage_helpers import subscribe, timestamp, usage_of
+from ..metering.usage_helpers import subscribe, timestamp, usage_of
 from .harness import (
     DEADLINE,
     WORKERS,

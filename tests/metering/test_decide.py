@@ -1,5 +1,6 @@
 """The rule, unit by unit (decide.py)."""
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -16,9 +17,9 @@ from billing_service.domain.models import (
     Window,
 )
 from billing_service.domain.policy import UNSUBSCRIBED, Enforcement
+from billing_service.domain.usage_keys import UsageKey
 from billing_service.metering.calls import Call, EventRow, Kind
-from billing_service.metering.decide import Bounds, admits, decide, replay
-from billing_service.storage.rows import UsageKey
+from billing_service.metering.decide import Bounds, admits, crossed, decide, replay
 
 NOW = datetime(2026, 6, 15, tzinfo=UTC)
 WINDOW = Window(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
@@ -90,10 +91,11 @@ def test_unsubscribed_tenants_are_metered_never_limited() -> None:
 
 def test_each_threshold_is_crossed_by_exactly_one_call() -> None:
     verdicts, _ = decide(rule(10), BOUNDS, 0, [call(Kind.CONSUME, 3)] * 4)
-    crossed = [[c.percent for c in v.crossings] for v in verdicts]
-    assert crossed == [[], [], [80], []]  # 3, 6, 9 (90%), then 12 refused
-    verdicts, _ = decide(rule(10), BOUNDS, 7, [call(Kind.RECORD, 5)])
-    assert [c.percent for c in verdicts[0].crossings] == [80, 100]
+    used = [0, *(v.standing.used for v in verdicts if v.event is not None)]
+    steps = [crossed(10, before, after) for before, after in itertools.pairwise(used)]
+    assert steps == [(), (), (80,)]  # 3, 6, 9 (90%), then 12 refused
+    assert verdicts[3].refusal is not None
+    assert crossed(10, 7, 12) == (80, 100)
 
 
 def test_a_replay_is_the_same_request_by_digest_or_as_stored_before_digests() -> None:

@@ -1,4 +1,4 @@
-"""Regression tests of the four defects issue 26 found in the metering core
+"""Regression tests of the four defects a review found in the metering core
 (each failed before its fix)."""
 
 import asyncio
@@ -18,18 +18,18 @@ from billing_service.domain.models import Period, Standing, SubscriptionStatus, 
 from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
 from billing_service.domain.quantities import micro
-from billing_service.logic.usage import QuotaEngine
+from billing_service.domain.usage_keys import UsageKey
 from billing_service.metering.batch_forming import UntilCount
 from billing_service.metering.batcher import Batcher
 from billing_service.metering.calls import Call, Kind
 from billing_service.metering.engines import open_backend
+from billing_service.metering.quota_engine import QuotaEngine
 from billing_service.metering.router import FixedRouter, Route
 from billing_service.metering.terms_cache import TermsCache
-from billing_service.storage.rows import UsageKey
 
 from ..conftest import Client
-from ..usage_helpers import consume, subscribe
 from .invariants import counters_equal_events
+from .usage_helpers import consume, subscribe
 
 postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 

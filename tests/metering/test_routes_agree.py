@@ -25,10 +25,10 @@ from billing_service.domain.models import (
 from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
 from billing_service.domain.quantities import UNIT
-from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.batch_forming import UntilCount, WhileArriving
 from billing_service.metering.batcher import Batcher
 from billing_service.metering.engines import open_backend
+from billing_service.metering.quota_engine import QuotaEngine
 from billing_service.metering.router import FixedRouter, Route
 from billing_service.metering.terms_cache import TermsCache
 

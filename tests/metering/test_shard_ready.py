@@ -11,11 +11,11 @@ from billing_service.clock import FixedClock
 from billing_service.domain.models import Period, SubscriptionStatus
 from billing_service.domain.owners import Owner
 from billing_service.domain.policy import enforcement
-from billing_service.logic.usage import QuotaEngine
 from billing_service.metering.backend import MeteringBackend, Transaction
 from billing_service.metering.batch_forming import UntilCount
 from billing_service.metering.batcher import Batcher
 from billing_service.metering.engines import open_backend
+from billing_service.metering.quota_engine import QuotaEngine
 from billing_service.metering.router import FixedRouter, Route
 from billing_service.metering.terms_cache import TermsCache
 

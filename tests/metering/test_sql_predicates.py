@@ -4,22 +4,17 @@ each engine on a grid of values, agrees with the rule's own
 
 import itertools
 import sqlite3
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from billing_service.domain.models import Window
 from billing_service.metering import sql
-from billing_service.metering.calls import Call, Kind
 from billing_service.metering.decide import (
-    Bounds,
     admits,
-    crossings,
+    crossed,
     threshold_marks,
     writes_at_once,
 )
-from billing_service.storage.rows import UsageKey
 
 from ..conftest import IN_CI, PG_HOST, PG_PORT, PG_USER
 
@@ -54,13 +49,10 @@ def expected() -> list[bool]:
 
 def test_the_rule_writes_at_once_exactly_what_fits_and_crosses_nothing() -> None:
     """writes_at_once in terms of the rule's two parts, on the same grid."""
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    bounds = Bounds(Window(at, at), 0, 1)
-    call = Call(Kind.CONSUME, UsageKey(1, "t", "p"), 1, at, at)
     for (used, q, limit, enforce), at_once in zip(GRID, expected(), strict=True):
         fits = not enforce or admits(limit, used, q)
-        crossed = crossings(call, bounds, limit, used, used + q)
-        assert at_once == (fits and not crossed), (used, q, limit, enforce)
+        crosses = crossed(limit, used, used + q)
+        assert at_once == (fits and not crosses), (used, q, limit, enforce)
 
 
 def test_sqlite_evaluates_the_condition_as_the_rule_does() -> None:

@@ -1,5 +1,5 @@
-"""billing.v1.AdminService over logic/admin.py; its guard authenticates the
-admin credential (logic/admin_auth.py) and puts it in ADMIN."""
+"""billing.v1.AdminService over catalog/admin.py; its guard authenticates the
+admin credential (catalog/admin_auth.py) and puts it in ADMIN."""
 
 import contextvars
 from datetime import timedelta
@@ -8,11 +8,11 @@ from typing import TypeAlias
 import grpc
 from billing.v1 import admin_pb2, admin_pb2_grpc
 
+from ..catalog.admin import Admin
+from ..catalog.admin_auth import AdminCaller
 from ..domain.errors import InvalidArgument
 from ..domain.models import ApiKeyInfo, Operator
-from ..logic.admin import Admin
-from ..logic.admin_auth import AdminCaller
-from ..logic.pagination import encode
+from ..domain.pagination import encode
 from . import convert as c
 
 ADMIN: contextvars.ContextVar[AdminCaller] = contextvars.ContextVar("admin")

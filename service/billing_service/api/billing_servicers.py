@@ -15,14 +15,14 @@ from billing.v1 import (
 )
 from google.type import decimal_pb2
 
-from ..domain.bills import Grant, LineItem
-from ..domain.meters import Aggregation, Meter
+from ..billing.bills import Grant, LineItem
+from ..billing.page import Billing
+from ..catalog.meter_model import Aggregation, Meter
+from ..catalog.meters import Meters
+from ..catalog.projects import Projects
 from ..domain.models import Project
 from ..domain.owners import Owner, OwnerKind
-from ..logic.billing import Billing
-from ..logic.meters import Meters
-from ..logic.pagination import encode
-from ..logic.projects import Projects
+from ..domain.pagination import encode
 from . import convert as c
 from .guard import current_operator
 

@@ -17,9 +17,9 @@ from typing import Any, Protocol, TypeVar
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
+from ..catalog.key_store import KeyGrant
 from ..domain.errors import DomainError, ScopeNotGranted
-from ..domain.users import Session
-from ..storage.keys import KeyGrant
+from ..end_users.model import Session
 from .call_log import note_error, note_operator
 from .errors import internal_status, to_status
 from .scopes import admits, admitted_by, scope_needed
@@ -34,8 +34,8 @@ Metadata = Any  # what invocation_metadata() answers: (name, value) pairs
 
 
 class Gatekeeper(Protocol):
-    """Who a call is, from its metadata: logic/auth.py's Authenticator (an
-    operator's key) or logic/sessions.py's SessionAuthenticator."""
+    """Who a call is, from its metadata: catalog/keys.py's Authenticator (an
+    operator's key) or end_users/sessions.py's SessionAuthenticator."""
 
     def cached(self, metadata: Metadata) -> Any: ...
 

@@ -2,8 +2,6 @@
 
 import asyncio
 import logging
-import os
-import signal
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,86 +9,18 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from billing.v1 import (
-    account_kit_pb2,
-    account_kit_pb2_grpc,
-    admin_pb2,
-    admin_pb2_grpc,
-    billing_pb2,
-    billing_pb2_grpc,
-    meter_pb2,
-    meter_pb2_grpc,
-    notification_pb2,
-    notification_pb2_grpc,
-    plan_pb2,
-    plan_pb2_grpc,
-    project_pb2,
-    project_pb2_grpc,
-    settings_pb2,
-    settings_pb2_grpc,
-    stripe_pb2,
-    stripe_pb2_grpc,
-    subscription_pb2,
-    subscription_pb2_grpc,
-    usage_pb2,
-    usage_pb2_grpc,
-    user_pb2,
-    user_pb2_grpc,
-)
-from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
-from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .. import tracing
 from ..app import App, CannotListen
-from ..domain.networks import networks
-from ..envoy.ratelimit import RateLimitServicer
-from ..logic.admin import Admin
-from ..logic.admin_auth import AdminAuthenticator
-from ..logic.bootstrap import bootstrap
-from ..orphans import until_stopped
-from .admin_servicer import ADMIN, AdminServicer
-from .billing_servicers import BillingServicer, MeterServicer, ProjectServicer
 from .call_log import Observer, log_call, recorded
-from .guard import guard, user_guard
-from .payment_servicers import StripeServicer, StripeWebhookServicer
 from .reflection import reflection_handlers
-from .servicers import AccountKitServicer, PlanServicer, SubscriptionServicer, UsageServicer
-from .user_servicers import (
-    NotificationServicer,
-    SettingsServicer,
-    UsageAlertServicer,
-    UserServicer,
-)
+from .services import SERVICE_NAMES, SERVICES
 
 log = logging.getLogger(__name__)
 
 METRICS_DEPTHS_SECONDS = 10.0  # how often the outbox gauges are refreshed
-
-
-def _service(module: Any, name: str) -> ServiceDescriptor:
-    descriptor: ServiceDescriptor = module.DESCRIPTOR.services_by_name[name]
-    return descriptor
-
-
-SERVICE_NAMES = (
-    _service(account_kit_pb2, "AccountKitService").full_name,
-    _service(plan_pb2, "PlanService").full_name,
-    _service(subscription_pb2, "SubscriptionService").full_name,
-    _service(usage_pb2, "UsageService").full_name,
-    _service(project_pb2, "ProjectService").full_name,
-    _service(meter_pb2, "MeterService").full_name,
-    _service(billing_pb2, "BillingService").full_name,
-    _service(stripe_pb2, "StripeService").full_name,
-    _service(stripe_pb2, "StripeWebhookService").full_name,
-    _service(rls_pb2, "RateLimitService").full_name,
-    _service(user_pb2, "UserService").full_name,
-    _service(settings_pb2, "SettingsService").full_name,
-    _service(notification_pb2, "NotificationService").full_name,
-    _service(notification_pb2, "UsageAlertService").full_name,
-    _service(admin_pb2, "AdminService").full_name,
-)
 
 
 @dataclass
@@ -134,77 +64,8 @@ async def start_server(
     # The generated add_*_to_server functions are handed the server through
     # _GenericHandlersOnly (see there why).
     handlers = _GenericHandlersOnly(server, _observers(app))
-    auth = app.authenticator
-    # The metered calls' service first: a call's method is looked up in the
-    # services in the order they were added.
-    usage_pb2_grpc.add_UsageServiceServicer_to_server(
-        guard(UsageServicer(app.engine), _service(usage_pb2, "UsageService"), auth),
-        handlers,
-    )
-    account_kit_pb2_grpc.add_AccountKitServiceServicer_to_server(
-        guard(
-            AccountKitServicer(app.catalog),
-            _service(account_kit_pb2, "AccountKitService"),
-            auth,
-        ),
-        handlers,
-    )
-    plan_pb2_grpc.add_PlanServiceServicer_to_server(
-        guard(PlanServicer(app.catalog), _service(plan_pb2, "PlanService"), auth),
-        handlers,
-    )
-    subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server(
-        guard(
-            SubscriptionServicer(app.subscriptions, app.clock),
-            _service(subscription_pb2, "SubscriptionService"),
-            auth,
-        ),
-        handlers,
-    )
-    project_pb2_grpc.add_ProjectServiceServicer_to_server(
-        guard(ProjectServicer(app.projects), _service(project_pb2, "ProjectService"), auth),
-        handlers,
-    )
-    meter_pb2_grpc.add_MeterServiceServicer_to_server(
-        guard(MeterServicer(app.meters), _service(meter_pb2, "MeterService"), auth),
-        handlers,
-    )
-    billing_pb2_grpc.add_BillingServiceServicer_to_server(
-        guard(BillingServicer(app.billing), _service(billing_pb2, "BillingService"), auth),
-        handlers,
-    )
-    stripe_pb2_grpc.add_StripeServiceServicer_to_server(
-        guard(StripeServicer(app.payments, app.clock), _service(stripe_pb2, "StripeService"), auth),
-        handlers,
-    )
-    # Authenticated by the payload's Stripe signature, not by an API key.
-    stripe_pb2_grpc.add_StripeWebhookServiceServicer_to_server(
-        guard(
-            StripeWebhookServicer(app.webhooks),
-            _service(stripe_pb2, "StripeWebhookService"),
-            None,
-        ),
-        handlers,
-    )
-    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(
-        guard(
-            RateLimitServicer(app.engine, app.clock),
-            _service(rls_pb2, "RateLimitService"),
-            auth,
-        ),
-        handlers,
-    )
-    _add_end_user_services(app, handlers)
-    # Called with the admin credential only, never an operator's key.
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(
-        guard(
-            AdminServicer(Admin(app.store, app.clock)),
-            _service(admin_pb2, "AdminService"),
-            AdminAuthenticator(app.settings.admin_key_hash),
-            ADMIN,
-        ),
-        handlers,
-    )
+    for service in SERVICES:
+        service.add_to_server(service.guarded(app), handlers)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handlers)
@@ -254,40 +115,6 @@ def _serve_metrics(app: App, running: RunningServer) -> None:
         ) from None
     running.metrics_task = asyncio.create_task(
         metrics.keep_depths(app.outbox_depths, METRICS_DEPTHS_SECONDS), name="outbox-depths"
-    )
-
-
-def _add_end_user_services(app: App, handlers: "_GenericHandlersOnly") -> None:
-    user_pb2_grpc.add_UserServiceServicer_to_server(
-        guard(
-            UserServicer(app.end_users, networks(app.settings.trusted_proxies)),
-            _service(user_pb2, "UserService"),
-            app.authenticator,
-        ),
-        handlers,
-    )
-    notification_pb2_grpc.add_UsageAlertServiceServicer_to_server(
-        guard(
-            UsageAlertServicer(app.notifications),
-            _service(notification_pb2, "UsageAlertService"),
-            app.authenticator,
-        ),
-        handlers,
-    )
-    # Called with an end user's session token, not an API key.
-    settings_pb2_grpc.add_SettingsServiceServicer_to_server(
-        user_guard(
-            SettingsServicer(app.end_users), _service(settings_pb2, "SettingsService"), app.sessions
-        ),
-        handlers,
-    )
-    notification_pb2_grpc.add_NotificationServiceServicer_to_server(
-        user_guard(
-            NotificationServicer(app.notifications),
-            _service(notification_pb2, "NotificationService"),
-            app.sessions,
-        ),
-        handlers,
     )
 
 
@@ -384,51 +211,3 @@ def _server_options(app: App, reuse_port: bool) -> list[tuple[str, int]]:
             ("grpc.max_connection_age_grace_ms", round(app.settings.shutdown_grace_seconds * 1000)),
         ]
     return options
-
-
-async def serve_until_signalled(
-    app: App, reuse_port: bool = False, serves_metrics: bool = True, parent: int | None = None
-) -> None:
-    """Serve until SIGTERM or SIGINT, or until `parent` (the `serve` that
-    started this process) is gone, then shut down gracefully."""
-    try:
-        await bootstrap(app.store, app.settings, app.clock)
-        running = await start_server(
-            app,
-            app.settings.grpc_addr,
-            reuse_port,
-            serves_metrics,
-            background=app.settings.background_jobs == "inline",
-        )
-    except BaseException:
-        await app.close()
-        raise
-    # gRPC core's experiments change how it does I/O (grpc_core.py): say which ran.
-    log.info(
-        "gRPC listening on %s (GRPC_EXPERIMENTS=%r)",
-        app.settings.grpc_addr,
-        os.environ.get("GRPC_EXPERIMENTS", ""),
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    gateway = None
-    try:
-        if app.settings.http_addr:
-            from ..gateway.server import start_gateway
-
-            gateway = await start_gateway(
-                app.settings.http_addr,
-                f"127.0.0.1:{running.port}",
-                access_log=app.settings.http_access_log,
-            )
-        await until_stopped(stop, parent, "this server")
-    finally:
-        log.info(
-            "shutting down: NOT_SERVING, draining for %ss", app.settings.shutdown_grace_seconds
-        )
-        if gateway is not None:
-            await gateway.stop()
-        await running.stop(app.settings.shutdown_grace_seconds)
-        await app.close()

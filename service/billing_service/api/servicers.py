@@ -15,12 +15,12 @@ from billing.v1 import (
     usage_pb2_grpc,
 )
 
+from ..catalog.plans import Catalog
+from ..catalog.subscriptions import Subscriptions
 from ..clock import Clock
+from ..domain.pagination import encode
 from ..domain.quantities import whole
-from ..logic.catalog import Catalog
-from ..logic.pagination import encode
-from ..logic.subscriptions import Subscriptions
-from ..logic.usage import QuotaEngine
+from ..metering.quota_engine import QuotaEngine
 from . import convert as c
 from .guard import current_operator
 

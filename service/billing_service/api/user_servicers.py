@@ -19,7 +19,8 @@ from ..domain.errors import NotFound
 from ..domain.networks import IPNetwork
 from ..domain.owners import Owner, OwnerKind
 from ..domain.quantities import display
-from ..domain.users import (
+from ..end_users.accounts import EndUsers, preference_changes
+from ..end_users.model import (
     EndUser,
     LoginAttempt,
     Notification,
@@ -30,9 +31,8 @@ from ..domain.users import (
     Theme,
     UsageAlert,
 )
+from ..end_users.notifications import NOTIFICATION_PREFIX, Notifications, alert_id
 from ..forwarding import client_address
-from ..logic.end_users import EndUsers, preference_changes
-from ..logic.notifications import NOTIFICATION_PREFIX, Notifications, alert_id
 from . import convert as c
 from .guard import current_operator, current_session
 

@@ -197,7 +197,7 @@ class StripeUnavailable(DomainError):
     reason = "STRIPE_UNAVAILABLE"
 
 
-# -- end users (issue 30) -----------------------------------------------------
+# -- end users ----------------------------------------------------------------
 
 
 class InvalidCredentials(Unauthenticated):

@@ -20,9 +20,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..catalog.keys import MAX_AUTHORIZATION
 from ..forwarding import FORWARDED_FOR
-from ..logic.auth import MAX_AUTHORIZATION
-from ..logic.payments import WEBHOOK_PATH
+from ..stripe.accounts import WEBHOOK_PATH
 from .api_browser import api_browser_routes
 from .correlation import RequestIds, TraceContext, forwarded_metadata
 from .errors import GatewayError, error_response, gateway_error_response, rpc_error_response

@@ -7,10 +7,12 @@ from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from ..domain import payments
+from ..billing.bills import FIRST_YEAR, LAST_YEAR
+from ..billing.page import MAX_TOKENS
+from ..catalog.meters import STRIPE_EVENT_NAME_RE
 from ..domain import validation as v
-from ..logic.meters import STRIPE_EVENT_NAME_RE
-from ..logic.pagination import MAX_TOKEN
+from ..domain.pagination import MAX_TOKEN
+from ..stripe import model as payments
 
 # The service's input rules (domain/validation.py) as JSON Schema, by field
 # name, so that a generated client does not send what the service refuses.
@@ -41,14 +43,14 @@ INPUT_RULES: dict[str, dict[str, Any]] = {
     },
     "scale": {"minimum": 0, "maximum": 6},
     # 0 (or left out), with the other 0 too: the current month.
-    "year": {"anyOf": [{"const": 0}, {"minimum": 1970, "maximum": 2200}]},
+    "year": {"anyOf": [{"const": 0}, {"minimum": FIRST_YEAR, "maximum": LAST_YEAR}]},
     "month": {"minimum": 0, "maximum": 12},
     "from_date": {"pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"},
     "to_date": {"pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"},
     "currency": {"pattern": v.CURRENCY_RE.pattern},
-    "input_tokens": {"minimum": 0, "maximum": 1_000_000_000},
-    "output_tokens": {"minimum": 0, "maximum": 1_000_000_000},
-    "reasoning_tokens": {"minimum": 0, "maximum": 1_000_000_000},
+    "input_tokens": {"minimum": 0, "maximum": MAX_TOKENS},
+    "output_tokens": {"minimum": 0, "maximum": MAX_TOKENS},
+    "reasoning_tokens": {"minimum": 0, "maximum": MAX_TOKENS},
     "page_token": {"maxLength": MAX_TOKEN},
     "quantity": {"minimum": 0, "maximum": v.MAX_QUANTITY},
     "page_size": {"minimum": 0, "maximum": v.MAX_PAGE_SIZE},

@@ -10,7 +10,7 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from ..domain import validation as v
-from ..logic.payments import WEBHOOK_PATH
+from ..stripe.accounts import WEBHOOK_PATH
 from .errors import EXTRA_FIELDS_BY_REASON
 from .input_rules import INPUT_INSTANT, MAP_RULES, TIMESTAMP, input_rules
 from .jsonmap import (

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ..domain.models import TenantTerms
-from ..storage.rows import UsageKey
+from ..domain.usage_keys import UsageKey
 from .calls import CounterRow, EventRow, NewEvent, Quantity
 
 T = TypeVar("T")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from ..domain.errors import DomainError, InvalidArgument, NotFound
 from ..domain.instants import from_micros, to_micros
 from ..domain.models import QuotaDecision, RefundResult, Standing, UsageRecorded
-from ..storage.rows import UsageKey
+from ..domain.usage_keys import UsageKey
 from .backend import RetryBatch, Transaction
-from .calls import Call, CounterRow, Crossing, EventRow, NewEvent, Quantity, Refund
+from .calls import Call, CounterRow, EventRow, NewEvent, Quantity, Refund
 from .decide import Bounds, Verdict, decide, replay
 from .terms_cache import NO_TERMS, RuleSlot, TermsCache
 
@@ -28,7 +28,6 @@ class BatchResult:
     answers: dict[int, Answer] = field(default_factory=dict)  # by the call's index
     standings: dict[int, Standing] = field(default_factory=dict)  # of the calls decided
     later: list[int] = field(default_factory=list)  # calls for the next batch
-    crossings: list[Crossing] = field(default_factory=list)
 
 
 async def run_calls(
@@ -61,11 +60,9 @@ async def run_calls(
                 if verdict.event is not None:
                     usage.add(verdict.event)
                     events.append((index, verdict.event))
-                    result.crossings.extend(verdict.crossings)
         if usage.changed:
             moved.append((key, usage.row()))
     if all_or_nothing and any(isinstance(a, DomainError) for a in result.answers.values()):
-        result.crossings.clear()
         return result
     if events or moved:
         await _store(tx, events, moved, result, one_request=all_or_nothing and len(events) > 1)

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from ..domain.errors import DomainError, StorageUnavailable
 from ..domain.models import QuotaDecision, RefundResult, UsageRecorded
-from ..storage.rows import UsageKey
+from ..domain.usage_keys import UsageKey
 from .backend import MeteringBackend, RetryBatch, Transaction
 from .batch import BatchResult, run_calls, run_refund
 from .batch_forming import BatchForming, WhileArriving
-from .calls import Call, Crossing, Group, Kind, Refund
+from .calls import Call, Group, Kind, Refund
 from .outcomes import group_outcome, outcome
 from .router import DefaultRouter, Route, Router
 from .short_ways import ShortWays
@@ -60,13 +60,11 @@ class Batcher:
         cache: TermsCache,
         router: Router | None = None,
         forming: BatchForming | None = None,
-        on_crossings: Callable[[Sequence[Crossing]], None] | None = None,
     ) -> None:
         self._backend = backend
         self._cache = cache
         self._router = router or DefaultRouter()
         self._forming = forming or WhileArriving()
-        self._on_crossings = on_crossings
         self._ways = ShortWays(backend, cache)
         self._queue: list[Pending] = []
         self._wakeup = asyncio.Event()
@@ -263,7 +261,7 @@ class Batcher:
                 )
             elif isinstance(job, Group) and len(job.calls) > 1:
                 work = partial(run_calls, calls=job.calls, cache=self._cache, all_or_nothing=True)
-                await self._run_one(pending, _operators(job.calls), work, self._group_answers)
+                await self._run_one(pending, _operators(job.calls), work)
         # One operator per transaction, so that a database sharded by operator
         # (docs/scale.md) serves each on one shard.
         for operator_calls in _by_operator(calls):
@@ -301,15 +299,6 @@ class Batcher:
             else:
                 _settle(pending, result.answers[index])
         self._queue[:0] = [pendings[i] for i in result.later]
-        self._report(result.crossings)
-
-    def _group_answers(self, result: BatchResult) -> BatchResult:
-        self._report(result.crossings)
-        return result
-
-    def _report(self, crossings: Sequence[Crossing]) -> None:
-        if crossings and self._on_crossings is not None:
-            self._on_crossings(crossings)
 
     async def _run_one(
         self,

@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..storage.rows import UsageKey
+from ..domain.usage_keys import UsageKey
 
 # Units of usage. Integers today; the one name to change when quantities
-# become decimals (issue 28), so that every place that adds them is found.
+# become decimals (as the ledger made them), so that every place that adds them is found.
 Quantity = int
 
 
@@ -118,16 +118,3 @@ class NewEvent:
     window_start: int
     window_end: int
     plan_key: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Crossing:
-    """A call took a counter's usage across `percent` of its limit in a
-    period (for usage alerts): exactly one call per threshold and period can."""
-
-    key: UsageKey
-    percent: int
-    window_start: int
-    window_end: int
-    used: Quantity
-    limit: Quantity

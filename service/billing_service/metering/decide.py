@@ -19,7 +19,7 @@ from ..domain.errors import (
 from ..domain.instants import from_micros
 from ..domain.models import DenialReason, Standing, UsageRecorded, Window
 from ..domain.policy import Enforcement
-from .calls import Call, Crossing, EventRow, Kind, NewEvent, Quantity
+from .calls import Call, EventRow, Kind, NewEvent, Quantity
 
 # Percentages of a limit whose crossing is reported once per period.
 THRESHOLDS = (80, 100)
@@ -39,7 +39,6 @@ class Verdict:
     reason: DenialReason | None = None
     refusal: DomainError | None = None
     event: NewEvent | None = None
-    crossings: tuple[Crossing, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +69,12 @@ def decide(
             if refusal is not None:
                 verdicts.append(Verdict(standing, refusal=refusal))
                 continue
-        before, used = used, used + call.quantity
+        used += call.quantity
         event = NewEvent(call, used, rule.limit, period.start, period.end, rule.plan_key)
         verdicts.append(
             Verdict(
                 Standing(used, rule.limit, period.window, rule.plan_key),
                 event=event,
-                crossings=crossings(call, period, rule.limit, before, used),
             )
         )
     return verdicts, used
@@ -107,13 +105,15 @@ def writes_at_once(
 ) -> bool:
     """Whether one conditional statement may write a call without the batch
     path (router.py, CONDITIONAL): it fits under the limit where the limit is
-    `enforce`d (ConsumeQuota), and crosses no threshold (crossings are stored
-    by the batch path). sql.py's CONDITIONAL_WRITE says the same in SQL."""
+    `enforce`d (ConsumeQuota), and crosses no threshold (`crossed`): those
+    calls stay with the batch path. The alerts themselves come from a trigger,
+    on every route (metering/triggers.py). sql.py's CONDITIONAL_WRITE says the
+    same in SQL."""
     if enforce and not admits(limit, used, quantity):
         return False
     if limit is None or limit <= 0:
         return True
-    return not any(used * 100 < p * limit <= (used + quantity) * 100 for p in THRESHOLDS)
+    return not crossed(limit, used, used + quantity)
 
 
 def threshold_marks(limit: Quantity | None) -> tuple[Quantity | None, ...]:
@@ -133,17 +133,12 @@ def check_reason(rule: Enforcement, used: Quantity, quantity: Quantity) -> Denia
     return None
 
 
-def crossings(
-    call: Call, period: Bounds, limit: Quantity | None, before: Quantity, after: Quantity
-) -> tuple[Crossing, ...]:
-    """The thresholds that usage going from `before` to `after` crosses."""
+def crossed(limit: Quantity | None, before: Quantity, after: Quantity) -> tuple[int, ...]:
+    """The thresholds (percentages of `limit`) that usage going from `before`
+    to `after` crosses: exactly one call per threshold and period can."""
     if limit is None or limit <= 0:
         return ()
-    return tuple(
-        Crossing(call.key, percent, period.start, period.end, after, limit)
-        for percent in THRESHOLDS
-        if before * 100 < percent * limit <= after * 100
-    )
+    return tuple(p for p in THRESHOLDS if before * 100 < p * limit <= after * 100)
 
 
 def _refusal(rule: Enforcement, call: Call, used: Quantity, period: Bounds) -> DomainError | None:

@@ -4,9 +4,9 @@ that each engine fills with its own marks."""
 from collections.abc import Sequence
 from typing import Any
 
+from ..catalog.rows import kit_from_row, plan_from_row, subscription_from_row
 from ..domain.instants import to_micros
 from ..domain.models import TenantTerms
-from ..storage.rows import kit_from_row, plan_from_row, subscription_from_row
 from .calls import EventRow, NewEvent
 from .decide import THRESHOLDS
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 from ..domain.instants import to_micros
 from ..domain.models import TenantTerms
 from ..domain.policy import Enforcement
-from ..storage.rows import UsageKey
+from ..domain.usage_keys import UsageKey
 from .decide import Bounds
 
 K = TypeVar("K")

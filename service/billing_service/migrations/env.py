@@ -4,7 +4,7 @@ work inside a running event loop, on SQLite and PostgreSQL alike."""
 
 from alembic import context
 
-from billing_service.storage.schema import metadata
+from billing_service.storage.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -1,5 +1,5 @@
-"""What became of rows an outbox's sender claimed (storage/outbox.py for
-Stripe's meter events, storage/alerts.py for deliveries), as statements
+"""What became of rows an outbox's sender claimed (stripe/outbox.py for
+Stripe's meter events, end_users/alerts.py for deliveries), as statements
 run together in one transaction."""
 
 from dataclasses import dataclass, field

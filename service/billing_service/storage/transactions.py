@@ -10,9 +10,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..domain.errors import StorageUnavailable
-from ..metering.postgres.connection import CONNECTION_LOST
-from ..metering.postgres.statements import TERMS_LOCK
-from .schema import operators
+from .postgres import CONNECTION_LOST, TERMS_LOCK
+from .tables import operators
 
 T = TypeVar("T")
 

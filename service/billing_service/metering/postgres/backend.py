@@ -7,7 +7,7 @@ Under READ COMMITTED a statement that waits for a row lock re-reads the
 locked rows at their newest version but every other table as of its start.
 A writing transaction therefore first takes its operators' terms lock in
 shared mode (an advisory lock that terms changes take exclusively, in
-storage/store.py), in the same round trip as BEGIN: once it holds that lock
+catalog/store.py), in the same round trip as BEGIN: once it holds that lock
 no terms change can commit before it does, so the terms versions its next
 statement reads stay the newest until it commits, however long it waits for
 counter rows. (The conditional statement, alone in its transaction, locks
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from ...domain.models import TenantTerms
-from ...storage.rows import UsageKey
+from ...domain.usage_keys import UsageKey
 from .. import sql
 from ..backend import Transaction
 from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity

@@ -2,7 +2,6 @@
 breaks (a terminated backend, a failover, a restart): the call that found
 it broken is answered UNAVAILABLE and the next one connects afresh."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,23 +11,9 @@ from sqlalchemy.engine import make_url
 
 from ...database_urls import postgres_target
 from ...domain.errors import StorageUnavailable
+from ...storage.postgres import CONNECTION_LOST
 from ..backend import RetryBatch
 
-# What says the connection (or the server behind it) is gone, rather than
-# that a statement failed: the driver's own errors ("connection was closed
-# in the middle of operation", "another operation is in progress"), the
-# server's connection and shutdown classes (08, 57P), and the socket's; and a
-# read-only answer (25006): the server became a standby in a failover, and
-# the next connection, made with target_session_attrs, finds the primary.
-CONNECTION_LOST = (
-    OSError,
-    asyncpg.exceptions.ReadOnlySQLTransactionError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InternalClientError,
-)
 # Transient conflicts between transactions: the transaction runs again.
 CONFLICTS = (
     asyncpg.DeadlockDetectedError,

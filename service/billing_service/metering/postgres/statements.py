@@ -2,11 +2,8 @@
 
 from collections.abc import Sequence
 
+from ...storage.postgres import TERMS_LOCK
 from .. import sql
-
-# The key of the terms lock: (TERMS_LOCK, operator id), an advisory lock
-# taken shared by metered transactions and exclusively by terms changes.
-TERMS_LOCK = 0x6D657465  # "mete"
 
 
 def begin_with_terms_lock(operator_ids: Sequence[int]) -> str:

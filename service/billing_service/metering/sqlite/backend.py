@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ...domain.errors import StorageUnavailable
 from ...domain.models import TenantTerms
-from ...storage.rows import UsageKey
+from ...domain.usage_keys import UsageKey
 from .. import sql
 from ..backend import RetryBatch, Transaction
 from ..calls import EMPTY_COUNTER, CounterRow, EventRow, NewEvent, Quantity

@@ -24,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 # On PostgreSQL ids are drawn ahead in blocks, so id order is not commit
 # order: each event of a meter sent to Stripe is stamped with its
 # transaction's id, and the sender reads only below the oldest transaction
-# still running (storage/meter_cursor.py). On SQLite the single writer makes
+# still running (stripe/cursor.py). On SQLite the single writer makes
 # id order commit order, and nothing is stamped.
 _STAMP = """
 CREATE FUNCTION stripe_meter_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -40,7 +40,7 @@ END $$
 # A refund of an event the sender may have sent (read behind the cursor,
 # recently) queues its cancel; the one of an event queued in the outbox
 # (before this revision, or again after a failed send) stays as it was.
-# Either cancel waits for its report (storage/outbox.py).
+# Either cancel waits for its report (stripe/outbox.py).
 _KEEP_MICROS = 2 * 86_400 * 1_000_000
 _OUTBOX_HAS_REPORT = (
     "EXISTS (SELECT 1 FROM stripe_meter_outbox r WHERE r.event_id = OLD.id AND r.action = 'report')"

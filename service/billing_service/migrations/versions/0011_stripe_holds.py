@@ -42,7 +42,7 @@ _PASSED_BY_CURSOR = {
 # and nothing after: Stripe then billed usage the service had refunded.
 # Every refund of an event sent to Stripe now queues its cancel; the sender
 # sends it within Stripe's 24-hour window, and marks it failed (the operator
-# credits it) past that window (payments/meter_sender.py).
+# credits it) past that window (stripe/meter_sender.py).
 _QUEUE_CANCEL_OF_QUEUED = """
 INSERT INTO stripe_meter_outbox (operator_id, event_id, action, event_name, due_at, attempts)
 SELECT r.operator_id, r.event_id, 'cancel', r.event_name, NEW.refunded_at, 0

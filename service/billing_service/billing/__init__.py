@@ -1,0 +1,1 @@
+"""Billing: the billing page's months, usage and cost, credits and bills."""

@@ -1,0 +1,2 @@
+"""End users: accounts, sessions, passwords, settings, notifications,
+usage alerts, push tokens, and delivery over their channels."""

@@ -1,1 +1,0 @@
-"""Domain logic: validation, policy and orchestration over the Store."""

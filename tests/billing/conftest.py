@@ -1,0 +1,1 @@
+"""Billing's fixtures (the shared ones are in tests/conftest.py)."""

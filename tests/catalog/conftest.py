@@ -1,0 +1,1 @@
+"""The catalog's fixtures (the shared ones are in tests/conftest.py)."""

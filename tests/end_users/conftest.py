@@ -1,0 +1,1 @@
+"""The end users' fixtures (the shared ones are in tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Stripe's fixtures (the shared ones are in tests/conftest.py)."""
