@@ -95,7 +95,7 @@ async def test_without_a_mail_server_the_answer_says_queued_and_the_log_why_once
     said = [
         r
         for r in caplog.records
-        if r.name.endswith("end_users") and "BILLING_SMTP_HOST" in r.getMessage()
+        if r.name == "billing_service.end_users.accounts" and "BILLING_SMTP_HOST" in r.getMessage()
     ]
     assert len(said) == 1 and said[0].levelno == logging.WARNING
     assert "bec_" not in caplog.text

@@ -45,7 +45,12 @@ LOOP_WAIT_SECONDS = 1
 RETRY_TIMEOUT_SECONDS = 4
 # initdb refuses root: the cluster runs as `postgres` when the tests run as root.
 RUN_AS = "postgres" if os.geteuid() == 0 else None
-RUN_AS_GROUPS: list[str] | None = [] if RUN_AS else None
+# Under root, commands run as RUN_AS through setpriv rather than subprocess's
+# user=/group= arguments: those make Python fork instead of vfork, and a child
+# forked from a process running gRPC's threads can crash (SIGSEGV) before exec.
+AS_CLUSTER_USER = (
+    ["setpriv", f"--reuid={RUN_AS}", f"--regid={RUN_AS}", "--clear-groups"] if RUN_AS else []
+)
 # Generous: three initdb/basebackup runs on a loaded two-core machine.
 START_TIMEOUT_SECONDS = 240.0
 
@@ -138,7 +143,15 @@ class Cluster:
         assert PATRONICTL
         leader = self.leader()
         assert leader is not None
-        command = [PATRONICTL, "-c", str(leader.config), "switchover", "--force", SCOPE]
+        command = [
+            *AS_CLUSTER_USER,
+            PATRONICTL,
+            "-c",
+            str(leader.config),
+            "switchover",
+            "--force",
+            SCOPE,
+        ]
         done = await asyncio.to_thread(
             subprocess.run,
             command,
@@ -147,9 +160,6 @@ class Cluster:
             cwd=self.root,
             env={"HOME": str(self.root), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
             timeout=START_TIMEOUT_SECONDS,
-            user=RUN_AS,
-            group=RUN_AS,
-            extra_groups=RUN_AS_GROUPS,
         )
         assert done.returncode == 0 and "Successfully" in done.stdout, done
 
@@ -231,15 +241,13 @@ async def _start(cluster: Cluster, name: str, *args: str) -> asyncio.subprocess.
     log = (cluster.root / f"{name}.log").open("wb")
     try:
         return await asyncio.create_subprocess_exec(
+            *AS_CLUSTER_USER,
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             cwd=cluster.root,
             start_new_session=True,
-            user=RUN_AS,
-            group=RUN_AS,
-            extra_groups=RUN_AS_GROUPS,
         )
     finally:
         log.close()

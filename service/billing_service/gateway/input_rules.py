@@ -36,6 +36,8 @@ INPUT_RULES: dict[str, dict[str, Any]] = {
     "usage_event_id": {"pattern": v.EVENT_ID_RE.pattern},
     "project_id": {"pattern": v.TENANT_RE.pattern},
     "display_name": {"pattern": v.NAME_RE.pattern, "maxLength": v.MAX_NAME},
+    "operator": {"pattern": v.NAME_RE.pattern, "maxLength": v.MAX_NAME},
+    "key_id": {"pattern": "[ -~]{1,32}"},
     "reason": {"pattern": v.NAME_RE.pattern, "maxLength": v.MAX_NAME},
     "provider_model": {"pattern": v.TEXT_RE.pattern, "maxLength": v.MAX_NAME},
     "unit": {
