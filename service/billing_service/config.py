@@ -191,12 +191,6 @@ class Settings(BaseSettings):
     # global addresses only (README, Usage alerts).
     alert_webhook_allow_networks: str = ""
 
-    @field_validator("alert_webhook_allow_networks")
-    @classmethod
-    def _webhook_networks_parse(cls, value: str) -> str:
-        networks(value)  # ValueError names the one that is not a network
-        return value
-
     # -- sign-in throttles (README, End users; the per-email one is fixed) --
     # Failed sign-ins from one client address (any email) in 15 minutes after
     # which that address's sign-ins are refused for the operator; 0: no limit.
@@ -206,10 +200,10 @@ class Settings(BaseSettings):
     # runs beside the gRPC server; empty: the peer is always the client.
     trusted_proxies: str = "127.0.0.1/8,::1"
 
-    @field_validator("trusted_proxies")
+    @field_validator("alert_webhook_allow_networks", "trusted_proxies")
     @classmethod
-    def _proxy_networks(cls, value: str) -> str:
-        networks(value)  # ValueError, as pydantic reports it
+    def _networks_parse(cls, value: str) -> str:
+        networks(value)  # ValueError names the one that is not a network
         return value
 
 
